@@ -1,0 +1,433 @@
+"""Language-model backends, picked by name from :data:`LLM_BACKENDS`.
+
+A backend does three things the reasoner needs: apply the model's chat
+template, score candidate continuations of a prompt (log-likelihood, the
+prompt evaluated once and its KV cache reused for every candidate), and
+generate short text (justifications, label descriptions).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from vidsense.services import model_store
+from vidsense.services.errors import InputError, ModelError, ProcessingError
+
+log = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+
+
+@dataclass(frozen=True)
+class ContinuationScore:
+    """Log-likelihood of one continuation given the prompt.
+
+    Attributes:
+        text: the continuation.
+        logprob: sum of the token log-probabilities (terminator included).
+        n_tokens: tokens scored.
+    """
+
+    text: str
+    logprob: float
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class LLMStats:
+    """What one scoring call cost."""
+
+    prompt_tokens: int
+    prompt_tokens_reused: int
+    scored_tokens: int
+    prompt_s: float
+    scoring_s: float
+
+
+class LanguageModel(Protocol):
+    """The interface the reasoner uses; see :class:`LlamaCppModel`."""
+
+    name: str
+    n_ctx: int
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """The chat-templated prompt text, ending where the assistant's answer starts."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes."""
+        ...
+
+    def score(self, prompt: str, continuations: Sequence[str]) -> tuple[list[ContinuationScore], LLMStats]:
+        """Log-likelihood of each continuation after ``prompt``."""
+        ...
+
+    def generate(self, messages: list[dict[str, str]], max_tokens: int = 96, grammar: str | None = None) -> str:
+        """Greedy chat completion."""
+        ...
+
+
+def check_gguf(path: Path) -> None:
+    """Fail early, with one line, on a path that is not a GGUF model file."""
+    if not path.exists():
+        raise InputError(f"{path}: LLM model file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a .gguf model file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[:4] != GGUF_MAGIC:
+        raise InputError(f"{path}: not a GGUF model file (bad magic bytes)")
+    version = struct.unpack("<I", head[4:8])[0]
+    if version not in (1, 2, 3):
+        raise InputError(f"{path}: unsupported GGUF version {version}")
+
+
+class LlamaCppModel:
+    """A local GGUF model through llama-cpp-python.
+
+    Scoring runs in a second llama.cpp context (see :class:`_BatchScorer`);
+    generation uses llama-cpp-python's own.
+    """
+
+    def __init__(self, model_path: str | Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_gpu_layers: int = 0, seed: int = 0) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        path = Path(model_path)
+        check_gguf(path)
+        try:
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=512,
+                n_threads=n_threads,
+                n_gpu_layers=n_gpu_layers,
+                seed=seed,
+                logits_all=False,
+                verbose=False,
+            )
+        except Exception as exc:  # llama.cpp reports load failures as ValueError/RuntimeError
+            raise ModelError(f"{path}: cannot load GGUF model ({exc})") from None
+        self.name = path.stem if path.stem != "model" else path.parent.name
+        self.path = path
+        self.n_ctx = self._llm.n_ctx()
+        meta = self._llm.metadata
+        template = meta.get("tokenizer.chat_template")
+        vocab = self._llm._model
+        self._eos_id = self._llm.token_eos()
+        eos = vocab.token_get_text(self._eos_id) if self._eos_id >= 0 else ""
+        bos_id = self._llm.token_bos()
+        bos = vocab.token_get_text(bos_id) if bos_id >= 0 else ""
+        if not template:
+            raise ModelError(f"{path}: GGUF has no chat template (a base model?); use an instruct/chat model")
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+        self._end_ids = self._answer_end_ids()
+        self._lock = threading.Lock()
+        self._scorer: _BatchScorer | None = None
+
+    def _answer_end_ids(self) -> list[int]:
+        """Tokens that close an assistant answer in this chat format (e.g. ``<|im_end|>``)."""
+        probe = self._formatter(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "content": "ANSWER"}]).prompt
+        tail = probe.split("ANSWER", 1)[1] if "ANSWER" in probe else ""
+        ids = self._tok(tail.strip("\n"), special=True) if tail.strip() else []
+        return ids[:1] if ids else [self._eos_id]
+
+    def _tok(self, text: str, special: bool = True, add_bos: bool = False) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        return self._formatter(messages=messages).prompt
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tok(text))
+
+    def score(self, prompt: str, continuations: Sequence[str]) -> tuple[list[ContinuationScore], LLMStats]:
+        p_tokens = self._tok(prompt)
+        cand_tokens = [self._tok(c, special=False) + self._end_ids for c in continuations]
+        with self._lock:
+            if self._scorer is None:
+                self._scorer = _BatchScorer(self._llm)
+            return self._scorer.score(p_tokens, cand_tokens, list(continuations))
+
+    def generate(self, messages: list[dict[str, str]], max_tokens: int = 96, grammar: str | None = None) -> str:
+        """Greedy chat completion."""
+        ...
+
+
+def check_gguf(path: Path) -> None:
+    """Fail early, with one line, on a path that is not a GGUF model file."""
+    if not path.exists():
+        raise InputError(f"{path}: LLM model file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a .gguf model file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[:4] != GGUF_MAGIC:
+        raise InputError(f"{path}: not a GGUF model file (bad magic bytes)")
+    version = struct.unpack("<I", head[4:8])[0]
+    if version not in (1, 2, 3):
+        raise InputError(f"{path}: unsupported GGUF version {version}")
+
+
+class LlamaCppModel:
+    """A local GGUF model through llama-cpp-python.
+
+    Scoring runs in a second llama.cpp context (see :class:`_BatchScorer`);
+    generation uses llama-cpp-python's own.
+    """
+
+    def __init__(self, model_path: str | Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_gpu_layers: int = 0, seed: int = 0) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        path = Path(model_path)
+        check_gguf(path)
+        try:
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=512,
+                n_threads=n_threads,
+                n_gpu_layers=n_gpu_layers,
+                seed=seed,
+                logits_all=False,
+                verbose=False,
+            )
+        except Exception as exc:  # llama.cpp reports load failures as ValueError/RuntimeError
+            raise ModelError(f"{path}: cannot load GGUF model ({exc})") from None
+        self.name = path.stem if path.stem != "model" else path.parent.name
+        self.path = path
+        self.n_ctx = self._llm.n_ctx()
+        meta = self._llm.metadata
+        template = meta.get("tokenizer.chat_template")
+        vocab = self._llm._model
+        self._eos_id = self._llm.token_eos()
+        eos = vocab.token_get_text(self._eos_id) if self._eos_id >= 0 else ""
+        bos_id = self._llm.token_bos()
+        bos = vocab.token_get_text(bos_id) if bos_id >= 0 else ""
+        if not template:
+            raise ModelError(f"{path}: GGUF has no chat template (a base model?); use an instruct/chat model")
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+        self._end_ids = self._answer_end_ids()
+        self._lock = threading.Lock()
+        self._scorer: _BatchScorer | None = None
+
+    def _answer_end_ids(self) -> list[int]:
+        """Tokens that close an assistant answer in this chat format (e.g. ``<|im_end|>``)."""
+        probe = self._formatter(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "content": "ANSWER"}]).prompt
+        tail = probe.split("ANSWER", 1)[1] if "ANSWER" in probe else ""
+        ids = self._tok(tail.strip("\n"), special=True) if tail.strip() else []
+        return ids[:1] if ids else [self._eos_id]
+
+    def _tok(self, text: str, special: bool = True, add_bos: bool = False) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        return self._formatter(messages=messages).prompt
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tok(text))
+
+    def _prefill(self, tokens: list[int]) -> tuple[np.ndarray, int]:
+        """Decode ``tokens`` reusing the cached common prefix; return last logits and tokens reused."""
+        llm = self._llm
+        cached = llm.input_ids[: llm.n_tokens].tolist()
+        common = 0
+        for a, b in zip(cached, tokens):
+            if a != b:
+                break
+            common += 1
+        # At least the last token is decoded again so its logits exist.
+        common = min(common, len(tokens) - 1)
+        llm.n_tokens = common
+        llm.eval(tokens[common:])
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).copy()
+        return logits, common
+
+    def score(self, prompt: str, continuations: Sequence[str]) -> tuple[list[ContinuationScore], LLMStats]:
+        llm = self._llm
+        p_tokens = self._tok(prompt)
+        cand_tokens = [self._tok(c, special=False) + self._end_ids for c in continuations]
+        longest = max((len(t) for t in cand_tokens), default=0)
+        if len(p_tokens) + longest > self.n_ctx:
+            raise ProcessingError(f"prompt of {len(p_tokens)} tokens does not fit the context window of {self.n_ctx}")
+        with self._lock:
+            t0 = time.perf_counter()
+            first, reused = self._prefill(p_tokens)
+            t1 = time.perf_counter()
+            first_lp = _log_softmax(first)
+            n_past = llm.n_tokens
+            out: list[ContinuationScore] = []
+            scored = 0
+            for text, toks in zip(continuations, cand_tokens):
+                lp = float(first_lp[toks[0]])
+                if len(toks) > 1:
+                    # Decode all but the last token in one batch; row i predicts token i+1.
+                    body = toks[:-1]
+                    llm._batch.set_batch(batch=body, n_past=n_past, logits_all=True)
+                    llm._ctx.decode(llm._batch)
+                    rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(body), llm.n_vocab()))
+                    lps = _log_softmax(rows)
+                    lp += float(sum(lps[i, toks[i + 1]] for i in range(len(body))))
+                    llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+                    scored += len(body)
+                out.append(ContinuationScore(text, lp, len(toks)))
+            t2 = time.perf_counter()
+        return out, LLMStats(len(p_tokens), reused, scored, t1 - t0, t2 - t1)
+
+    def generate(self, messages: list[dict[str, str]], max_tokens: int = 96, grammar: str | None = None) -> str:
+        kwargs: dict[str, Any] = {}
+        if grammar:
+            from llama_cpp import LlamaGrammar
+
+            kwargs["grammar"] = LlamaGrammar.from_string(grammar, verbose=False)
+        with self._lock:
+            out = self._llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=0.0, **kwargs)
+        return (out["choices"][0]["message"].get("content") or "").strip()
+
+
+class _BatchScorer:
+    """Scores many continuations of one prompt in a single llama.cpp decode.
+
+    It owns a llama.cpp context whose KV cache is shared by many sequences: the
+    prompt is decoded once into sequence 0 (keeping the common prefix with the
+    previous prompt, so a fixed system prompt and candidate list are not
+    re-evaluated), each candidate gets a copy of that sequence (a metadata
+    operation, no recompute) and all candidates' tokens go through the model
+    together, with logits at every position. Then the copies are dropped.
+    """
+
+    MAX_SEQS = 64
+
+    def __init__(self, llm) -> None:
+        import llama_cpp
+        from llama_cpp import _internals
+
+        self._lc = llama_cpp
+        params = type(llm.context_params).from_buffer_copy(llm.context_params)
+        params.n_seq_max = self.MAX_SEQS
+        params.kv_unified = True
+        self.ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
+        self.n_ctx = llm.n_ctx()
+        self.n_batch = llm.n_batch
+        self.n_vocab = llm.n_vocab()
+        self.batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
+        self.tokens: list[int] = []
+
+    def _decode(self, items: list[tuple[int, int, int, bool]]) -> None:
+        """Decode (token, position, sequence, want_logits) items as one batch."""
+        b = self.batch.batch
+        b.n_tokens = len(items)
+        for i, (tok, pos, seq, want) in enumerate(items):
+            b.token[i] = tok
+            b.pos[i] = pos
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = seq
+            b.logits[i] = want
+        self.ctx.decode(self.batch)
+
+    def _row(self, i: int) -> np.ndarray:
+        return np.ctypeslib.as_array(self._lc.llama_get_logits_ith(self.ctx.ctx, i), shape=(self.n_vocab,)).copy()
+
+    def _prefill(self, tokens: list[int]) -> tuple[np.ndarray, int]:
+        common = 0
+        for a, b in zip(self.tokens, tokens):
+            if a != b:
+                break
+            common += 1
+        # The last prompt token is always decoded again so that its logits exist.
+        common = min(common, len(tokens) - 1)
+        self._lc.llama_memory_seq_rm(self.ctx.memory, 0, common, -1)
+        self.tokens = tokens[:common]
+        last = None
+        for start in range(common, len(tokens), self.n_batch):
+            chunk = tokens[start : start + self.n_batch]
+            self._decode([(t, start + j, 0, j == len(chunk) - 1) for j, t in enumerate(chunk)])
+            last = self._row(len(chunk) - 1)
+            self.tokens.extend(chunk)
+        assert last is not None
+        return last, common
+
+    def score(self, p_tokens: list[int], cand_tokens: list[list[int]], texts: list[str]) -> tuple[list[ContinuationScore], LLMStats]:
+        n_past = len(p_tokens)
+        room = min(self.n_batch, self.n_ctx - n_past)
+        longest = max((len(t) for t in cand_tokens), default=0)
+        if longest > room:
+            raise ProcessingError(f"prompt of {n_past} tokens leaves no room in the context window of {self.n_ctx} to score the labels")
+        t0 = time.perf_counter()
+        first, reused = self._prefill(p_tokens)
+        t1 = time.perf_counter()
+        first_lp = _log_softmax(first)
+        logps = [float(first_lp[toks[0]]) for toks in cand_tokens]
+        scored = 0
+        mem = self.ctx.memory
+        pending = list(range(len(cand_tokens)))
+        while pending:
+            # Pack as many candidates as fit one batch and the free sequence ids.
+            group: list[int] = []
+            used = 0
+            while pending and len(group) < self.MAX_SEQS - 1 and used + len(cand_tokens[pending[0]]) - 1 <= room:
+                c = pending.pop(0)
+                group.append(c)
+                used += len(cand_tokens[c]) - 1
+            items: list[tuple[int, int, int, bool]] = []
+            owners: list[tuple[int, int]] = []  # (candidate, index of the token its row predicts)
+            for seq, c in enumerate(group, start=1):
+                self._lc.llama_memory_seq_cp(mem, 0, seq, 0, n_past)
+                body = cand_tokens[c][:-1]
+                for j, tok in enumerate(body):
+                    items.append((tok, n_past + j, seq, True))
+                    owners.append((c, j + 1))
+            if items:
+                self._decode(items)
+                for row, (c, k) in enumerate(owners):
+                    logps[c] += float(_log_softmax(self._row(row))[cand_tokens[c][k]])
+                scored += len(items)
+            for seq in range(1, len(group) + 1):
+                self._lc.llama_memory_seq_rm(mem, seq, -1, -1)
+        t2 = time.perf_counter()
+        out = [ContinuationScore(text, lp, len(toks)) for text, lp, toks in zip(texts, logps, cand_tokens)]
+        return out, LLMStats(len(p_tokens), reused, scored, t1 - t0, t2 - t1)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64, copy=False)
+    m = x.max(axis=-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def _make_llama_cpp(settings) -> LanguageModel:
+    ref = settings.llm_model
+    if not ref:
+        raise InputError("llm_model is not set: point it at a GGUF file (the 'full' profile has no bundled LLM)")
+    path = Path(model_store.resolve(ref, settings.home, allow_hub=False, role="LLM"))
+    gpu_layers = -1 if settings.resolved_device() == "cuda" else 0
+    return LlamaCppModel(path, n_ctx=settings.llm_n_ctx, n_threads=settings.llm_threads, n_gpu_layers=gpu_layers)
+
+
+# name -> factory(settings). The openai-compatible backend registers itself from agents/openai_backend.py.
+LLM_BACKENDS: dict[str, Callable[[Any], LanguageModel]] = {"llama-cpp": _make_llama_cpp}
+
+_CACHE: dict[tuple, LanguageModel] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_llm(settings) -> LanguageModel:
+    """The configured LLM, loaded once per process per (backend, model, context)."""
+    key = (settings.llm_backend, settings.llm_model, settings.llm_n_ctx, str(settings.home), settings.llm_base_url)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            try:
+                factory = LLM_BACKENDS[settings.llm_backend]
+            except KeyError:
+                raise InputError(f"unknown LLM backend {settings.llm_backend!r}; known: {', '.join(LLM_BACKENDS)}") from None
+            _CACHE[key] = factory(settings)
+        return _CACHE[key]

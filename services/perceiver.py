@@ -1,0 +1,142 @@
+"""From a video file to a :class:`Timeline`: run every configured perception model.
+
+A :class:`Perceiver` loads its models once and reuses them for every video.
+Each model's output for a video is cached (keyed by the file's content hash,
+the model's card and every parameter that changes its output), so a second
+run of the same video calls no model. One failing model leaves a note in the
+timeline instead of losing the other modalities.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from vidsense.services import perception
+from vidsense.services.errors import ProcessingError, VidsenseError
+from vidsense.services.perception import PerceptionModel
+from vidsense.services.timeline import MODALITIES, Observation, Timeline, make_windows
+from vidsense.services.video import Media
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class Perceiver:
+    """Runs the configured perception models over videos.
+
+    Args:
+        settings: a :class:`~vidsense.services.settings.Settings`.
+        model_names: override ``settings.perception``.
+    """
+
+    settings: object
+    model_names: list[str] | None = None
+    _models: dict[str, PerceptionModel] = field(default_factory=dict)
+    _cache: object | None = None
+
+    def __post_init__(self) -> None:
+        names = self.model_names if self.model_names is not None else list(self.settings.perception or [])
+        unknown = [n for n in names if n not in perception.PERCEPTION_MODELS]
+        if unknown:
+            perception.create(unknown[0], self.settings)  # raises the one-line InputError
+        self.model_names = names
+
+    def model(self, name: str) -> PerceptionModel:
+        """The loaded model ``name`` (loaded on first use)."""
+        if name not in self._models:
+            self._models[name] = perception.create(name, self.settings)
+        return self._models[name]
+
+    @property
+    def cache(self):
+        if self._cache is None and self.settings.cache:
+            from vidsense.services.cache import PerceptionCache
+
+            self._cache = PerceptionCache.for_settings(self.settings)
+        return self._cache
+
+    def selected(self, modalities: Iterable[str] | None) -> list[str]:
+        """Model names whose modalities intersect ``modalities`` (all when None)."""
+        if modalities is None:
+            return list(self.model_names or [])
+        want = set(modalities)
+        bad = want - set(MODALITIES)
+        if bad:
+            from vidsense.services.errors import InputError
+
+            raise InputError(f"--modalities: unknown modality {sorted(bad)[0]!r}; choose from {', '.join(MODALITIES)}")
+        return [n for n in self.model_names or [] if set(_card(n, self).modalities) & want]
+
+    def describe(self, video: str | os.PathLike[str], modalities: Iterable[str] | None = None, progress: ProgressFn | None = None) -> Timeline:
+        """Build the timeline of ``video``.
+
+        Raises:
+            InputError: the path is missing, a directory or empty.
+            ProcessingError: the file is not a decodable video, or every model failed.
+        """
+        mods = list(modalities) if modalities is not None else None
+        media = Media.open(video)
+        info = media.info
+        windows = make_windows(info.duration_s, self.settings.window_s, self.settings.window_count)
+        names = self.selected(mods)
+        observations: list[Observation] = []
+        notes: list[str] = []
+        timings: dict[str, float] = {}
+        ran: list[str] = []
+        failures: list[str] = []
+        if not info.has_video:
+            notes.append("no video stream: sight models skipped")
+        if not info.has_audio:
+            notes.append("no audio track: speech and sound models skipped")
+        for i, name in enumerate(names):
+            if progress:
+                progress(name, i, len(names))
+            model = self.model(name)
+            card = model.card
+            if (card.needs_video and not info.has_video) or (card.needs_audio and not info.has_audio):
+                continue
+            key = None
+            cached = None
+            if self.cache is not None:
+                from vidsense.services.cache import cache_key
+
+                key = cache_key(info.sha256, card, model.params(), windows)
+                cached = self.cache.get(key)
+            t0 = time.perf_counter()
+            if cached is not None:
+                obs = cached
+            else:
+                try:
+                    obs = list(model.describe(media, windows))
+                except VidsenseError as exc:
+                    failures.append(f"{name}: {exc}")
+                    continue
+                except Exception as exc:  # noqa: BLE001 - one broken model must not lose the other modalities
+                    log.warning("%s failed on %s: %s", name, video, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                    failures.append(f"{name}: {type(exc).__name__}: {exc}")
+                    continue
+                if key is not None:
+                    self.cache.put(key, obs, model=name, video_sha256=info.sha256)
+            timings[name] = time.perf_counter() - t0
+            observations.extend(obs)
+            ran.append(name)
+            if card.note and card.note not in notes:
+                notes.append(card.note)
+            notes.extend(n for n in getattr(model, "notes_for", lambda _m: [])(media) if n not in notes)
+        if failures and not ran:
+            raise ProcessingError(f"{video}: every perception model failed ({failures[0]})")
+        notes.extend(f"model failed: {f}" for f in failures)
+        observations.sort(key=lambda o: (o.window, MODALITIES.index(o.modality), o.start_s))
+        timeline = Timeline(video=info, windows=windows, observations=tuple(observations), models=tuple(ran), notes=tuple(notes))
+        timeline.extra["timings"] = timings
+        return timeline
+
+
+def _card(name: str, perceiver: Perceiver):
+    return perceiver.model(name).card

@@ -1,0 +1,134 @@
+"""One typed settings object for the whole product.
+
+Sources, highest precedence first: explicit arguments (CLI flags, SDK keyword
+arguments), environment variables ``VIDSENSE_<FIELD>``, a TOML file
+(``$VIDSENSE_CONFIG`` or ``./vidsense.toml``), then the named profile's
+defaults, then the field defaults. Profiles are data in :data:`PROFILES`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from vidsense.services.errors import InputError
+
+# What each profile turns on when the user does not say otherwise.
+PROFILES: dict[str, dict[str, Any]] = {
+    "embedded": {
+        "perception": ["speech", "audio-tags", "visual-tags", "ocr", "pose", "flow", "action"],
+        "speech_model": "whisper-tiny-en",
+        "llm_model": "qwen2.5-coder-1.5b",
+        "embedding_model": "minilm-l6-v2",
+    },
+    "full": {
+        "perception": ["blip2", "speech", "audio-tags", "clip-tagger", "clap-tagger", "ocr", "pose", "flow", "action"],
+        "speech_model": "whisper-base",
+        "llm_model": "",  # the user must point at a Llama-family GGUF
+        "embedding_model": "minilm-l6-v2",
+    },
+}
+
+
+def default_home() -> Path:
+    """``$XDG_CACHE_HOME/vidsense`` or ``~/.cache/vidsense``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vidsense"
+
+
+def config_file() -> Path:
+    """The TOML file read for settings: ``$VIDSENSE_CONFIG`` or ``./vidsense.toml``."""
+    return Path(os.environ.get("VIDSENSE_CONFIG", "vidsense.toml"))
+
+
+class Settings(BaseSettings):
+    """Every knob of vidsense. See the module docstring for precedence."""
+
+    model_config = SettingsConfigDict(env_prefix="VIDSENSE_", extra="forbid", validate_default=True)
+
+    profile: Literal["embedded", "full"] = "embedded"
+    home: Path = Field(default_factory=default_home, description="model store and cache root")
+    allow_hub: bool = Field(False, description="let full backends download from a model hub (off: offline)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    # Timeline
+    window_s: float = Field(2.0, gt=0)
+    window_count: int | None = Field(None, ge=1, description="cut the video into this many windows instead")
+    frames_per_window: int = Field(2, ge=1, le=32)
+    frame_max_side: int = Field(640, ge=64)
+    perception: list[str] | None = Field(None, description="perception models to run (default: the profile's)")
+    cache: bool = True
+
+    # Models: registry names from the model store, or local paths / hub ids
+    speech_model: str | None = None
+    speech_backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    llm_backend: Literal["llama-cpp", "openai-compatible"] = "llama-cpp"
+    llm_model: str | None = None
+    llm_n_ctx: int = Field(4096, ge=512)
+    llm_threads: int | None = Field(None, ge=1)
+    llm_base_url: str = "http://127.0.0.1:8000/v1"
+    llm_api_key: str = "not-needed"
+    llm_timeout_s: float = Field(60.0, gt=0)
+    embedding_model: str | None = None
+    caption_model: str | None = Field(None, description="BLIP-2 dir or hub id (full profile)")
+    clip_model: str | None = None
+    clap_model: str | None = None
+
+    # Reasoning
+    shortlist: int = Field(20, ge=1)
+    top_k: int = Field(5, ge=1)
+
+    # Interfaces
+    max_upload_mb: int = Field(200, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
+
+    @model_validator(mode="after")
+    def _apply_profile(self) -> "Settings":
+        for key, value in PROFILES[self.profile].items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        return self
+
+    def resolved_device(self) -> str:
+        """``cuda`` when asked for or available under ``auto``, else ``cpu``."""
+        if self.device != "auto":
+            return self.device
+        try:
+            import torch
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        except ImportError:
+            return "cpu"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings`, dropping ``None`` overrides so lower sources show through.
+
+    Raises:
+        InputError: naming the offending setting, instead of pydantic's multi-line report.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        raise InputError(f"setting {where}: {err.get('msg')} (got {err.get('input')!r})") from None
+    except Exception as exc:  # a malformed TOML file
+        if config_file().exists():
+            raise InputError(f"{config_file()}: cannot read settings ({exc})") from None
+        raise

@@ -1,0 +1,244 @@
+"""The timeline: every modality of a video as timed text.
+
+A video is cut into windows; perception models turn each window into
+observations. The timeline is the contract between `services` (which fills it)
+and `agents` / `concepts` (which read it), so it is plain frozen data with a JSON
+round trip and one text rendering that both readers share.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Iterable, Literal
+
+Modality = Literal["sight", "speech", "sound", "text"]
+MODALITIES: tuple[Modality, ...] = ("sight", "speech", "sound", "text")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One time window of a video, in seconds."""
+
+    index: int
+    start_s: float
+    end_s: float
+
+    @property
+    def label(self) -> str:
+        """Human-readable span, e.g. ``"0-2 s"``."""
+        return f"{_fmt_s(self.start_s)}-{_fmt_s(self.end_s)} s"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one perception model saw, heard or read in one window.
+
+    Attributes:
+        window: index of the window the observation belongs to.
+        start_s: start of the evidence in seconds (may be inside the window).
+        end_s: end of the evidence in seconds.
+        modality: ``sight``, ``speech``, ``sound`` or ``text``.
+        source_model: registry name of the model that produced it.
+        text: the observation as words.
+        score: confidence in [0, 1].
+        kind: finer grouping inside a modality (``caption``, ``objects``,
+            ``scene``, ``pose``, ``motion``, ``action``, ``tags``, ...), used to
+            render one clause per kind.
+    """
+
+    window: int
+    start_s: float
+    end_s: float
+    modality: Modality
+    source_model: str
+    text: str
+    score: float = 1.0
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"unknown modality {self.modality!r}; expected one of {MODALITIES}")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Metadata of a decoded video."""
+
+    path: str
+    sha256: str
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    has_video: bool
+    has_audio: bool
+    n_frames: int = 0
+    codec: str = ""
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """All observations of one video, ordered by window.
+
+    ``notes`` records facts a reader must know to interpret the timeline, e.g.
+    that a Kinetics-trained recogniser contributed (so a Kinetics evaluation is
+    no longer zero-shot) or that the video had no audio track.
+    """
+
+    video: VideoInfo
+    windows: tuple[Window, ...]
+    observations: tuple[Observation, ...]
+    models: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def for_window(self, index: int) -> tuple[Observation, ...]:
+        """Observations of one window, in insertion order."""
+        return tuple(o for o in self.observations if o.window == index)
+
+    def only(self, modalities: Iterable[str] | None) -> "Timeline":
+        """A copy restricted to the given modalities (``None`` keeps all)."""
+        if modalities is None:
+            return self
+        keep = set(modalities)
+        unknown = keep - set(MODALITIES)
+        if unknown:
+            raise ValueError(f"unknown modality {sorted(unknown)[0]!r}; expected some of {', '.join(MODALITIES)}")
+        return replace(self, observations=tuple(o for o in self.observations if o.modality in keep))
+
+    def without_windows(self, indices: Iterable[int]) -> "Timeline":
+        """A copy with every observation of the given windows removed."""
+        drop = set(indices)
+        return replace(self, observations=tuple(o for o in self.observations if o.window not in drop))
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no model observed anything."""
+        return not self.observations
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (inverse of :meth:`from_dict`)."""
+        return {
+            "video": asdict(self.video),
+            "windows": [asdict(w) for w in self.windows],
+            "observations": [asdict(o) for o in self.observations],
+            "models": list(self.models),
+            "notes": list(self.notes),
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        """Serialise to a JSON string."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Timeline":
+        """Rebuild a timeline from :meth:`to_dict` output."""
+        return cls(
+            video=VideoInfo(**data["video"]),
+            windows=tuple(Window(**w) for w in data["windows"]),
+            observations=tuple(Observation(**o) for o in data["observations"]),
+            models=tuple(data.get("models", ())),
+            notes=tuple(data.get("notes", ())),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "Timeline":
+        """Parse :meth:`to_json` output."""
+        return cls.from_dict(json.loads(text))
+
+    def render(self, modalities: Iterable[str] | None = None, max_chars: int | None = None) -> str:
+        """The compact per-window text that the LLM and the concept module read.
+
+        One line per window that has observations, e.g.
+        ``[0-2 s] sight: a man juggling; objects: person 0.90; speech: 'okay'``.
+
+        Args:
+            modalities: restrict to these modalities.
+            max_chars: if given, stop adding lines once the text would be longer.
+        """
+        lines: list[str] = []
+        total = 0
+        tl = self.only(modalities)
+        for w in self.windows:
+            line = render_window(w, tl.for_window(w.index))
+            if not line:
+                continue
+            if max_chars is not None and total + len(line) + 1 > max_chars:
+                break
+            lines.append(line)
+            total += len(line) + 1
+        return "\n".join(lines)
+
+
+def render_window(window: Window, observations: Iterable[Observation]) -> str:
+    """Render one window as ``[a-b s] clause; clause; ...`` ('' when empty).
+
+    Observations of the same modality and kind are merged into one clause so
+    the text stays short: tags become ``name 0.90, name 0.40``, captions and
+    speech keep their sentence.
+    """
+    groups: dict[tuple[str, str], list[Observation]] = {}
+    for o in observations:
+        groups.setdefault((o.modality, o.kind), []).append(o)
+    if not groups:
+        return ""
+    order = {m: i for i, m in enumerate(MODALITIES)}
+    clauses = []
+    for (modality, kind), obs in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
+        head = kind or modality
+        if modality == "speech":
+            body = " ".join(f"'{o.text}'" for o in obs)
+            head = "speech"
+        elif modality == "text":
+            body = ", ".join(f"'{o.text}'" for o in obs)
+            head = "on-screen text"
+        elif len(obs) == 1 and " " in obs[0].text.strip() and obs[0].score >= 1.0:
+            body = obs[0].text
+        else:
+            body = ", ".join(o.text if o.score >= 1.0 else f"{o.text} {o.score:.2f}" for o in obs)
+        clauses.append(f"{head}: {body}")
+    return f"[{window.label}] " + "; ".join(clauses)
+
+
+def make_windows(duration_s: float, window_s: float | None = 2.0, count: int | None = None) -> tuple[Window, ...]:
+    """Cut ``[0, duration_s]`` into windows of ``window_s`` seconds or into ``count`` equal parts.
+
+    The last window is shortened to end at the video's end; a video shorter
+    than one window still gets one window.
+    """
+    if duration_s <= 0:
+        return (Window(0, 0.0, 0.0),)
+    if count is not None:
+        if count < 1:
+            raise ValueError(f"window count must be >= 1, got {count}")
+        step = duration_s / count
+    else:
+        if not window_s or window_s <= 0:
+            raise ValueError(f"window length must be > 0 s, got {window_s}")
+        step = float(window_s)
+    windows = []
+    start = 0.0
+    i = 0
+    # A trailing sliver shorter than a quarter window is folded into the previous one,
+    # so the last window never holds a handful of frames.
+    while start < duration_s - 1e-6:
+        end = min(start + step, duration_s)
+        if duration_s - end < 0.25 * step:
+            end = duration_s
+        windows.append(Window(i, round(start, 3), round(end, 3)))
+        start = end
+        i += 1
+    return tuple(windows)
+
+
+def window_of(t: float, windows: tuple[Window, ...]) -> int:
+    """Index of the window containing time ``t`` (clamped to the ends)."""
+    for w in windows:
+        if t < w.end_s:
+            return w.index
+    return windows[-1].index
+
+
+def _fmt_s(x: float) -> str:
+    return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"

@@ -1,0 +1,355 @@
+"""Video decoding: probe, seek-based frame sampling and 16 kHz mono audio.
+
+PyAV is the primary decoder (``metadata_errors="ignore"`` because some HMDB
+AVIs carry broken metadata); OpenCV is the fallback when PyAV cannot open or
+decode the video stream. Frames are decoded only at the requested times and
+resized on the way in, so memory does not grow with the video's length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from vidsense.services.errors import InputError, ProcessingError
+from vidsense.services.timeline import VideoInfo
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+# When the next requested frame is this close, decoding forward is cheaper than a seek.
+SEEK_GAP_S = 1.5
+
+
+def check_video_path(path: str | os.PathLike[str]) -> Path:
+    """Validate that ``path`` names a readable, non-empty file (raises :class:`InputError`)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, expected a video file")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: file is empty (0 bytes)")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"{p}: file is not readable")
+    return p
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=256)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256(path)
+
+
+def content_hash(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file, memoised on (path, size, mtime) within the process."""
+    st = os.stat(path)
+    return _cached_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def _resize(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
+    if not max_side:
+        return rgb
+    h, w = rgb.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return rgb
+    import cv2
+
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+@dataclass
+class Media:
+    """A video opened for perception: metadata plus lazy frame and audio access.
+
+    Perception models pull what they need (a few frames per window, a stack of
+    64 for the action recogniser, the audio track) through this object instead
+    of receiving a fully decoded video.
+    """
+
+    path: Path
+    info: VideoInfo
+    _audio: np.ndarray | None = None
+    _audio_loaded: bool = False
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> "Media":
+        """Probe ``path`` and return a :class:`Media` (raises on unusable input)."""
+        p = check_video_path(path)
+        info = probe(p)
+        return cls(path=p, info=info)
+
+    def frames_at(self, times: Sequence[float], max_side: int | None = None) -> np.ndarray:
+        """RGB uint8 frames nearest to each time, shape ``[len(times), H, W, 3]``.
+
+        Raises:
+            ProcessingError: when the video stream cannot be decoded at all.
+        """
+        if not self.info.has_video:
+            raise ProcessingError(f"{self.path}: has no video stream")
+        if len(times) == 0:
+            return np.zeros((0, 1, 1, 3), np.uint8)
+        try:
+            frames = _frames_pyav(self.path, times, max_side)
+        except Exception as exc:  # noqa: BLE001 - any PyAV failure falls back to OpenCV
+            log.debug("PyAV failed on %s (%s); trying OpenCV", self.path, exc)
+            frames = _frames_opencv(self.path, times, max_side)
+        if frames is None or len(frames) == 0:
+            raise ProcessingError(f"{self.path}: no decodable video frames")
+        return frames
+
+    def sample(self, start_s: float, end_s: float, k: int, max_side: int | None = None) -> np.ndarray:
+        """``k`` frames spread evenly over ``[start_s, end_s)`` (centres of k equal slices)."""
+        return self.frames_at(sample_times(start_s, end_s, k), max_side=max_side)
+
+    def audio(self) -> np.ndarray:
+        """The whole audio track as 16 kHz mono float32 in [-1, 1] (empty if none)."""
+        if not self._audio_loaded:
+            self._audio = decode_audio(self.path) if self.info.has_audio else np.zeros(0, np.float32)
+            self._audio_loaded = True
+        assert self._audio is not None
+        return self._audio
+
+    def audio_between(self, start_s: float, end_s: float) -> np.ndarray:
+        """The audio samples of ``[start_s, end_s)``."""
+        a = self.audio()
+        return a[int(start_s * SAMPLE_RATE) : int(end_s * SAMPLE_RATE)]
+
+
+def sample_times(start_s: float, end_s: float, k: int) -> list[float]:
+    """Centres of ``k`` equal slices of ``[start_s, end_s)``."""
+    if k <= 0:
+        return []
+    span = max(end_s - start_s, 1e-3)
+    return [start_s + span * (i + 0.5) / k for i in range(k)]
+
+
+def probe(path: Path) -> VideoInfo:
+    """Read a video's metadata (duration, fps, size, streams) without decoding it all.
+
+    Raises:
+        ProcessingError: if the file is not a media file any decoder can open.
+    """
+    sha = content_hash(path)
+    try:
+        info = _probe_pyav(path, sha)
+    except Exception as exc:  # noqa: BLE001
+        log.debug("PyAV probe failed on %s: %s", path, exc)
+        info = _probe_opencv(path, sha)
+    if info is None:
+        raise ProcessingError(f"{path}: not a readable video or audio file")
+    return info
+
+
+def _open_av(path: Path):
+    import av
+
+    return av.open(str(path), metadata_errors="ignore")
+
+
+def _probe_pyav(path: Path, sha: str) -> VideoInfo | None:
+    with _open_av(path) as c:
+        vs = c.streams.video[0] if c.streams.video else None
+        aus = c.streams.audio[0] if c.streams.audio else None
+        if vs is None and aus is None:
+            return None
+        duration = 0.0
+        if c.duration:
+            duration = c.duration / 1_000_000
+        for s in (vs, aus):
+            if s is not None and s.duration and s.time_base:
+                duration = max(duration, float(s.duration * s.time_base))
+        fps = 0.0
+        n_frames = 0
+        width = height = 0
+        codec = ""
+        if vs is not None:
+            rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+            fps = float(rate) if rate else 0.0
+            n_frames = int(vs.frames or 0)
+            width, height = vs.codec_context.width, vs.codec_context.height
+            codec = vs.codec_context.name
+            if duration <= 0 and n_frames and fps:
+                duration = n_frames / fps
+        if duration <= 0 or (vs is not None and (width == 0 or fps == 0)):
+            duration, fps, n_frames = _scan_duration(c, vs, aus, duration, fps)
+        if vs is not None and not n_frames and fps:
+            n_frames = int(round(duration * fps))
+        has_video = vs is not None
+    if has_video:
+        # A container can claim a video stream whose packets decode to nothing
+        # (truncated file): prove one frame decodes before promising video.
+        try:
+            first = _frames_pyav(path, [0.0], 64)
+        except Exception:  # noqa: BLE001
+            first = _frames_opencv(path, [0.0], 64)
+        if first is None or len(first) == 0:
+            if aus is None:
+                raise ProcessingError(f"{path}: video stream has no decodable frames")
+            has_video = False
+        elif not width:
+            height, width = first.shape[1:3]
+    return VideoInfo(
+        path=str(path),
+        sha256=sha,
+        duration_s=round(float(duration), 3),
+        fps=round(fps, 3),
+        width=int(width),
+        height=int(height),
+        has_video=has_video,
+        has_audio=aus is not None,
+        n_frames=n_frames,
+        codec=codec,
+    )
+
+
+def _scan_duration(c, vs, aus, duration: float, fps: float) -> tuple[float, float, int]:
+    """Walk the packets once when the header lies about length (raw streams, odd AVIs)."""
+    stream = vs if vs is not None else aus
+    last = 0.0
+    count = 0
+    for pkt in c.demux(stream):
+        if pkt.pts is not None and pkt.time_base is not None:
+            last = max(last, float((pkt.pts + (pkt.duration or 0)) * pkt.time_base))
+        if pkt.size:
+            count += 1
+    if vs is not None:
+        if not fps and last > 0:
+            fps = count / last
+        if last <= 0 and fps:
+            last = count / fps
+    return max(duration, last), fps, count if vs is not None else 0
+
+
+def _frames_pyav(path: Path, times: Sequence[float], max_side: int | None) -> np.ndarray | None:
+    order = np.argsort(np.asarray(times, dtype=float))
+    out: list[np.ndarray | None] = [None] * len(times)
+    with _open_av(path) as c:
+        vs = c.streams.video[0]
+        vs.thread_type = "AUTO"
+        tb = float(vs.time_base) if vs.time_base else 1.0 / 90000
+        offset = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+        decoder = None
+        prev = None  # (time, av.VideoFrame) of the last frame decoded
+        for idx in order:
+            t = float(times[idx])
+            if decoder is None or prev is None or t < prev[0] or t - prev[0] > SEEK_GAP_S:
+                try:
+                    c.seek(int((t + offset) / tb), stream=vs, backward=True, any_frame=False)
+                except Exception:  # noqa: BLE001 - unseekable streams decode from the start
+                    c.seek(0)
+                decoder = c.decode(vs)
+                prev = None
+            chosen = None
+            if prev is not None and prev[0] + 1e-6 >= t:
+                chosen = prev[1]
+            else:
+                for frame in decoder:
+                    ft = (frame.time - offset) if frame.time is not None else (prev[0] if prev else 0.0)
+                    if ft + 1e-6 >= t:
+                        # Of the two frames straddling t, take the nearer one.
+                        chosen = prev[1] if prev is not None and abs(prev[0] - t) < abs(ft - t) else frame
+                        prev = (ft, frame)
+                        break
+                    prev = (ft, frame)
+            if chosen is None and prev is not None:
+                chosen = prev[1]  # past the end: the last frame is the nearest
+            out[idx] = None if chosen is None else _resize(chosen.to_ndarray(format="rgb24"), max_side)
+    return _stack(out)
+
+
+def _stack(frames: list[np.ndarray | None]) -> np.ndarray | None:
+    good = [f for f in frames if f is not None]
+    if not good:
+        return None
+    filled = []
+    prev = good[0]
+    for f in frames:
+        prev = f if f is not None else prev
+        filled.append(prev)
+    shape = filled[0].shape
+    filled = [f if f.shape == shape else _fit(f, shape) for f in filled]
+    return np.stack(filled)
+
+
+def _fit(f: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(f, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def _probe_opencv(path: Path, sha: str) -> VideoInfo | None:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            return None
+        ok, frame = cap.read()
+        if not ok:
+            return None
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        h, w = frame.shape[:2]
+        duration = n / fps if fps and n else 0.0
+        return VideoInfo(str(path), sha, round(duration, 3), round(fps, 3), w, h, True, False, n, "opencv")
+    finally:
+        cap.release()
+
+
+def _frames_opencv(path: Path, times: Sequence[float], max_side: int | None) -> np.ndarray | None:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            return None
+        out: list[np.ndarray | None] = []
+        for t in times:
+            cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, t) * 1000.0)
+            ok, bgr = cap.read()
+            out.append(_resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), max_side) if ok else None)
+        return _stack(out)
+    finally:
+        cap.release()
+
+
+def decode_audio(path: str | os.PathLike[str], sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode the first audio stream to mono float32 at ``sr`` Hz (empty when there is none)."""
+    import av
+
+    chunks: list[np.ndarray] = []
+    try:
+        with _open_av(Path(path)) as c:
+            if not c.streams.audio:
+                return np.zeros(0, np.float32)
+            stream = c.streams.audio[0]
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+            for frame in c.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+    except av.error.InvalidDataError as exc:
+        if not chunks:
+            raise ProcessingError(f"{path}: audio stream cannot be decoded ({exc})") from exc
+        log.warning("%s: audio decoding stopped early: %s", path, exc)
+    if not chunks:
+        return np.zeros(0, np.float32)
+    return np.concatenate(chunks).astype(np.float32, copy=False)

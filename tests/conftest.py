@@ -1,0 +1,38 @@
+"""Test-wide setup: an isolated VIDSENSE_HOME that still sees the installed models.
+
+Caches and settings files written by tests land in a temporary home; its
+``models`` folder links to the real model store (filled by ``make test``), so
+real-model tests do not re-assemble a gigabyte of weights per session.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from vidsense.services.settings import default_home
+
+
+def _real_home() -> Path:
+    return Path(os.environ.get("VIDSENSE_HOME") or default_home())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def vidsense_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    real_models = _real_home() / "models"
+    real_models.mkdir(parents=True, exist_ok=True)
+    home = tmp_path_factory.mktemp("vidsense-home")
+    (home / "models").symlink_to(real_models, target_is_directory=True)
+    os.environ["VIDSENSE_HOME"] = str(home)
+    # A vidsense.toml in the developer's working directory must not leak into tests.
+    os.environ["VIDSENSE_CONFIG"] = str(home / "no-such-vidsense.toml")
+    return home
+
+
+@pytest.fixture(scope="session")
+def example_video() -> Path:
+    """The real example clip shipped in the package (a cyclist on a street, 10 s, no audio)."""
+    return Path(str(resources.files("vidsense").joinpath("examples", "bikes.mp4")))

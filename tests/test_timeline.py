@@ -1,0 +1,68 @@
+import pytest
+
+from vidsense.services.timeline import Observation, Timeline, VideoInfo, Window, make_windows, render_window, window_of
+
+
+def _tl():
+    info = VideoInfo("clip.mp4", "ab" * 32, 6.0, 25.0, 320, 240, True, True, 150, "h264")
+    wins = make_windows(6.0, 2.0)
+    obs = (
+        Observation(0, 0.0, 2.0, "sight", "visual-tags", "person", 0.9, "objects"),
+        Observation(0, 0.0, 2.0, "sight", "visual-tags", "sports ball", 0.7, "objects"),
+        Observation(0, 0.0, 2.0, "sound", "audio-tags", "speech", 0.9, "tags"),
+        Observation(0, 0.5, 1.5, "speech", "speech", "okay one more time", 0.8, "speech"),
+        Observation(2, 4.0, 6.0, "text", "ocr", "GOAL", 0.95, "ocr"),
+    )
+    return Timeline(info, wins, obs, ("visual-tags", "audio-tags", "speech", "ocr"), ("no notes",))
+
+
+def test_make_windows_by_length_and_count():
+    w = make_windows(10.0, 2.0)
+    assert [(x.start_s, x.end_s) for x in w] == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    # A sliver under a quarter window is folded into the last window.
+    assert make_windows(4.3, 2.0)[-1].end_s == 4.3 and len(make_windows(4.3, 2.0)) == 2
+    assert len(make_windows(4.9, 2.0)) == 3
+    assert [x.end_s for x in make_windows(9.0, count=3)] == [3.0, 6.0, 9.0]
+    assert len(make_windows(0.5, 2.0)) == 1
+    with pytest.raises(ValueError):
+        make_windows(5.0, count=0)
+
+
+def test_window_of():
+    w = make_windows(6.0, 2.0)
+    assert [window_of(t, w) for t in (0.0, 1.99, 2.0, 5.9, 99.0)] == [0, 0, 1, 2, 2]
+
+
+def test_render_is_compact_and_ordered():
+    text = _tl().render()
+    lines = text.splitlines()
+    assert lines[0] == "[0-2 s] objects: person 0.90, sports ball 0.70; speech: 'okay one more time'; tags: speech 0.90"
+    assert lines[1] == "[4-6 s] on-screen text: 'GOAL'"
+    assert _tl().render(["speech"]) == "[0-2 s] speech: 'okay one more time'"
+    assert _tl().render(max_chars=30) == ""
+
+
+def test_json_round_trip():
+    tl = _tl()
+    again = Timeline.from_json(tl.to_json())
+    assert again == tl
+    assert again.render() == tl.render()
+
+
+def test_restrictions():
+    tl = _tl()
+    assert {o.modality for o in tl.only(["sight"]).observations} == {"sight"}
+    assert all(o.window != 0 for o in tl.without_windows([0]).observations)
+    assert tl.only([]).is_empty
+    with pytest.raises(ValueError, match="smell"):
+        tl.only(["smell"])
+
+
+def test_caption_sentence_renders_as_is():
+    o = Observation(0, 0, 2, "sight", "blip2", "a man juggling a ball on grass", 1.0, "caption")
+    assert render_window(Window(0, 0, 2), [o]) == "[0-2 s] caption: a man juggling a ball on grass"
+
+
+def test_bad_modality_rejected():
+    with pytest.raises(ValueError):
+        Observation(0, 0, 1, "smell", "x", "y")

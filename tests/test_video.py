@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from media_fixtures import sine, write_audio_only, write_video
+from vidsense.services.errors import InputError, ProcessingError
+from vidsense.services.video import Media, sample_times
+
+
+def test_probe_and_seek_sampling(tmp_path):
+    p = write_video(tmp_path / "a.mp4", seconds=4.0, fps=10, audio_hz=440)
+    m = Media.open(p)
+    assert m.info.has_video and m.info.has_audio
+    assert abs(m.info.duration_s - 4.0) < 0.3
+    assert (m.info.width, m.info.height) == (160, 120)
+    assert abs(m.info.fps - 10) < 0.01
+    frames = m.frames_at([0.05, 2.05, 3.95, 1.05])
+    assert frames.shape == (4, 120, 160, 3)
+    # The top-left block encodes the frame index: times map to frames 0, 20, 39 and 10.
+    idx = np.round(frames[:, 8, 8, 0].astype(float) / 6)
+    assert np.abs(idx - np.array([0, 20, 39, 10])).max() <= 1
+    small = m.sample(0, 4, 3, max_side=80)
+    assert small.shape == (3, 60, 80, 3)
+
+
+def test_audio_is_16k_mono(tmp_path):
+    p = write_video(tmp_path / "a.mp4", seconds=2.0, audio_hz=440)
+    a = Media.open(p).audio()
+    assert a.dtype == np.float32 and abs(len(a) - 32000) < 3000
+    spectrum = np.abs(np.fft.rfft(a[4000:20000]))
+    assert abs(np.argmax(spectrum) * 16000 / 16000 - 440) < 5
+
+
+def test_video_without_audio(tmp_path):
+    m = Media.open(write_video(tmp_path / "silent.mp4", seconds=1.0))
+    assert m.info.has_video and not m.info.has_audio
+    assert m.audio().size == 0
+
+
+def test_audio_only_file(tmp_path):
+    m = Media.open(write_audio_only(tmp_path / "a.m4a", sine(300, 2.0)))
+    assert not m.info.has_video and m.info.has_audio
+    assert abs(m.info.duration_s - 2.0) < 0.2
+    with pytest.raises(ProcessingError, match="no video stream"):
+        m.frames_at([0.0])
+
+
+def test_one_frame_video(tmp_path):
+    m = Media.open(write_video(tmp_path / "one.mp4", seconds=0.1, fps=10))
+    assert m.info.has_video
+    assert m.frames_at([0.0, 5.0]).shape[0] == 2
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, exc, message",
+    [
+        (lambda d: d / "nope.mp4", InputError, "no such file"),
+        (lambda d: d, InputError, "is a directory"),
+        (lambda d: _write(d / "zero.mp4", b""), InputError, "empty"),
+        (lambda d: _write(d / "notes.mp4", b"this is not a video\n" * 50), ProcessingError, "not a readable video"),
+    ],
+)
+def test_bad_inputs(tmp_path, make, exc, message):
+    with pytest.raises(exc, match=message) as e:
+        Media.open(make(tmp_path))
+    assert "\n" not in str(e.value)
+
+
+def test_truncated_file(tmp_path):
+    p = write_video(tmp_path / "full.mp4", seconds=3.0)
+    data = p.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 3])
+    # Either a clear error or a usable partial video, never an unhandled exception.
+    try:
+        m = Media.open(cut)
+    except ProcessingError as e:
+        assert "cut.mp4" in str(e)
+    else:
+        assert m.frames_at([0.0]).shape[0] == 1
+
+
+def test_real_example_clip(example_video):
+    m = Media.open(example_video)
+    assert m.info.has_video and m.info.duration_s > 5
+    f = m.sample(0, m.info.duration_s, 4, max_side=320)
+    assert f.shape[0] == 4 and max(f.shape[1:3]) == 320 and f.std() > 10
+
+
+def test_sample_times():
+    assert sample_times(0, 2, 2) == [0.5, 1.5]
+    assert sample_times(0, 2, 0) == []

@@ -1,0 +1,61 @@
+"""vidsense: zero-shot video classification over timed text, with explanations.
+
+The SDK is one verb per function, all backed by a :class:`Pipeline` that loads
+models once::
+
+    import vidsense
+    result = vidsense.classify("clip.mp4", labels="ucf101")
+    print(result.label, result.top_k[0].score)
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any, Iterable
+
+from vidsense.agents.labels import LabelSet, load_labels
+from vidsense.agents.reasoner import LabelScore, Prediction
+from vidsense.pipeline import LabelsArg, Pipeline, example_video
+from vidsense.results import ClassificationResult
+from vidsense.services.errors import InputError, ModelError, ProcessingError, VidsenseError
+from vidsense.services.settings import Settings, load_settings
+from vidsense.services.timeline import Observation, Timeline, Window
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClassificationResult",
+    "InputError",
+    "LabelScore",
+    "LabelSet",
+    "ModelError",
+    "Observation",
+    "Pipeline",
+    "Prediction",
+    "ProcessingError",
+    "Settings",
+    "Timeline",
+    "VidsenseError",
+    "Window",
+    "classify",
+    "describe",
+    "example_video",
+    "load_labels",
+    "load_settings",
+]
+
+
+@lru_cache(maxsize=4)
+def _default_pipeline(profile: str | None) -> Pipeline:
+    return Pipeline(profile=profile)
+
+
+def classify(video: str | os.PathLike[str], labels: LabelsArg, *, profile: str | None = None, **kwargs: Any) -> ClassificationResult:
+    """Classify one video with a shared default :class:`Pipeline` (see :meth:`Pipeline.classify`)."""
+    return _default_pipeline(profile).classify(video, labels, **kwargs)
+
+
+def describe(video: str | os.PathLike[str], modalities: Iterable[str] | None = None, *, profile: str | None = None) -> Timeline:
+    """The timeline of one video with a shared default :class:`Pipeline`."""
+    return _default_pipeline(profile).describe(video, modalities)

@@ -1,0 +1,61 @@
+"""Results the SDK hands back: frozen, JSON-ready, and flat enough for a DataFrame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vidsense.agents.reasoner import LabelScore, Prediction
+from vidsense.services.timeline import Timeline
+
+
+@dataclass(frozen=True)
+class ClassificationResult:
+    """The classification of one video.
+
+    Attributes:
+        video: the path as given.
+        label: the predicted label, spelled exactly as in the label set.
+        top_k: best labels with probabilities, best first.
+        labelset: name of the label set.
+        reasoner: ``llm`` or ``embedding``.
+        low_confidence: nothing was observed, or the top probability is low.
+        timings: seconds per stage (``decode+perception``, ``reasoning``, ``total``, per model).
+        notes: facts about the timeline (no audio track, Kinetics-trained recogniser used, ...).
+        justification: the LLM's short reason (only with ``explain_text``).
+        sha256: content hash of the video file.
+        timeline: the timeline the decision was made from.
+        prediction: the reasoner's full output (all scored candidates, token counts).
+    """
+
+    video: str
+    label: str
+    top_k: tuple[LabelScore, ...]
+    labelset: str
+    reasoner: str
+    low_confidence: bool
+    timings: dict[str, float]
+    notes: tuple[str, ...] = ()
+    justification: str = ""
+    sha256: str = ""
+    timeline: Timeline | None = field(default=None, compare=False, repr=False)
+    prediction: Prediction | None = field(default=None, compare=False, repr=False)
+
+    def to_dict(self, with_timeline: bool = False) -> dict[str, Any]:
+        """JSON-ready dict: ``{"video", "label", "top_k": [{"label", "score"}], "labelset", "timings", ...}``."""
+        out: dict[str, Any] = {
+            "video": self.video,
+            "label": self.label,
+            "top_k": [{"label": s.label, "score": s.score} for s in self.top_k],
+            "labelset": self.labelset,
+            "reasoner": self.reasoner,
+            "low_confidence": self.low_confidence,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "notes": list(self.notes),
+            "sha256": self.sha256,
+        }
+        if self.justification:
+            out["justification"] = self.justification
+        if with_timeline and self.timeline is not None:
+            out["timeline"] = self.timeline.to_dict()
+        return out
