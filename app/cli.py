@@ -22,10 +22,12 @@ from vidsense.services.errors import InputError, VidsenseError
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_enable=False, help="Zero-shot video classification that explains itself.")
 models_app = typer.Typer(no_args_is_help=True, help="The offline model store.")
 config_app = typer.Typer(no_args_is_help=True, help="Settings.")
+concepts_app = typer.Typer(no_args_is_help=True, help="The concept bottleneck (MoTIF).")
 cache_app = typer.Typer(no_args_is_help=True, help="The perception cache.")
 app.add_typer(models_app, name="models")
 app.add_typer(config_app, name="config")
 app.add_typer(cache_app, name="cache")
+app.add_typer(concepts_app, name="concepts")
 
 out = Console()
 err = Console(stderr=True)
@@ -137,6 +139,50 @@ def describe(
     for note in tl.notes:
         print(f"note: {note}")
     print(tl.render() or "(nothing observed)")
+
+
+@app.command(epilog="Example: vidsense explain clip.mp4 --labels ucf101 --format text")
+def explain(
+    video: Path = typer.Argument(..., help="Video file."),
+    labels: str = typer.Option(..., "--labels", "-l", help="Label set name, label file, or 'a,b,c'."),
+    fmt: str = typer.Option("text", "--format", help="text or json."),
+    reasoner: str = typer.Option("llm", "--reasoner", help="llm or embedding."),
+    no_occlusion: bool = typer.Option(False, "--no-occlusion", help="Skip re-scoring the LLM with each window/modality removed."),
+    modalities: Optional[str] = ModalitiesOpt,
+    profile: Optional[str] = ProfileOpt,
+    llm_model: Optional[str] = LlmOpt,
+    window_s: Optional[float] = WindowOpt,
+) -> None:
+    """Classify a video and explain the prediction: which concepts, when, and how they relate in time."""
+    from vidsense import Pipeline
+    from vidsense.concepts.explain import render_text
+
+    if fmt not in ("text", "json"):
+        raise InputError(f"--format: expected text or json, got {fmt!r}")
+    pipe = Pipeline(settings=_settings(profile=profile, llm_model=llm_model, window_s=window_s))
+    res = pipe.explain(video, labels, modalities=_modalities(modalities), reasoner=reasoner, llm_occlusion=not no_occlusion)
+    if fmt == "json":
+        print(json.dumps(res.to_dict(), indent=2))
+        return
+    c = res.classification
+    print(f"{c.video}: {c.label} ({c.top_k[0].score:.2f})  [{c.labelset}, {c.reasoner}]")
+    print(render_text(res.explanation))
+
+
+@concepts_app.command("fit", epilog="Example: vidsense concepts fit --manifest train.csv --labels ucf101 --epochs 100 --seed 0")
+def concepts_fit(
+    manifest: Path = typer.Option(..., "--manifest", help="CSV with columns path,label."),
+    labels: str = typer.Option(..., "--labels", "-l", help="Label set the labels belong to."),
+    epochs: int = typer.Option(100, "--epochs", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    profile: Optional[str] = ProfileOpt,
+) -> None:
+    """Train the concept model on labelled videos (few-shot) and save it for `explain`."""
+    from vidsense import Pipeline
+
+    pipe = Pipeline(settings=_settings(profile=profile))
+    report = pipe.fit_concepts(manifest, labels, epochs=epochs, seed=seed)
+    print(json.dumps(report, indent=2))
 
 
 @models_app.command("list", epilog="Example: vidsense models list --json")

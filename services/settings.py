@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     caption_model: str | None = Field(None, description="BLIP-2 dir or hub id (full profile)")
     clip_model: str | None = None
     clap_model: str | None = None
+    imagebind_model: str | None = Field(None, description="ImageBind checkpoint (imagebind_huge.pth), from-source install")
 
     # Reasoning
     shortlist: int = Field(20, ge=1)

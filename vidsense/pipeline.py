@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 from vidsense.agents.labels import LabelSet, load_labels
 from vidsense.agents.reasoner import REASONERS, Reasoner
-from vidsense.results import ClassificationResult
+from vidsense.results import ClassificationResult, ExplanationResult
 from vidsense.services.errors import InputError
 from vidsense.services.perceiver import Perceiver
 from vidsense.services.settings import Settings, load_settings
@@ -45,6 +45,8 @@ class Pipeline:
         self.settings = settings if settings is not None else load_settings(profile=profile, **overrides)
         self.perceiver = Perceiver(self.settings)
         self._reasoners: dict[str, Reasoner] = {}
+        self._concept_models: dict[str, tuple[Any, Any, Any]] = {}
+        self._encoder: Any = None
 
     def reasoner(self, name: str = "llm") -> Reasoner:
         """The reasoner ``name`` (``llm`` or ``embedding``), created once."""
@@ -59,6 +61,135 @@ class Pipeline:
     def describe(self, video: str | os.PathLike[str], modalities: Iterable[str] | None = None) -> Timeline:
         """The timeline of ``video``: every modality as timed text."""
         return self.perceiver.describe(video, modalities)
+
+    def concept_model(self, labelset: LabelSet) -> tuple[Any, Any, Any]:
+        """(bank, model, card) of the concept bottleneck for ``labelset``.
+
+        A model trained with ``vidsense concepts fit`` (stored under
+        ``$VIDSENSE_HOME/concepts/models/<label set>``) wins; otherwise the
+        zero-shot model initialised from the concept bank (bundled, or built from
+        the label names when the set has none).
+        """
+        key = labelset.sha256
+        if key not in self._concept_models:
+            from vidsense.concepts import bank as banks
+            from vidsense.concepts import motif
+
+            trained = Path(self.settings.home) / "concepts" / "models" / labelset.name
+            if (trained / motif.CARD_FILE).is_file() and (trained / "bank.json").is_file() and banks.ConceptBank.load(trained / "bank.json").labels == labelset.labels:
+                model, card = motif.load_model(trained)
+                bank = banks.ConceptBank.load(trained / "bank.json")
+                card.check_bank(bank)
+            else:
+                bank = banks.bundled_bank(labelset.name)
+                if bank is None or bank.labels != labelset.labels:
+                    bank = banks.fallback_bank(labelset.labels, label_set=labelset.name, readable=labelset.readable)
+                model, card = motif.zero_shot_model(bank)
+            self._concept_models[key] = (bank, model, card)
+        return self._concept_models[key]
+
+    @property
+    def encoder(self):
+        """The sentence encoder the concept activations use (shared with the shortlist)."""
+        if self._encoder is None:
+            from vidsense.concepts.activations import SentenceEncoder
+
+            self._encoder = SentenceEncoder(self.settings)
+        return self._encoder
+
+    def score_fn(self, labelset: LabelSet, candidates: Iterable[str], reasoner: str = "llm"):
+        """``timeline -> {label: probability}`` over a fixed candidate list (for occlusion).
+
+        The candidates stay fixed so that removing a window cannot change which
+        labels are compared, only how the reasoner scores them.
+        """
+        sub = LabelSet.from_labels(labelset.name, list(candidates))
+        r = self.reasoner(reasoner)
+
+        def score(timeline: Timeline) -> dict[str, float]:
+            pred = r.classify(timeline, sub, top_k=len(sub))
+            return {c.label: c.score for c in pred.candidates}
+
+        return score
+
+    def explain(
+        self,
+        video: str | os.PathLike[str],
+        labels: LabelsArg,
+        *,
+        modalities: Iterable[str] | None = None,
+        interventions: Iterable[Any] = (),
+        llm_occlusion: bool = True,
+        reasoner: str = "llm",
+        top_k: int | None = None,
+    ) -> ExplanationResult:
+        """Classify ``video`` and explain the prediction over time.
+
+        Args:
+            video: path of a video file.
+            labels: label set (as for :meth:`classify`).
+            modalities: limit what the reasoner and the concepts read.
+            interventions: extra :class:`~vidsense.concepts.explain.InterventionSpec` s to run.
+            llm_occlusion: re-score the LLM with each window and modality removed
+                (one re-score per window; the faithful view of the actual prediction).
+            reasoner: ``llm`` or ``embedding``.
+            top_k: labels to report.
+        """
+        from vidsense.concepts.explain import ExplainOptions, explain_timeline
+
+        result = self.classify(video, labels, top_k=top_k, modalities=modalities, reasoner=reasoner)
+        labelset = load_labels(labels)
+        timeline = result.timeline.only(modalities) if modalities is not None else result.timeline
+        bank, model, card = self.concept_model(labelset)
+        pred = result.prediction
+        llm_scores = {c.label: c.score for c in pred.candidates} if pred else None
+        score_fn = self.score_fn(labelset, [c.label for c in pred.candidates], reasoner) if (llm_occlusion and pred) else None
+        t0 = time.perf_counter()
+        options = ExplainOptions(top_k=top_k or self.settings.top_k, interventions=tuple(interventions))
+        expl = explain_timeline(timeline, bank, model, card, self.encoder, llm_scores=llm_scores, score_fn=score_fn, target=result.label, options=options)
+        timings = dict(result.timings, explanation=time.perf_counter() - t0)
+        return ExplanationResult(video=str(video), classification=result, explanation=expl, timings=timings)
+
+    def fit_concepts(self, manifest: str | os.PathLike[str], labels: LabelsArg, *, epochs: int = 100, seed: int = 0) -> dict[str, Any]:
+        """Train the concept model on a labelled manifest and save it under ``$VIDSENSE_HOME``.
+
+        Videos that fail are listed in the report and skipped; labels outside the
+        label set are an error naming the manifest line.
+
+        Returns:
+            The saved folder, the fit metrics and the skipped videos.
+        """
+        from vidsense.concepts import motif, train
+        from vidsense.concepts.activations import concept_activations
+        from vidsense.services.errors import VidsenseError
+        from vidsense.services.manifest import read_manifest
+
+        labelset = load_labels(labels)
+        rows = read_manifest(manifest)
+        for r in rows:
+            if r.label not in labelset.labels:
+                raise InputError(f"{manifest}:{r.line}: label {r.label!r} is not in label set {labelset.name!r}")
+        bank, _, _ = self.concept_model(labelset)
+        examples, skipped = [], []
+        for r in rows:
+            try:
+                tl = self.describe(r.path)
+            except VidsenseError as exc:
+                skipped.append({"video": str(r.path), "error": str(exc)})
+                continue
+            acts = concept_activations(tl, bank, self.encoder)
+            examples.append(train.LabelledActivations(acts.matrix, r.label, str(r.path)))
+        if not examples:
+            raise InputError(f"{manifest}: no usable videos to train on")
+        model, metrics = train.fit(examples, bank, labelset.labels, epochs=epochs, seed=seed)
+        card = train.trained_card(bank, model, metrics, {"manifest": str(manifest)})
+        folder = Path(self.settings.home) / "concepts" / "models" / labelset.name
+        motif.save_model(model, card, folder)
+        # The bank travels with the model: a later change of the bundled bank must not
+        # silently re-map a trained model's columns.
+        bank.save(folder / "bank.json")
+        self._concept_models.pop(labelset.sha256, None)
+        return {"saved": str(folder), "metrics": metrics.to_dict(), "skipped": skipped}
 
     def classify(
         self,

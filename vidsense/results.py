@@ -59,3 +59,35 @@ class ClassificationResult:
         if with_timeline and self.timeline is not None:
             out["timeline"] = self.timeline.to_dict()
         return out
+
+
+@dataclass(frozen=True)
+class ExplanationResult:
+    """A classification and its explanation.
+
+    Attributes:
+        video: the path as given.
+        classification: the LLM's (or embedding reasoner's) prediction.
+        explanation: the concept-bottleneck explanation
+            (:class:`vidsense.concepts.explain.Explanation`; sections ``global``,
+            ``local``, ``temporal``, ``attributions``, ``occlusion``, ``interventions``).
+        timings: seconds per stage, ``explanation`` included.
+    """
+
+    video: str
+    classification: ClassificationResult
+    explanation: Any
+    timings: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return self.classification.label
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"video", "classification": {...}, "explanation": {...}, "timings"}``."""
+        return {
+            "video": self.video,
+            "classification": self.classification.to_dict(),
+            "explanation": self.explanation.to_dict(),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
