@@ -1,0 +1,282 @@
+"""Concept activations: how strongly each window shows each concept.
+
+The default is text-to-text: each window's timeline text (the same rendering
+the LLM reads, minus the time stamp and the confidence numbers, which only add
+noise to a sentence embedding) and each concept text are embedded with the
+bundled MiniLM, and the activation is their cosine similarity. A window with no
+observations gets a row of zeros, so "no evidence" and "window removed" look the
+same to the concept model.
+
+When a joint image-text or audio-text model is configured, :class:`JointScorer`
+is the seam: it scores a window's frames or audio against the concept texts,
+and :func:`blend` mixes that with the text activations.
+
+Results are cached in memory and as ``.npz`` under
+``<home>/cache/concepts/``, keyed on the timeline's content hash, the bank hash,
+the encoder and the modality restriction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Literal, Protocol, Sequence
+
+import numpy as np
+
+from vidsense.concepts.bank import ConceptBank
+from vidsense.services.timeline import MODALITIES, Timeline, Window, render_window
+
+if TYPE_CHECKING:
+    from vidsense.services.settings import Settings
+    from vidsense.services.video import Media
+
+_STAMP = re.compile(r"^\[[^\]]*\]\s*")
+_SCORE = re.compile(r"\s\d(?:\.\d+)?(?=,|;|$)")
+
+
+class TextEncoder(Protocol):
+    """Anything that embeds sentences: ``encode(texts) -> [n, d]`` L2-normalised float32."""
+
+    name: str
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class SentenceEncoder:
+    """The configured sentence-transformers model (default: the bundled all-MiniLM-L6-v2).
+
+    Loads through :mod:`vidsense.services.embeddings`, so the shortlist, the
+    reasoner and the concept activations share one model per process.
+    """
+
+    def __init__(self, settings: "Settings", model: str | None = None) -> None:
+        from vidsense.services import embeddings
+
+        self._settings = settings if model is None else settings.model_copy(update={"embedding_model": model})
+        self.name = str(self._settings.embedding_model)
+        embeddings.sentence_model(self._settings)  # fail early (missing model) rather than mid-explanation
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` as L2-normalised float32 rows."""
+        from vidsense.services import embeddings
+
+        return embeddings.embed(self._settings, list(texts))
+
+
+@dataclass(frozen=True, eq=False)
+class Activations:
+    """A ``[windows x concepts]`` activation matrix and what it was computed from.
+
+    Attributes:
+        matrix: float32 ``[T, C]`` similarities (rows of zeros for empty windows).
+        windows: the timeline's windows (row order).
+        concepts: concept texts (column order).
+        bank_hash: :attr:`ConceptBank.hash` of the bank.
+        encoder: name of the model that produced the similarities.
+        modalities: the modalities the timeline was restricted to (``None``: all).
+        texts: the per-window text that was embedded ('' for empty windows).
+    """
+
+    matrix: np.ndarray
+    windows: tuple[Window, ...]
+    concepts: tuple[str, ...]
+    bank_hash: str
+    encoder: str
+    modalities: tuple[str, ...] | None = None
+    texts: tuple[str, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.matrix.shape[0]), int(self.matrix.shape[1]))
+
+
+def window_texts(timeline: Timeline, modalities: Iterable[str] | None = None) -> list[str]:
+    """One text per window: its rendered observations without time stamp and scores ('' when empty)."""
+    tl = timeline.only(modalities)
+    out = []
+    for w in timeline.windows:
+        line = render_window(w, tl.for_window(w.index))
+        out.append(_SCORE.sub("", _STAMP.sub("", line)).strip())
+    return out
+
+
+class ActivationCache:
+    """Memory + disk cache of activation matrices.
+
+    Args:
+        root: folder for ``.npz`` files (``None``: memory only).
+        memory: how many matrices to keep in memory.
+    """
+
+    def __init__(self, root: Path | None, memory: int = 64) -> None:
+        self.root = Path(root) if root is not None else None
+        self._mem: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._size = memory
+
+    @classmethod
+    def for_settings(cls, settings: "Settings") -> "ActivationCache":
+        """The cache under ``<home>/cache/concepts`` (memory only when ``settings.cache`` is off)."""
+        return cls(Path(settings.home) / "cache" / "concepts" if settings.cache else None)
+
+    def get(self, key: str) -> np.ndarray | None:
+        if key in self._mem:
+            self._mem.move_to_end(key)
+            return self._mem[key]
+        if self.root is not None:
+            path = self.root / f"{key}.npz"
+            if path.is_file():
+                try:
+                    with np.load(path) as data:
+                        matrix = data["matrix"].astype(np.float32)
+                except (OSError, ValueError, KeyError):
+                    return None  # a damaged entry is recomputed and overwritten
+                self._remember(key, matrix)
+                return matrix
+        return None
+
+    def put(self, key: str, matrix: np.ndarray) -> None:
+        self._remember(key, matrix)
+        if self.root is not None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = self.root / f"{key}.tmp.npz"
+            np.savez_compressed(tmp, matrix=matrix)
+            tmp.replace(self.root / f"{key}.npz")
+
+    def _remember(self, key: str, matrix: np.ndarray) -> None:
+        self._mem[key] = matrix
+        self._mem.move_to_end(key)
+        while len(self._mem) > self._size:
+            self._mem.popitem(last=False)
+
+
+def timeline_sha(timeline: Timeline) -> str:
+    """SHA-256 of the timeline's JSON (any change of observations changes it)."""
+    return hashlib.sha256(timeline.to_json(sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def cache_key(timeline: Timeline, bank: ConceptBank, encoder: str, modalities: Iterable[str] | None) -> str:
+    """The cache key of one activation matrix."""
+    mods = "all" if modalities is None else ",".join(sorted(modalities))
+    raw = f"{timeline_sha(timeline)}|{bank.hash}|{encoder}|{mods}"
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+
+
+def concept_activations(
+    timeline: Timeline,
+    bank: ConceptBank,
+    encoder: TextEncoder,
+    modalities: Iterable[str] | None = None,
+    cache: ActivationCache | None = None,
+) -> Activations:
+    """Cosine similarity of every window's text with every concept.
+
+    Args:
+        timeline: the video's timeline.
+        bank: the concept bank (columns).
+        encoder: sentence encoder.
+        modalities: restrict the window texts to these modalities (``None``: all).
+        cache: where to look up / store the matrix.
+    """
+    mods = None if modalities is None else tuple(sorted(set(modalities)))
+    texts = window_texts(timeline, mods)
+    key = cache_key(timeline, bank, encoder.name, mods)
+    matrix = cache.get(key) if cache is not None else None
+    if matrix is None or matrix.shape != (len(texts), len(bank)):
+        matrix = np.zeros((len(texts), len(bank)), dtype=np.float32)
+        filled = [i for i, t in enumerate(texts) if t]
+        if filled and len(bank):
+            matrix[filled] = encoder.encode([texts[i] for i in filled]) @ concept_embeddings(bank, encoder).T
+        if cache is not None:
+            cache.put(key, matrix)
+    return Activations(matrix, timeline.windows, tuple(bank.texts), bank.hash, encoder.name, mods, tuple(texts))
+
+
+_CONCEPT_EMB: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+
+def concept_embeddings(bank: ConceptBank, encoder: TextEncoder) -> np.ndarray:
+    """``[C, d]`` embeddings of the bank's concept texts (memoised per encoder and bank)."""
+    key = (encoder.name, bank.hash)
+    if key not in _CONCEPT_EMB:
+        _CONCEPT_EMB[key] = encoder.encode(bank.texts)
+        while len(_CONCEPT_EMB) > 8:
+            _CONCEPT_EMB.popitem(last=False)
+    return _CONCEPT_EMB[key]
+
+
+def present_modalities(timeline: Timeline) -> tuple[str, ...]:
+    """The modalities that have at least one observation, in :data:`MODALITIES` order."""
+    seen = {o.modality for o in timeline.observations}
+    return tuple(m for m in MODALITIES if m in seen)
+
+
+def activations_by_modality(
+    timeline: Timeline,
+    bank: ConceptBank,
+    encoder: TextEncoder,
+    mode: Literal["only", "without"] = "without",
+    cache: ActivationCache | None = None,
+) -> dict[str, Activations]:
+    """Activations per present modality, from the timeline rendered restricted to it.
+
+    Args:
+        mode: ``only`` renders each modality alone (what that modality says by
+            itself); ``without`` renders everything but it (the counterfactual
+            used for modality ablation and the drop-modality intervention).
+    """
+    present = present_modalities(timeline)
+    out = {}
+    for m in present:
+        keep = (m,) if mode == "only" else tuple(x for x in present if x != m)
+        out[m] = concept_activations(timeline, bank, encoder, keep, cache)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Joint image-text / audio-text models (seam)
+
+
+class JointScorer(Protocol):
+    """A joint embedding model (CLIP, CLAP, ImageBind) scoring raw media against concept texts.
+
+    ``similarity`` receives one input per window (for ``sight`` an RGB uint8
+    array ``[k, H, W, 3]`` of the window's frames, for ``sound`` the window's
+    16 kHz mono float32 samples) and returns ``[windows, len(texts)]`` cosine
+    similarities; pooling several frames of a window is the scorer's choice.
+    """
+
+    name: str
+    modality: Literal["sight", "sound"]
+
+    def similarity(self, inputs: Sequence[np.ndarray], texts: Sequence[str]) -> np.ndarray: ...
+
+
+def joint_activations(
+    media: "Media",
+    windows: Sequence[Window],
+    bank: ConceptBank,
+    scorer: JointScorer,
+    frames_per_window: int = 2,
+    max_side: int = 336,
+) -> Activations:
+    """Activations from a joint model: each window's frames or audio against each concept."""
+    if scorer.modality == "sight":
+        inputs = [media.sample(w.start_s, w.end_s, frames_per_window, max_side=max_side) for w in windows]
+    else:
+        inputs = [media.audio_between(w.start_s, w.end_s) for w in windows]
+    matrix = np.asarray(scorer.similarity(inputs, bank.texts), dtype=np.float32)
+    if matrix.shape != (len(windows), len(bank)):
+        raise ValueError(f"{scorer.name}: similarity returned shape {matrix.shape}, expected {(len(windows), len(bank))}")
+    return Activations(matrix, tuple(windows), tuple(bank.texts), bank.hash, scorer.name, (scorer.modality,))
+
+
+def blend(text: Activations, joint: Activations, joint_weight: float = 0.5) -> Activations:
+    """Weighted mean of text and joint activations (same windows and bank)."""
+    if text.bank_hash != joint.bank_hash or text.shape != joint.shape:
+        raise ValueError("blend needs activations of the same windows and concept bank")
+    matrix = (1.0 - joint_weight) * text.matrix + joint_weight * joint.matrix
+    return replace(text, matrix=matrix.astype(np.float32), encoder=f"{text.encoder}+{joint.encoder}")

@@ -1,0 +1,125 @@
+"""Kinetics-400 action recognition per window with Inception-I3D.
+
+Each group of windows (:mod:`vidsense.services.motion_clip`) becomes one clip
+of 64 frames for I3D (:mod:`vidsense.services.i3d`). The network's logits at
+each temporal position are averaged over the positions that fall inside a
+window, so a window gets the classes of its own part of the clip. The
+classes are Kinetics-400's, not the user's label set: the reasoning layer
+maps them, and the model card's note tells the evaluation that a
+Kinetics-trained recogniser contributed.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from vidsense.services import i3d
+from vidsense.services.motion_clip import CLIP_FRAMES, GROUP_S, MotionClip, motion_clips
+from vidsense.services.perception import ModelCard
+from vidsense.services.timeline import Observation, Window
+from vidsense.services.video import Media
+
+# Frames per temporal logit position (three stride-2 stages) and where the first one is centred.
+POSITION_STRIDE = 8
+POSITION_CENTRE = 7.5
+
+
+@lru_cache(maxsize=1)
+def kinetics_labels() -> tuple[str, ...]:
+    """The 400 Kinetics class names, in the order of the model's logits."""
+    text = resources.files("vidsense.services").joinpath("data/kinetics400.txt").read_text(encoding="utf-8")
+    labels = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if len(labels) != i3d.NUM_CLASSES:
+        raise RuntimeError(f"kinetics400.txt holds {len(labels)} labels, expected {i3d.NUM_CLASSES}")
+    return labels
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis."""
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def position_times(times: tuple[float, ...], n_positions: int) -> np.ndarray:
+    """Time each temporal logit position is centred on (I3D reduces time 8x, then pools pairs)."""
+    idx = np.clip(np.arange(n_positions) * POSITION_STRIDE + POSITION_CENTRE, 0, len(times) - 1)
+    return np.interp(idx, np.arange(len(times)), np.asarray(times))
+
+
+def window_logits(logits: np.ndarray, centres: np.ndarray, window: Window) -> np.ndarray:
+    """Mean logits of the positions centred inside ``window`` (the nearest one if none is)."""
+    inside = (centres >= window.start_s) & (centres < window.end_s)
+    if not inside.any():
+        mid = (window.start_s + window.end_s) / 2
+        inside = np.abs(centres - mid) == np.abs(centres - mid).min()
+    return logits[inside].mean(axis=0)
+
+
+def top_classes(probs: np.ndarray, labels: tuple[str, ...], k: int, min_prob: float) -> list[tuple[str, float]]:
+    """The ``k`` most probable classes at or above ``min_prob`` (always at least the best one)."""
+    order = np.argsort(-probs)[:k]
+    return [(labels[i], float(probs[i])) for j, i in enumerate(order) if j == 0 or probs[i] >= min_prob]
+
+
+class KineticsActions:
+    """Perception model ``action``: the Kinetics-400 classes a window's movement looks like."""
+
+    card: ClassVar[ModelCard] = ModelCard(
+        name="action",
+        version="1",
+        modalities=("sight",),
+        note="action: an Inception-I3D recogniser trained on Kinetics-400 contributed "
+        "(results on Kinetics-400 itself are not zero-shot)",
+    )
+
+    def __init__(self, settings: Any, top_k: int = 3, min_prob: float = 0.05, backend: str = "onnx", clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):
+        self.settings = settings
+        self.top_k = top_k
+        self.min_prob = min_prob
+        # ONNX Runtime is the faster CPU path; torch is used on a GPU (and when export fails).
+        self.backend = "torch" if settings.resolved_device() == "cuda" else backend
+        self.clip_frames = clip_frames
+        self.group_s = group_s
+        self._runtime: i3d.Runtime | None = None
+
+    def params(self) -> dict[str, Any]:
+        from vidsense.services import model_store
+
+        return {
+            "sha256": model_store.MODELS[i3d.MODEL_NAME].sha256,
+            "top_k": self.top_k,
+            "min_prob": self.min_prob,
+            "clip_frames": self.clip_frames,
+            "group_s": self.group_s,
+            "crop": [i3d.SHORT_SIDE, i3d.CROP],
+        }
+
+    @property
+    def runtime(self) -> i3d.Runtime:
+        if self._runtime is None:
+            self._runtime = i3d.load_runtime(Path(self.settings.home), self.backend, self.clip_frames, self.settings.resolved_device())
+        return self._runtime
+
+    def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
+        """One ``action`` observation per window: ``movement looks like: juggling soccer ball 0.91, ...``."""
+        out = []
+        for clip in motion_clips(media, windows, self.clip_frames, self.group_s):
+            out.extend(self._describe_clip(clip))
+        return out
+
+    def _describe_clip(self, clip: MotionClip) -> list[Observation]:
+        logits = self.runtime.run(i3d.preprocess(clip.frames))
+        centres = position_times(clip.times, len(logits))
+        labels = kinetics_labels()
+        out = []
+        for w in clip.windows:
+            best = top_classes(softmax(window_logits(logits, centres, w)), labels, self.top_k, self.min_prob)
+            text = "movement looks like: " + ", ".join(f"{name} {p:.2f}" for name, p in best)
+            # The probabilities are in the text; score 1.0 keeps the renderer from appending another.
+            out.append(Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, text, 1.0, "action"))
+        return out

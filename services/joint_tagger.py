@@ -1,0 +1,391 @@
+"""Joint-embedding taggers: score frames or audio against a text vocabulary.
+
+A joint embedding model (CLIP for images, CLAP for audio, ImageBind for both)
+maps media and text into one space. :class:`JointEmbeddingTagger` embeds a
+vocabulary once (each term put into its modality's prompt template), then for
+every window embeds the window's frames or audio and reports the best matching
+terms as ``tags`` observations.
+
+Scores: cosine similarities times the model's own logit scale, softmaxed over
+the vocabulary (what these models were trained to produce), then averaged over
+the window's frames. A term is reported when its probability is at least
+``min_score``; at most ``top_k`` per window.
+
+Vocabularies: :func:`visual_vocabulary` (package data, a few hundred everyday
+objects, scenes and actions), :func:`audioset_vocabulary` (the 521 AudioSet
+class names from the bundled YAMNet class map) or any supplied texts, such as
+a label set's concepts (:func:`concept_vocabulary`).
+
+Backends are picked by factory: :func:`make_clip_tagger`, :func:`make_clap_tagger`
+and :func:`make_imagebind_tagger`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from vidsense.services import model_store, pretrained
+from vidsense.services.errors import InputError
+from vidsense.services.perception import ModelCard
+from vidsense.services.timeline import Modality, Observation, Window
+from vidsense.services.video import SAMPLE_RATE, Media
+
+TEXT_BATCH = 64
+IMAGEBIND_CHECKPOINT = "imagebind-huge/imagebind_huge.pth"  # under $VIDSENSE_HOME/models
+IMAGEBIND_INSTALL = "pip install git+https://github.com/facebookresearch/ImageBind (plus torchvision, torchaudio and pytorchvideo matching your torch)"
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Terms to tag with, and the prompt each term is put into before embedding.
+
+    Attributes:
+        name: what the vocabulary is (``visual``, ``audioset``, ``concepts``), for cache keys.
+        terms: the words or phrases reported as tags.
+        template: a ``str.format`` pattern with one ``{}``; CLIP-style models match
+            ``"a photo of a dog."`` better than a bare ``"dog"``.
+    """
+
+    name: str
+    terms: tuple[str, ...]
+    template: str = "{}"
+
+    def prompts(self) -> list[str]:
+        """Every term inside the template."""
+        return [self.template.format(t) for t in self.terms]
+
+    def digest(self) -> str:
+        """Hash of the terms and template, for cache keys."""
+        return hashlib.sha256("\n".join((self.template, *self.terms)).encode()).hexdigest()[:16]
+
+
+def visual_vocabulary(template: str = "a photo of {}.") -> Vocabulary:
+    """The default visual vocabulary shipped as ``data/visual_vocabulary.txt``."""
+    text = resources.files("vidsense.services").joinpath("data/visual_vocabulary.txt").read_text(encoding="utf-8")
+    terms = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return Vocabulary("visual", terms, template)
+
+
+def audioset_vocabulary(home: Path, template: str = "the sound of {}") -> Vocabulary:
+    """The 521 AudioSet class names, from the bundled YAMNet class map."""
+    folder = Path(model_store.ensure("yamnet", home))
+    with open(folder / "yamnet_class_map.csv", newline="", encoding="utf-8") as f:
+        terms = tuple(row["display_name"] for row in csv.DictReader(f))
+    return Vocabulary("audioset", terms, template)
+
+
+def concept_vocabulary(texts: Sequence[str], template: str = "{}") -> Vocabulary:
+    """A vocabulary from supplied texts (e.g. a label set's concepts), deduplicated in order.
+
+    Raises:
+        InputError: when no text is left after dropping blanks.
+    """
+    terms = tuple(dict.fromkeys(t.strip() for t in texts if t.strip()))
+    if not terms:
+        raise InputError("joint tagger: the concept vocabulary is empty")
+    return Vocabulary("concepts", terms, template)
+
+
+class JointEncoder(Protocol):
+    """A joint embedding model; every ``embed_*`` returns L2-normalised rows."""
+
+    name: str
+    fingerprint: str
+    logit_scale: float
+    audio_rate: int
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed_images(self, frames: np.ndarray) -> np.ndarray: ...
+
+    def embed_audio(self, clips: list[np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One modality a tagger reads, with the vocabulary it scores against."""
+
+    modality: Modality  # "sight" reads frames, "sound" reads audio
+    vocabulary: Vocabulary
+
+
+@dataclass(frozen=True)
+class TagParams:
+    """Thresholds of :class:`JointEmbeddingTagger` (all go in the cache key).
+
+    Attributes:
+        top_k: most tags per window and channel.
+        min_score: smallest softmax probability reported.
+        min_audio_s: windows with less audio than this get no sound tags.
+    """
+
+    top_k: int = 5
+    min_score: float = 0.05
+    min_audio_s: float = 0.25
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _pooled(out: Any) -> Any:
+    """The projected embedding: a tensor (transformers 4) or ``pooler_output`` (transformers 5)."""
+    return out if hasattr(out, "detach") else out.pooler_output
+
+
+def resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
+    """Polyphase resampling of mono float32 audio from ``src`` Hz to ``dst`` Hz."""
+    if src == dst:
+        return audio
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(src, dst)
+    return resample_poly(audio, dst // g, src // g).astype(np.float32)
+
+
+class JointEmbeddingTagger:
+    """Tags windows by matching their frames and/or audio to text vocabularies."""
+
+    def __init__(self, card: ModelCard, encoder: JointEncoder, channels: Sequence[Channel], settings: Any, tuning: TagParams | None = None) -> None:
+        """Embed every channel's vocabulary once.
+
+        Args:
+            card: the perception model's card (name, modalities).
+            encoder: the joint embedding model.
+            channels: what to read and which vocabulary to score it against.
+            settings: the :class:`~vidsense.services.settings.Settings`.
+            tuning: thresholds.
+        """
+        self.card = card
+        self.encoder = encoder
+        self.channels = tuple(channels)
+        self.settings = settings
+        self.tuning = tuning or TagParams()
+        self._text = [self._embed_vocabulary(c.vocabulary) for c in self.channels]
+
+    def _embed_vocabulary(self, vocab: Vocabulary) -> np.ndarray:
+        prompts = vocab.prompts()
+        rows = [self.encoder.embed_texts(prompts[i : i + TEXT_BATCH]) for i in range(0, len(prompts), TEXT_BATCH)]
+        return np.concatenate(rows)
+
+    def params(self) -> dict[str, Any]:
+        """Model identity, vocabularies, sampling and thresholds."""
+        return {
+            "encoder": self.encoder.name,
+            "fingerprint": self.encoder.fingerprint,
+            "vocabularies": {c.modality: f"{c.vocabulary.name}:{c.vocabulary.digest()}" for c in self.channels},
+            "frames_per_window": self.settings.frames_per_window,
+            "frame_max_side": self.settings.frame_max_side,
+            **asdict(self.tuning),
+        }
+
+    def scores(self, channel: int, media: Media, window: Window) -> np.ndarray | None:
+        """Probability of every vocabulary term for one window (``None`` when there is nothing to read)."""
+        c = self.channels[channel]
+        if c.modality == "sight":
+            if not media.info.has_video:
+                return None
+            frames = media.sample(window.start_s, window.end_s, self.settings.frames_per_window, self.settings.frame_max_side)
+            emb = self.encoder.embed_images(frames)
+        else:
+            clip = media.audio_between(window.start_s, window.end_s)
+            if len(clip) < self.tuning.min_audio_s * SAMPLE_RATE:
+                return None
+            emb = self.encoder.embed_audio([resample(clip, SAMPLE_RATE, self.encoder.audio_rate)])
+        return _softmax(self.encoder.logit_scale * emb @ self._text[channel].T).mean(axis=0)
+
+    def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
+        """Top vocabulary matches per window and channel."""
+        out: list[Observation] = []
+        for w in windows:
+            for ci, c in enumerate(self.channels):
+                probs = self.scores(ci, media, w)
+                if probs is None:
+                    continue
+                for i in np.argsort(-probs)[: self.tuning.top_k]:
+                    if probs[i] >= self.tuning.min_score:
+                        out.append(Observation(w.index, w.start_s, w.end_s, c.modality, self.card.name, c.vocabulary.terms[i], round(float(probs[i]), 3), "tags"))
+        return out
+
+
+class HfClipEncoder:
+    """CLIP (``transformers`` CLIPModel + CLIPProcessor) from a local folder or an opt-in hub id."""
+
+    audio_rate = 0
+
+    def __init__(self, ref: pretrained.Pretrained) -> None:
+        from transformers import CLIPModel, CLIPProcessor
+
+        self.name = f"clip:{ref.path}"
+        self.fingerprint = ref.fingerprint
+        self._ref = ref
+        self._processor, self._model = pretrained.load(ref, CLIPModel, CLIPProcessor)
+        self.logit_scale = float(self._model.logit_scale.detach().exp())
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        inputs = self._processor(text=texts, padding=True, truncation=True, return_tensors="pt").to(self._ref.device)
+        with torch.inference_mode():
+            return _normalise(_pooled(self._model.get_text_features(**inputs)).float().cpu().numpy())
+
+    def embed_images(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+
+        inputs = self._processor(images=list(frames), return_tensors="pt").to(self._ref.device)
+        with torch.inference_mode():
+            pixels = inputs["pixel_values"].to(self._model.dtype)
+            return _normalise(_pooled(self._model.get_image_features(pixel_values=pixels)).float().cpu().numpy())
+
+    def embed_audio(self, clips: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError("CLIP has no audio tower")
+
+
+class HfClapEncoder:
+    """CLAP (``transformers`` ClapModel + ClapProcessor); audio goes in at 48 kHz."""
+
+    audio_rate = 48_000
+
+    def __init__(self, ref: pretrained.Pretrained) -> None:
+        from transformers import ClapModel, ClapProcessor
+
+        self.name = f"clap:{ref.path}"
+        self.fingerprint = ref.fingerprint
+        self._ref = ref
+        self._processor, self._model = pretrained.load(ref, ClapModel, ClapProcessor)
+        self.audio_rate = int(getattr(self._processor.feature_extractor, "sampling_rate", self.audio_rate))
+        # Audio-to-text logits use the audio tower's scale.
+        self.logit_scale = float(self._model.logit_scale_a.detach().exp())
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        inputs = self._processor(text=texts, padding=True, truncation=True, return_tensors="pt").to(self._ref.device)
+        with torch.inference_mode():
+            return _normalise(_pooled(self._model.get_text_features(**inputs)).float().cpu().numpy())
+
+    def embed_images(self, frames: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("CLAP has no image tower")
+
+    def embed_audio(self, clips: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        inputs = self._processor(audio=clips, sampling_rate=self.audio_rate, return_tensors="pt").to(self._ref.device)
+        inputs["input_features"] = inputs["input_features"].to(self._model.dtype)
+        with torch.inference_mode():
+            return _normalise(_pooled(self._model.get_audio_features(**inputs)).float().cpu().numpy())
+
+
+class ImageBindEncoder:
+    """ImageBind (huge) from the source install of ``imagebind`` and a local checkpoint.
+
+    Preprocessing follows ``imagebind.data``: frames resized (short side 224,
+    bicubic), centre-cropped and CLIP-normalised; audio as a 2 s, 128-bin
+    Kaldi fbank at 16 kHz, normalised with ImageBind's AudioSet mean and std.
+    """
+
+    audio_rate = SAMPLE_RATE
+    logit_scale = 100.0  # CLIP's temperature: ImageBind's text and vision outputs are unit vectors
+    AUDIO_MEAN, AUDIO_STD = -4.268, 9.138
+    PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
+    PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
+
+    def __init__(self, checkpoint: Path, device: str) -> None:
+        import torch
+        from imagebind import data
+        from imagebind.models import imagebind_model
+        from imagebind.models.imagebind_model import ModalityType
+
+        self.name = "imagebind-huge"
+        # Name and size, not a hash: hashing 4.5 GB on every start costs more than a run.
+        self.fingerprint = f"{checkpoint.name}:{checkpoint.stat().st_size}"
+        self._data, self._types, self._device = data, ModalityType, device
+        model = imagebind_model.imagebind_huge(pretrained=False)  # pretrained=True would download
+        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        self._model = model.to(device).eval()
+
+    def _embed(self, kind: str, value: Any) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self._model({kind: value})[kind]
+        return _normalise(out.float().cpu().numpy())
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return self._embed(self._types.TEXT, self._data.load_and_transform_text(texts, self._device))
+
+    def embed_images(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+        h, w = x.shape[2:]
+        scale = 224 / min(h, w)
+        x = F.interpolate(x, size=(max(224, round(h * scale)), max(224, round(w * scale))), mode="bicubic", align_corners=False)
+        top, left = (x.shape[2] - 224) // 2, (x.shape[3] - 224) // 2
+        x = x[:, :, top : top + 224, left : left + 224].clamp(0, 1)
+        x = (x - torch.tensor(self.PIXEL_MEAN).view(1, 3, 1, 1)) / torch.tensor(self.PIXEL_STD).view(1, 3, 1, 1)
+        return self._embed(self._types.VISION, x.to(self._device))
+
+    def embed_audio(self, clips: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        specs = [
+            (self._data.waveform2melspec(torch.from_numpy(c.copy())[None], self.audio_rate, 128, 204) - self.AUDIO_MEAN) / self.AUDIO_STD
+            for c in clips
+        ]
+        # [batch, clips per item = 1, 1, mel bins, frames], the layout imagebind.data produces.
+        return self._embed(self._types.AUDIO, torch.stack(specs)[:, None].to(self._device))
+
+
+def make_clip_tagger(settings: Any, vocabulary: Vocabulary | None = None, tuning: TagParams | None = None) -> JointEmbeddingTagger:
+    """``clip-tagger``: frames against the visual vocabulary with ``settings.clip_model``."""
+    encoder = HfClipEncoder(pretrained.locate(settings.clip_model, settings, role="clip", setting="clip_model"))
+    card = ModelCard(name="clip-tagger", version="1", modalities=("sight",), note="CLIP zero-shot tags")
+    return JointEmbeddingTagger(card, encoder, [Channel("sight", vocabulary or visual_vocabulary())], settings, tuning)
+
+
+def make_clap_tagger(settings: Any, vocabulary: Vocabulary | None = None, tuning: TagParams | None = None) -> JointEmbeddingTagger:
+    """``clap-tagger``: audio against the AudioSet names with ``settings.clap_model``."""
+    encoder = HfClapEncoder(pretrained.locate(settings.clap_model, settings, role="clap", setting="clap_model"))
+    card = ModelCard(name="clap-tagger", version="1", modalities=("sound",), needs_video=False, needs_audio=True, note="CLAP zero-shot audio tags")
+    return JointEmbeddingTagger(card, encoder, [Channel("sound", vocabulary or audioset_vocabulary(settings.home))], settings, tuning)
+
+
+def make_imagebind_tagger(settings: Any, tuning: TagParams | None = None) -> JointEmbeddingTagger:
+    """``imagebind-tagger``: frames (visual vocabulary) and audio (AudioSet names) with ImageBind.
+
+    The checkpoint is ``settings.imagebind_model`` when that setting exists, else
+    ``$VIDSENSE_HOME/models/imagebind-huge/imagebind_huge.pth``.
+
+    Raises:
+        InputError: the ``imagebind`` source package or the checkpoint is missing.
+    """
+    try:
+        # PyPI's "imagebind" is an empty placeholder, and imagebind.data needs
+        # torchaudio, torchvision and pytorchvideo: import both to find out early.
+        import imagebind.data  # noqa: F401
+        import imagebind.models.imagebind_model  # noqa: F401
+    except ImportError as exc:
+        raise InputError(f"imagebind-tagger: ImageBind cannot be imported ({exc}); install it from source: {IMAGEBIND_INSTALL}") from None
+    checkpoint = Path(getattr(settings, "imagebind_model", None) or Path(settings.home) / "models" / IMAGEBIND_CHECKPOINT).expanduser()
+    if not checkpoint.is_file():
+        raise InputError(f"imagebind-tagger: checkpoint {checkpoint} not found; put imagebind_huge.pth there (vidsense never downloads it)")
+    encoder = ImageBindEncoder(checkpoint, settings.resolved_device())
+    card = ModelCard(name="imagebind-tagger", version="1", modalities=("sight", "sound"), note="ImageBind zero-shot tags")
+    channels = [Channel("sight", visual_vocabulary()), Channel("sound", audioset_vocabulary(settings.home, template="{}"))]
+    return JointEmbeddingTagger(card, encoder, channels, settings, tuning)

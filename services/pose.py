@@ -1,0 +1,297 @@
+"""Human pose per window, in words: MoveNet keypoints -> tracks -> :mod:`motion_words` rules.
+
+MoveNet MultiPose Lightning (up to 6 people) runs on a few frames per window,
+taken from the shared motion clip (:mod:`vidsense.services.motion_clip`).
+People are followed from frame to frame by nearest position, and each
+person's keypoint trajectory in a window becomes a clause such as
+``person: upright, right arm raised above the head, walking left (0.8 body
+heights/s)``. When the MultiPose model cannot be loaded the single-person
+MoveNet Lightning takes over.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from vidsense.services import motion_words
+from vidsense.services.errors import ModelError
+from vidsense.services.motion_clip import CLIP_FRAMES, GROUP_S, MotionClip, motion_clips
+from vidsense.services.perception import ModelCard
+from vidsense.services.timeline import Observation, Window
+from vidsense.services.video import Media
+
+log = logging.getLogger(__name__)
+
+# A detected person below this score, or shorter than this share of the frame, is not described.
+PERSON_SCORE = 0.25
+MIN_HEIGHT = 0.08
+# Largest jump (frame heights, relative to the person's height) between frames that still counts as the same person.
+MAX_STEP = 0.6
+# A person must be seen in this share of a window's pose frames to be described.
+PRESENCE = 0.5
+MAX_PEOPLE = 6
+
+
+@dataclass(frozen=True)
+class Person:
+    """One detection: keypoints ``[17, 3]`` as ``(x, y, score)`` in frame heights, and a score."""
+
+    keypoints: np.ndarray
+    score: float
+
+    @property
+    def centre(self) -> np.ndarray:
+        seen = self.keypoints[self.keypoints[:, 2] >= motion_words.MIN_SCORE, :2]
+        return seen.mean(axis=0) if len(seen) else self.keypoints[:, :2].mean(axis=0)
+
+    @property
+    def height(self) -> float:
+        seen = self.keypoints[self.keypoints[:, 2] >= motion_words.MIN_SCORE, 1]
+        return float(np.ptp(seen)) if len(seen) >= 2 else 0.0
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+def _interpreter(path: Path) -> Any:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(path), num_threads=2)
+
+
+class MultiPoseDetector:
+    """MoveNet MultiPose Lightning: uint8 ``[1, H, W, 3]`` (sides multiples of 32) -> ``[1, 6, 56]``."""
+
+    model_name = "movenet-multipose"
+
+    def __init__(self, path: Path, long_side: int):
+        self.it = _interpreter(path)
+        self.input = self.it.get_input_details()[0]["index"]
+        self.output = self.it.get_output_details()[0]["index"]
+        self.long_side = long_side
+        self.shape: tuple[int, ...] = ()
+
+    def __call__(self, frame: np.ndarray) -> list[Person]:
+        import cv2
+
+        h, w = frame.shape[:2]
+        # Both sides to multiples of 32 (the model's stride); the small aspect change is undone
+        # below because the outputs are normalised to the input's sides.
+        scale = self.long_side / max(h, w)
+        size = (max(32, round(w * scale / 32) * 32), max(32, round(h * scale / 32) * 32))
+        shape = (1, size[1], size[0], 3)
+        if shape != self.shape:
+            self.it.resize_tensor_input(self.input, shape)
+            self.it.allocate_tensors()
+            self.shape = shape
+        self.it.set_tensor(self.input, cv2.resize(frame, size, interpolation=cv2.INTER_AREA)[None])
+        self.it.invoke()
+        people = []
+        for row in self.it.get_tensor(self.output)[0]:
+            if row[55] < PERSON_SCORE:
+                continue
+            yx = row[:51].reshape(17, 3)
+            kp = np.stack([yx[:, 1] * w / h, yx[:, 0], yx[:, 2]], axis=1)
+            people.append(Person(kp.astype(np.float32), float(row[55])))
+        return people
+
+
+class SinglePoseDetector:
+    """MoveNet Lightning (one person): uint8 ``[1, 192, 192, 3]`` -> ``[1, 1, 17, 3]``."""
+
+    model_name = "movenet-lightning"
+    SIDE = 192
+
+    def __init__(self, path: Path, long_side: int):
+        self.it = _interpreter(path)
+        self.it.allocate_tensors()
+        self.input = self.it.get_input_details()[0]["index"]
+        self.output = self.it.get_output_details()[0]["index"]
+
+    def __call__(self, frame: np.ndarray) -> list[Person]:
+        import cv2
+
+        h, w = frame.shape[:2]
+        side = max(h, w)
+        # Pad to a square (bottom/right) so the aspect ratio survives the resize.
+        square = np.zeros((side, side, 3), np.uint8)
+        square[:h, :w] = frame
+        self.it.set_tensor(self.input, cv2.resize(square, (self.SIDE, self.SIDE), interpolation=cv2.INTER_AREA)[None])
+        self.it.invoke()
+        yx = self.it.get_tensor(self.output)[0, 0]
+        kp = np.stack([yx[:, 1] * side / h, yx[:, 0] * side / h, yx[:, 2]], axis=1)
+        score = float(np.mean(yx[:, 2]))
+        return [Person(kp.astype(np.float32), score)] if score >= PERSON_SCORE else []
+
+
+# Preferred first: MultiPose sees up to 6 people.
+DETECTORS: tuple[type, ...] = (MultiPoseDetector, SinglePoseDetector)
+
+
+def load_detector(home: Path, long_side: int) -> Any:
+    """The first detector of :data:`DETECTORS` whose model loads.
+
+    Raises:
+        ModelError: when none does.
+    """
+    from vidsense.services import model_store
+
+    problems = []
+    for cls in DETECTORS:
+        try:
+            return cls(Path(model_store.ensure(cls.model_name, home)), long_side)
+        except Exception as exc:  # noqa: BLE001 - try the next model, report all if none loads
+            log.warning("pose model %s unavailable: %s", cls.model_name, exc)
+            problems.append(f"{cls.model_name}: {exc}")
+    raise ModelError("no pose model could be loaded (" + "; ".join(problems) + ")")
+
+
+# --------------------------------------------------------------------------- tracking
+
+
+def track_people(detections: list[list[Person]]) -> list[dict[int, Person]]:
+    """Link detections across frames into tracks: ``[{frame index: Person}, ...]``.
+
+    Greedy nearest-centre matching, closest pairs first; a person that moves
+    more than :data:`MAX_STEP` of their height between sampled frames starts a
+    new track.
+    """
+    tracks: list[dict[int, Person]] = []
+    last: list[tuple[int, Person]] = []  # per track: (frame index, last detection)
+    for f, people in enumerate(detections):
+        pairs = []
+        for ti, (_, prev) in enumerate(last):
+            for pi, p in enumerate(people):
+                reach = MAX_STEP * max(prev.height, p.height, MIN_HEIGHT)
+                d = float(np.linalg.norm(prev.centre - p.centre))
+                if d <= reach:
+                    pairs.append((d, ti, pi))
+        used_t: set[int] = set()
+        used_p: set[int] = set()
+        for _, ti, pi in sorted(pairs):
+            if ti in used_t or pi in used_p:
+                continue
+            used_t.add(ti)
+            used_p.add(pi)
+            tracks[ti][f] = people[pi]
+            last[ti] = (f, people[pi])
+        for pi, p in enumerate(people):
+            if pi not in used_p:
+                tracks.append({f: p})
+                last.append((f, p))
+    return tracks
+
+
+def window_tracks(tracks: list[dict[int, Person]], times: np.ndarray, window: Window) -> list[motion_words.Track]:
+    """The tracks seen in most of ``window``'s frames, as :class:`motion_words.Track` (unseen frames score 0)."""
+    frames = [i for i, t in enumerate(times) if window.start_s <= t < window.end_s]
+    if not frames:
+        return []
+    out = []
+    for track in tracks:
+        present = [f for f in frames if f in track]
+        if len(present) < PRESENCE * len(frames):
+            continue
+        if np.median([track[f].height for f in present]) < MIN_HEIGHT:
+            continue
+        kps = np.zeros((len(frames), 17, 3), np.float32)
+        for j, f in enumerate(frames):
+            if f in track:
+                kps[j] = track[f].keypoints
+        out.append(motion_words.Track(times=times[frames], keypoints=kps))
+    out.sort(key=lambda tr: -float(np.mean(tr.keypoints[:, :, 2])))
+    return out[:MAX_PEOPLE]
+
+
+def people_text(tracks: list[motion_words.Track]) -> str:
+    """One clause per group of people doing the same, e.g. ``2 people: upright, walking left``.
+
+    People whose words match apart from their speed figure are merged and the
+    figure is dropped.
+    """
+    groups: dict[str, list[str]] = {}
+    for track in tracks:
+        words = ", ".join(motion_words.describe_track(track)) or "visible"
+        groups.setdefault(re.sub(r" \([^)]*\)", "", words), []).append(words)
+    parts = []
+    for key, members in groups.items():
+        if len(members) == 1:
+            parts.append(f"person: {members[0]}")
+        else:
+            parts.append(f"{len(members)} people: {key}")
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- perception model
+
+
+class PoseDescriber:
+    """Perception model ``pose``: what the people in each window do with their bodies."""
+
+    card: ClassVar[ModelCard] = ModelCard(name="pose", version="1", modalities=("sight",))
+
+    def __init__(self, settings: Any, pose_fps: float = 2.5, long_side: int = 480, clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):
+        self.settings = settings
+        self.pose_fps = pose_fps
+        self.long_side = long_side
+        self.clip_frames = clip_frames
+        self.group_s = group_s
+        self._detector: Any = None
+
+    @property
+    def detector(self) -> Any:
+        if self._detector is None:
+            self._detector = load_detector(Path(self.settings.home), self.long_side)
+        return self._detector
+
+    def params(self) -> dict[str, Any]:
+        from vidsense.services import model_store
+
+        return {
+            "model": self.detector.model_name,
+            "sha256": model_store.MODELS[self.detector.model_name].sha256,
+            "pose_fps": self.pose_fps,
+            "long_side": self.long_side,
+            "clip_frames": self.clip_frames,
+            "group_s": self.group_s,
+            "person_score": PERSON_SCORE,
+        }
+
+    def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
+        """One ``pose`` observation per window where a person is seen."""
+        out = []
+        for clip in motion_clips(media, windows, self.clip_frames, self.group_s):
+            out.extend(self._describe_clip(clip))
+        return out
+
+    def _describe_clip(self, clip: MotionClip) -> list[Observation]:
+        picks = pose_frames(clip, self.pose_fps)
+        times = np.asarray([clip.times[i] for i in picks])
+        tracks = track_people([self.detector(clip.frames[i]) for i in picks])
+        out = []
+        for w in clip.windows:
+            text = people_text(window_tracks(tracks, times, w))
+            if text:
+                out.append(Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, text, 1.0, "pose"))
+        return out
+
+
+def pose_frames(clip: MotionClip, fps: float) -> list[int]:
+    """Indices of the clip frames to run pose on: evenly spaced at about ``fps``, at least 3 per window."""
+    span = max(clip.end_s - clip.start_s, 1e-3)
+    per_window = min(len(w_frames) for w_frames in _frames_per_window(clip)) or 1
+    want = max(round(span * fps), 3 * len(clip.windows))
+    stride = max(1, -(-len(clip.times) // max(want, 1)))
+    stride = min(stride, max(1, per_window // 3))
+    return list(range(stride // 2, len(clip.times), stride))
+
+
+def _frames_per_window(clip: MotionClip) -> list[list[int]]:
+    return [[i for i, t in enumerate(clip.times) if w.start_s <= t < w.end_s] for w in clip.windows]
+

@@ -1,0 +1,125 @@
+"""Tests of the joint-embedding taggers with tiny randomly initialised CLIP and CLAP models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vidsense.services.errors import InputError
+from vidsense.services.joint_tagger import (
+    TagParams,
+    Vocabulary,
+    concept_vocabulary,
+    make_clap_tagger,
+    make_clip_tagger,
+    make_imagebind_tagger,
+    resample,
+    visual_vocabulary,
+)
+from vidsense.services.perception import create
+from vidsense.services.settings import load_settings
+from vidsense.services.timeline import make_windows
+from vidsense.services.video import SAMPLE_RATE, Media
+
+from visual_fixtures import noise_video, tiny_clap, tiny_clip, write_audio_only
+
+VOCAB = Vocabulary("test", ("dog", "red ball", "street", "music"), "a photo of {}")
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    return tiny_clip(tmp_path_factory.mktemp("clip"))
+
+
+@pytest.fixture(scope="module")
+def clap_dir(tmp_path_factory):
+    return tiny_clap(tmp_path_factory.mktemp("clap"))
+
+
+def test_visual_vocabulary_is_a_few_hundred_unique_terms():
+    vocab = visual_vocabulary()
+    assert 300 <= len(vocab.terms) == len(set(vocab.terms))
+    assert {"person", "bicycle", "cup", "street", "riding a bicycle"} <= set(vocab.terms)
+    assert vocab.prompts()[0] == "a photo of person."
+
+
+def test_concept_vocabulary_dedupes_and_rejects_empty():
+    assert concept_vocabulary(["a ball", " a ball ", "", "grass"]).terms == ("a ball", "grass")
+    with pytest.raises(InputError, match="empty"):
+        concept_vocabulary(["  "])
+
+
+def test_resample_16k_to_48k_keeps_a_tone():
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    up = resample(np.sin(2 * np.pi * 440 * t).astype(np.float32), SAMPLE_RATE, 48_000)
+    assert len(up) == 48_000 and up.dtype == np.float32
+    assert np.argmax(np.abs(np.fft.rfft(up))) == 440
+
+
+def test_unset_models_are_clear_input_errors(tmp_path):
+    with pytest.raises(InputError, match="clip_model"):
+        create("clip-tagger", load_settings(home=tmp_path))
+    with pytest.raises(InputError, match="clap_model"):
+        create("clap-tagger", load_settings(home=tmp_path))
+
+
+def test_imagebind_absent_says_how_to_install(tmp_path):
+    with pytest.raises(InputError, match="install it from source: pip install git\\+https://github.com/facebookresearch/ImageBind"):
+        make_imagebind_tagger(load_settings(home=tmp_path))
+
+
+def test_clip_tagger_scores_match_the_model_and_obey_thresholds(clip_dir, tmp_path):
+    import torch
+    from transformers import CLIPModel, CLIPProcessor
+
+    settings = load_settings(home=tmp_path, clip_model=str(clip_dir), device="cpu", frames_per_window=1)
+    tagger = make_clip_tagger(settings, VOCAB, TagParams(top_k=2, min_score=0.0))
+    media = Media.open(noise_video(tmp_path / "v.mp4", seconds=4.0))
+    windows = make_windows(media.info.duration_s, 2.0)
+
+    probs = tagger.scores(0, media, windows[0])
+    model, processor = CLIPModel.from_pretrained(clip_dir).eval(), CLIPProcessor.from_pretrained(clip_dir)
+    frame = media.sample(0.0, 2.0, 1, settings.frame_max_side)
+    with torch.no_grad():
+        ref = model(**processor(text=VOCAB.prompts(), images=list(frame), return_tensors="pt", padding=True)).logits_per_image.softmax(-1)[0]
+    np.testing.assert_allclose(probs, ref.numpy(), atol=1e-4)
+
+    obs = tagger.describe(media, windows)
+    assert [o.window for o in obs] == [0, 0, 1, 1]
+    assert all(o.modality == "sight" and o.kind == "tags" and o.source_model == "clip-tagger" and o.text in VOCAB.terms for o in obs)
+    assert obs[0].score >= obs[1].score
+    none = make_clip_tagger(settings, VOCAB, TagParams(min_score=1.01))
+    assert none.describe(media, windows) == []
+    assert tagger.params()["vocabularies"]["sight"].startswith("test:") and len(tagger.params()["fingerprint"]) == 64
+
+
+def test_clap_tagger_tags_audio_at_48k(clap_dir, tmp_path):
+    import torch
+    from transformers import ClapModel, ClapProcessor
+
+    settings = load_settings(home=tmp_path, clap_model=str(clap_dir), device="cpu")
+    tagger = make_clap_tagger(settings, VOCAB, TagParams(top_k=3, min_score=0.0))
+    assert tagger.encoder.audio_rate == 48_000 and tagger.card.needs_audio and not tagger.card.needs_video
+    media = Media.open(noise_video(tmp_path / "a.mp4", seconds=4.0, with_audio=True))
+    windows = make_windows(media.info.duration_s, 2.0)
+
+    probs = tagger.scores(0, media, windows[0])
+    model, processor = ClapModel.from_pretrained(clap_dir).eval(), ClapProcessor.from_pretrained(clap_dir)
+    clip = resample(media.audio_between(0.0, 2.0), SAMPLE_RATE, 48_000)
+    with torch.no_grad():
+        inputs = processor(text=VOCAB.prompts(), audio=[clip], sampling_rate=48_000, return_tensors="pt", padding=True)
+        ref = model(**inputs).logits_per_audio.softmax(-1)[0]
+    np.testing.assert_allclose(probs, ref.numpy(), atol=1e-4)
+
+    obs = tagger.describe(media, windows)
+    assert [o.window for o in obs] == [0, 0, 0, 1, 1, 1]
+    assert all(o.modality == "sound" and o.kind == "tags" and o.text in VOCAB.terms for o in obs)
+
+
+def test_clap_tagger_skips_media_without_audio(clap_dir, tmp_path):
+    settings = load_settings(home=tmp_path, clap_model=str(clap_dir), device="cpu")
+    tagger = make_clap_tagger(settings, VOCAB, TagParams(min_score=0.0))
+    silent = Media.open(noise_video(tmp_path / "v.mp4", seconds=2.0))
+    assert tagger.describe(silent, make_windows(silent.info.duration_s, 2.0)) == []
+    tone = Media.open(write_audio_only(tmp_path / "tone.wav"))
+    assert {o.modality for o in tagger.describe(tone, make_windows(tone.info.duration_s, 2.0))} == {"sound"}

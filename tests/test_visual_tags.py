@@ -1,0 +1,66 @@
+"""Tests of the embedded visual tagger (COCO detector + ImageNet classifier)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+
+from vidsense.services.perception import create
+from vidsense.services.settings import load_settings
+from vidsense.services.timeline import make_windows, render_window
+from vidsense.services.video import Media
+from vidsense.services.visual_tags import VisualTagger, VisualTagParams, coco_labels
+
+from visual_fixtures import write_audio_only
+
+
+def bikes_path():
+    return resources.files("vidsense").joinpath("examples/bikes.mp4")
+
+
+def test_coco_labels_keep_category_ids():
+    labels = coco_labels()
+    assert len(labels) == 80
+    assert labels[1] == "person" and labels[2] == "bicycle" and labels[47] == "cup" and labels[90] == "toothbrush"
+    assert 12 not in labels  # an id COCO never used
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    return create("visual-tags", load_settings())
+
+
+@pytest.mark.slow
+def test_bikes_shows_a_person_and_a_bicycle(tagger):
+    with resources.as_file(bikes_path()) as path:
+        media = Media.open(path)
+        windows = make_windows(media.info.duration_s, 2.0)
+        obs = tagger.describe(media, windows)
+    objects = {o.text.split(" x")[0] for o in obs if o.kind == "objects"}
+    assert {"person", "bicycle"} <= objects
+    assert all(o.modality == "sight" and o.source_model == "visual-tags" for o in obs)
+    assert all(0.0 <= o.score <= 1.0 and o.kind in ("objects", "scene") for o in obs)
+    assert all(windows[o.window].start_s == o.start_s for o in obs)
+    line = render_window(windows[3], [o for o in obs if o.window == 3])
+    assert line.startswith("[6-8 s] objects: ") and "bicycle" in line
+
+
+@pytest.mark.slow
+def test_thresholds_limit_the_tags():
+    settings = load_settings(frames_per_window=1)
+    strict = VisualTagger(settings, VisualTagParams(max_objects=1, min_scene_score=1.01))
+    with resources.as_file(bikes_path()) as path:
+        media = Media.open(path)
+        obs = strict.describe(media, make_windows(media.info.duration_s, 2.0))
+    assert not [o for o in obs if o.kind == "scene"]
+    per_window = [sum(o.window == w for o in obs) for w in range(5)]
+    assert max(per_window) == 1
+    assert strict.params()["max_objects"] == 1 and strict.params()["frames_per_window"] == 1
+    assert len(strict.params()["detector_sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_audio_only_media_gets_no_visual_tags(tagger, tmp_path):
+    media = Media.open(write_audio_only(tmp_path / "tone.wav"))
+    assert tagger.describe(media, make_windows(media.info.duration_s, 2.0)) == []
