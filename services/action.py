@@ -71,7 +71,7 @@ class KineticsActions:
 
     card: ClassVar[ModelCard] = ModelCard(
         name="action",
-        version="1",
+        version="2",
         modalities=("sight",),
         note="action: an Inception-I3D recogniser trained on Kinetics-400 contributed "
         "(results on Kinetics-400 itself are not zero-shot)",
@@ -106,7 +106,7 @@ class KineticsActions:
         return self._runtime
 
     def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
-        """One ``action`` observation per window: ``movement looks like: juggling soccer ball 0.91, ...``."""
+        """Per window, one ``action`` observation per likely Kinetics class (text = class name, score = probability)."""
         out = []
         for clip in motion_clips(media, windows, self.clip_frames, self.group_s):
             out.extend(self._describe_clip(clip))
@@ -119,7 +119,7 @@ class KineticsActions:
         out = []
         for w in clip.windows:
             best = top_classes(softmax(window_logits(logits, centres, w)), labels, self.top_k, self.min_prob)
-            text = "movement looks like: " + ", ".join(f"{name} {p:.2f}" for name, p in best)
-            # The probabilities are in the text; score 1.0 keeps the renderer from appending another.
-            out.append(Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, text, 1.0, "action"))
+            # One observation per class, like every tagger: the renderer merges them into
+            # "movement looks like: a 0.91, b 0.03" and the summary can count each class.
+            out.extend(Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, name, round(p, 4), "action") for name, p in best)
         return out

@@ -147,28 +147,57 @@ class Timeline:
         """Parse :meth:`to_json` output."""
         return cls.from_dict(json.loads(text))
 
-    def render(self, modalities: Iterable[str] | None = None, max_chars: int | None = None) -> str:
-        """The compact per-window text that the LLM and the concept module read.
+    def summary(self, modalities: Iterable[str] | None = None) -> str:
+        """Whole-video digest of recurring observations (see :func:`summarize`)."""
+        return summarize(self, modalities)
 
-        One line per window that has observations, e.g.
-        ``[0-2 s] sight: a man juggling; objects: person 0.90; speech: 'okay'``.
+    def render(self, modalities: Iterable[str] | None = None, max_chars: int | None = None, summary: bool = True) -> str:
+        """The compact text that the LLM and the concept module read.
+
+        A ``[whole video]`` digest line (see :func:`summarize`; only when there is
+        more than one window) followed by one line per window that has
+        observations, e.g.
+        ``[0-2 s] objects: person 0.90, sports ball 0.70; speech: 'okay'``.
 
         Args:
             modalities: restrict to these modalities.
-            max_chars: if given, stop adding lines once the text would be longer.
+            max_chars: if given, stop adding lines once the text would be longer;
+                the digest comes first, so it is the last thing to go.
+            summary: include the digest line.
         """
         lines: list[str] = []
         total = 0
         tl = self.only(modalities)
+        if summary and len(self.windows) > 1 and tl.observations:
+            lines.append(f"[whole video] {summarize(tl)}")
         for w in self.windows:
             line = render_window(w, tl.for_window(w.index))
-            if not line:
-                continue
+            if line:
+                lines.append(line)
+        out: list[str] = []
+        for line in lines:
             if max_chars is not None and total + len(line) + 1 > max_chars:
                 break
-            lines.append(line)
+            out.append(line)
             total += len(line) + 1
-        return "\n".join(lines)
+        return "\n".join(out)
+
+
+# How each (modality, kind) is introduced in the rendered text. Readers (the LLM,
+# the concept encoder) understand "movement looks like: ..." better than a bare kind.
+HEADS: dict[tuple[str, str], str] = {
+    ("sight", "action"): "movement looks like",
+    ("sight", "tags"): "visual tags",
+    ("sound", "tags"): "sounds",
+    ("sound", "sound"): "sounds",
+    ("speech", "speech"): "speech",
+    ("text", "ocr"): "on-screen text",
+}
+
+
+def head_of(modality: str, kind: str) -> str:
+    """The clause head for observations of ``modality`` and ``kind``."""
+    return HEADS.get((modality, kind), kind or modality)
 
 
 def render_window(window: Window, observations: Iterable[Observation]) -> str:
@@ -186,19 +215,55 @@ def render_window(window: Window, observations: Iterable[Observation]) -> str:
     order = {m: i for i, m in enumerate(MODALITIES)}
     clauses = []
     for (modality, kind), obs in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
-        head = kind or modality
+        head = head_of(modality, kind)
         if modality == "speech":
             body = " ".join(f"'{o.text}'" for o in obs)
-            head = "speech"
         elif modality == "text":
             body = ", ".join(f"'{o.text}'" for o in obs)
-            head = "on-screen text"
         elif len(obs) == 1 and " " in obs[0].text.strip() and obs[0].score >= 1.0:
             body = obs[0].text
         else:
             body = ", ".join(o.text if o.score >= 1.0 else f"{o.text} {o.score:.2f}" for o in obs)
         clauses.append(f"{head}: {body}")
     return f"[{window.label}] " + "; ".join(clauses)
+
+
+def summarize(timeline: "Timeline", modalities: Iterable[str] | None = None, per_kind: int = 6, speech_chars: int = 400) -> str:
+    """A whole-video digest: what recurs across windows, most frequent first.
+
+    Small LLMs lose the thread in a long per-window listing; a short digest up
+    front ("objects: person (4 of 5 windows), bicycle (2 of 5)") keeps the
+    dominant evidence visible. Tags are ranked by the number of windows they
+    appear in, then by their best score; sentences (pose, motion, captions) by
+    frequency; speech is the transcript in order; on-screen text is listed once.
+    """
+    tl = timeline.only(modalities)
+    n = len(timeline.windows)
+    groups: dict[tuple[str, str], dict[str, tuple[set[int], float]]] = {}
+    speech: list[str] = []
+    for o in tl.observations:
+        if o.modality == "speech":
+            speech.append(o.text)
+            continue
+        name = o.text.split(" x")[0] if o.kind == "objects" else o.text
+        wins, best = groups.setdefault((o.modality, o.kind), {}).get(name, (set(), 0.0))
+        wins.add(o.window)
+        groups[(o.modality, o.kind)][name] = (wins, max(best, o.score))
+    order = {m: i for i, m in enumerate(MODALITIES)}
+    clauses = []
+    for (modality, kind), items in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
+        ranked = sorted(items.items(), key=lambda kv: (-len(kv[1][0]), -kv[1][1], kv[0]))[:per_kind]
+        if modality == "text":
+            body = ", ".join(f"'{name}'" for name, _ in ranked)
+        else:
+            body = ", ".join(f"{name} ({len(w)} of {n} windows)" if n > 1 else name for name, (w, _) in ranked)
+        clauses.append(f"{head_of(modality, kind)}: {body}")
+    if speech:
+        transcript = " ".join(dict.fromkeys(speech))
+        if len(transcript) > speech_chars:
+            transcript = transcript[:speech_chars].rsplit(" ", 1)[0] + " ..."
+        clauses.append(f"speech: '{transcript}'")
+    return "; ".join(clauses)
 
 
 def make_windows(duration_s: float, window_s: float | None = 2.0, count: int | None = None) -> tuple[Window, ...]:

@@ -34,11 +34,12 @@ def test_window_of():
 
 
 def test_render_is_compact_and_ordered():
-    text = _tl().render()
+    text = _tl().render(summary=False)
     lines = text.splitlines()
-    assert lines[0] == "[0-2 s] objects: person 0.90, sports ball 0.70; speech: 'okay one more time'; tags: speech 0.90"
+    assert lines[0] == "[0-2 s] objects: person 0.90, sports ball 0.70; speech: 'okay one more time'; sounds: speech 0.90"
     assert lines[1] == "[4-6 s] on-screen text: 'GOAL'"
-    assert _tl().render(["speech"]) == "[0-2 s] speech: 'okay one more time'"
+    assert _tl().render(["speech"], summary=False) == "[0-2 s] speech: 'okay one more time'"
+    assert _tl().render(["speech"]).splitlines() == ["[whole video] speech: 'okay one more time'", "[0-2 s] speech: 'okay one more time'"]
     assert _tl().render(max_chars=30) == ""
 
 
@@ -66,3 +67,26 @@ def test_caption_sentence_renders_as_is():
 def test_bad_modality_rejected():
     with pytest.raises(ValueError):
         Observation(0, 0, 1, "smell", "x", "y")
+
+
+def test_summary_ranks_recurring_evidence():
+    info = VideoInfo("clip.mp4", "ab" * 32, 6.0, 25.0, 320, 240, True, True)
+    obs = (
+        Observation(0, 0, 2, "sight", "visual-tags", "car x3", 0.6, "objects"),
+        Observation(0, 0, 2, "sight", "action", "pumping gas", 0.7, "action"),
+        Observation(1, 2, 4, "sight", "visual-tags", "bicycle", 0.8, "objects"),
+        Observation(1, 2, 4, "sight", "visual-tags", "car", 0.5, "objects"),
+        Observation(2, 4, 6, "sight", "visual-tags", "bicycle", 0.7, "objects"),
+        Observation(2, 4, 6, "sight", "visual-tags", "car", 0.4, "objects"),
+        Observation(1, 2, 4, "speech", "speech", "hello", 0.9, "speech"),
+        Observation(2, 4, 6, "speech", "speech", "there", 0.9, "speech"),
+        Observation(2, 4, 6, "text", "ocr", "TAXI", 0.9, "ocr"),
+    )
+    tl = Timeline(info, make_windows(6.0, 2.0), obs)
+    assert tl.summary() == (
+        "movement looks like: pumping gas (1 of 3 windows); objects: car (3 of 3 windows), bicycle (2 of 3 windows); "
+        "on-screen text: 'TAXI'; speech: 'hello there'"
+    )
+    assert tl.summary(["speech"]) == "speech: 'hello there'"
+    assert tl.render().splitlines()[0].startswith("[whole video] movement looks like: pumping gas")
+    assert tl.render().splitlines()[1] == "[0-2 s] movement looks like: pumping gas 0.70; objects: car x3 0.60"
