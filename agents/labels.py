@@ -101,6 +101,8 @@ class LabelSet:
         where = source or name
         if dupes:
             log.warning("%s: dropped %d duplicate label(s): %s", where, len(dupes), ", ".join(sorted(set(dupes))[:5]))
+        if blanks and cleaned and source:
+            log.warning("%s: skipped %d blank line(s)", where, blanks)
         if not cleaned:
             raise InputError(f"{where}: label list is empty")
         return cls(name=name, labels=tuple(cleaned), readable=tuple(readable(lab) for lab in cleaned))

@@ -152,136 +152,13 @@ class LlamaCppModel:
     def score(self, prompt: str, continuations: Sequence[str]) -> tuple[list[ContinuationScore], LLMStats]:
         p_tokens = self._tok(prompt)
         cand_tokens = [self._tok(c, special=False) + self._end_ids for c in continuations]
-        with self._lock:
-            if self._scorer is None:
-                self._scorer = _BatchScorer(self._llm)
-            return self._scorer.score(p_tokens, cand_tokens, list(continuations))
-
-    def generate(self, messages: list[dict[str, str]], max_tokens: int = 96, grammar: str | None = None) -> str:
-        """Greedy chat completion."""
-        ...
-
-
-def check_gguf(path: Path) -> None:
-    """Fail early, with one line, on a path that is not a GGUF model file."""
-    if not path.exists():
-        raise InputError(f"{path}: LLM model file not found")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a .gguf model file")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if len(head) < 8 or head[:4] != GGUF_MAGIC:
-        raise InputError(f"{path}: not a GGUF model file (bad magic bytes)")
-    version = struct.unpack("<I", head[4:8])[0]
-    if version not in (1, 2, 3):
-        raise InputError(f"{path}: unsupported GGUF version {version}")
-
-
-class LlamaCppModel:
-    """A local GGUF model through llama-cpp-python.
-
-    Scoring runs in a second llama.cpp context (see :class:`_BatchScorer`);
-    generation uses llama-cpp-python's own.
-    """
-
-    def __init__(self, model_path: str | Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_gpu_layers: int = 0, seed: int = 0) -> None:
-        from llama_cpp import Llama
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        path = Path(model_path)
-        check_gguf(path)
-        try:
-            self._llm = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_batch=512,
-                n_threads=n_threads,
-                n_gpu_layers=n_gpu_layers,
-                seed=seed,
-                logits_all=False,
-                verbose=False,
-            )
-        except Exception as exc:  # llama.cpp reports load failures as ValueError/RuntimeError
-            raise ModelError(f"{path}: cannot load GGUF model ({exc})") from None
-        self.name = path.stem if path.stem != "model" else path.parent.name
-        self.path = path
-        self.n_ctx = self._llm.n_ctx()
-        meta = self._llm.metadata
-        template = meta.get("tokenizer.chat_template")
-        vocab = self._llm._model
-        self._eos_id = self._llm.token_eos()
-        eos = vocab.token_get_text(self._eos_id) if self._eos_id >= 0 else ""
-        bos_id = self._llm.token_bos()
-        bos = vocab.token_get_text(bos_id) if bos_id >= 0 else ""
-        if not template:
-            raise ModelError(f"{path}: GGUF has no chat template (a base model?); use an instruct/chat model")
-        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
-        self._end_ids = self._answer_end_ids()
-        self._lock = threading.Lock()
-        self._scorer: _BatchScorer | None = None
-
-    def _answer_end_ids(self) -> list[int]:
-        """Tokens that close an assistant answer in this chat format (e.g. ``<|im_end|>``)."""
-        probe = self._formatter(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "content": "ANSWER"}]).prompt
-        tail = probe.split("ANSWER", 1)[1] if "ANSWER" in probe else ""
-        ids = self._tok(tail.strip("\n"), special=True) if tail.strip() else []
-        return ids[:1] if ids else [self._eos_id]
-
-    def _tok(self, text: str, special: bool = True, add_bos: bool = False) -> list[int]:
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
-
-    def render_chat(self, messages: list[dict[str, str]]) -> str:
-        return self._formatter(messages=messages).prompt
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._tok(text))
-
-    def _prefill(self, tokens: list[int]) -> tuple[np.ndarray, int]:
-        """Decode ``tokens`` reusing the cached common prefix; return last logits and tokens reused."""
-        llm = self._llm
-        cached = llm.input_ids[: llm.n_tokens].tolist()
-        common = 0
-        for a, b in zip(cached, tokens):
-            if a != b:
-                break
-            common += 1
-        # At least the last token is decoded again so its logits exist.
-        common = min(common, len(tokens) - 1)
-        llm.n_tokens = common
-        llm.eval(tokens[common:])
-        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).copy()
-        return logits, common
-
-    def score(self, prompt: str, continuations: Sequence[str]) -> tuple[list[ContinuationScore], LLMStats]:
-        llm = self._llm
-        p_tokens = self._tok(prompt)
-        cand_tokens = [self._tok(c, special=False) + self._end_ids for c in continuations]
         longest = max((len(t) for t in cand_tokens), default=0)
         if len(p_tokens) + longest > self.n_ctx:
             raise ProcessingError(f"prompt of {len(p_tokens)} tokens does not fit the context window of {self.n_ctx}")
         with self._lock:
-            t0 = time.perf_counter()
-            first, reused = self._prefill(p_tokens)
-            t1 = time.perf_counter()
-            first_lp = _log_softmax(first)
-            n_past = llm.n_tokens
-            out: list[ContinuationScore] = []
-            scored = 0
-            for text, toks in zip(continuations, cand_tokens):
-                lp = float(first_lp[toks[0]])
-                if len(toks) > 1:
-                    # Decode all but the last token in one batch; row i predicts token i+1.
-                    body = toks[:-1]
-                    llm._batch.set_batch(batch=body, n_past=n_past, logits_all=True)
-                    llm._ctx.decode(llm._batch)
-                    rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(body), llm.n_vocab()))
-                    lps = _log_softmax(rows)
-                    lp += float(sum(lps[i, toks[i + 1]] for i in range(len(body))))
-                    llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
-                    scored += len(body)
-                out.append(ContinuationScore(text, lp, len(toks)))
-            t2 = time.perf_counter()
-        return out, LLMStats(len(p_tokens), reused, scored, t1 - t0, t2 - t1)
+            if self._scorer is None:
+                self._scorer = _BatchScorer(self._llm)
+            return self._scorer.score(p_tokens, cand_tokens, list(continuations))
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int = 96, grammar: str | None = None) -> str:
         kwargs: dict[str, Any] = {}
@@ -423,6 +300,8 @@ _CACHE_LOCK = threading.Lock()
 def load_llm(settings) -> LanguageModel:
     """The configured LLM, loaded once per process per (backend, model, context)."""
     key = (settings.llm_backend, settings.llm_model, settings.llm_n_ctx, str(settings.home), settings.llm_base_url)
+    import vidsense.agents.openai_backend  # noqa: F401  (registers "openai-compatible")
+
     with _CACHE_LOCK:
         if key not in _CACHE:
             try:

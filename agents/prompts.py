@@ -64,14 +64,33 @@ def _template():
     return ChatPromptTemplate.from_messages([("system", SYSTEM), ("user", USER)])
 
 
-def classification_prompt(candidates: list[str], timeline_text: str) -> ChatPrompt:
+# What the timeline reads when nothing was observed; also the content-free
+# input of contextual calibration.
+NOTHING = "(nothing was observed in this video)"
+
+
+def classification_prompt(candidates: list[str], timeline_text: str, hints: list[str] | None = None) -> ChatPrompt:
     """Build the classification prompt.
 
     Args:
         candidates: human-readable candidate labels, in the order shown.
         timeline_text: the rendered timeline (untrusted; sanitised here).
+        hints: one short description per candidate (what such a video looks
+            like), shown after the label; the answer is still the label alone.
     """
-    listing = "\n".join(f"- {c}" for c in candidates)
-    body = sanitize(timeline_text) if timeline_text.strip() else "(nothing was observed in this video)"
+    if hints:
+        listing = "\n".join(f"- {c}: {sanitize(h)}" if h else f"- {c}" for c, h in zip(candidates, hints))
+    else:
+        listing = "\n".join(f"- {c}" for c in candidates)
+    body = sanitize(timeline_text) if timeline_text.strip() else NOTHING
     msgs = _template().format_messages(candidates=listing, timeline=body)
     return ChatPrompt(system=str(msgs[0].content), user=str(msgs[1].content))
+
+
+def justification_messages(prompt: ChatPrompt, label: str) -> list[dict[str, str]]:
+    """The classification exchange followed by a request to justify ``label``."""
+    return [
+        *prompt.messages(),
+        {"role": "assistant", "content": label},
+        {"role": "user", "content": JUSTIFY.replace("{label}", label)},
+    ]

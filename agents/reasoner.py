@@ -20,6 +20,7 @@ import numpy as np
 from vidsense.agents import prompts, shortlist
 from vidsense.agents.labels import LabelSet
 from vidsense.agents.llm import LanguageModel, load_llm
+from vidsense.services.errors import InputError
 from vidsense.services.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -99,32 +100,104 @@ class EmbeddingReasoner:
 
     def __init__(self, settings, descriptions: Callable[[LabelSet], dict[str, str]] | None = None) -> None:
         self.settings = settings
-        self._descriptions = descriptions
+        self._descriptions = descriptions or _default_descriptions(settings)
 
     def ranking(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None) -> np.ndarray:
         """Similarity of the timeline to every label of the set."""
-        desc = self._descriptions(labelset) if self._descriptions else None
-        return shortlist.similarities(self.settings, labelset, timeline.render(modalities), desc)
+        return shortlist.similarities(self.settings, labelset, timeline.render(modalities), self._descriptions(labelset))
 
     def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
         t0 = time.perf_counter()
         sims = self.ranking(timeline, labelset, modalities)
         idx = np.arange(len(labelset))
         # Cosine similarities are squeezed into a narrow band; a temperature makes them usable as probabilities.
-        probs = _softmax(sims / 0.05)
+        probs = _softmax(sims / EMBEDDING_TEMPERATURE)
         stats = {"embedding_s": time.perf_counter() - t0}
         return _prediction(self.name, labelset, idx, probs, top_k, timeline.only(modalities).is_empty, stats)
 
 
+# Calibration and evidence weights chosen with the eval harness (see the closing
+# report in agents/evaluate.py's docs); constructor arguments override them.
+CALIBRATION_WEIGHT = 1.0
+EMBEDDING_WEIGHT = 0.0
+# Temperature that turns cosine similarities into log-odds comparable to LLM log-probs.
+EMBEDDING_TEMPERATURE = 0.05
+STRATEGIES = ("score", "grammar")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Per-candidate evidence of the score strategy, over the shortlist.
+
+    Attributes:
+        idx: label-set indices of the shortlisted candidates, in prompt order.
+        llm: LLM log-likelihood of each candidate given the video's prompt.
+        prior: log-likelihood given a content-free timeline (zeros without calibration).
+        embedding: embedding similarity divided by the temperature.
+        stats: timings (seconds) and token counts.
+    """
+
+    idx: np.ndarray
+    llm: np.ndarray
+    prior: np.ndarray
+    embedding: np.ndarray
+    stats: dict[str, float]
+
+
+def _default_descriptions(settings, llm: Callable[[], LanguageModel] | None = None) -> Callable[[LabelSet], dict[str, str]]:
+    """Bundled descriptions, or a user set's cached ones (generated on first use)."""
+    from vidsense.agents.describe_labels import label_descriptions
+
+    return lambda ls: label_descriptions(settings, ls, llm=llm() if llm else None)
+
+
+def _grammar(candidates: list[str]) -> str:
+    """GBNF that accepts exactly one of ``candidates``."""
+    alts = " | ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in candidates)
+    return f"root ::= {alts}\n"
+
+
 class LLMReasoner:
-    """Shortlist by embeddings, then let the LLM score every shortlisted label."""
+    """Shortlist by embeddings, then let the LLM score every shortlisted label.
+
+    Args:
+        settings: vidsense settings (shortlist size, LLM backend).
+        llm: a ready model (default: the configured one, loaded on first use).
+        descriptions: ``labelset -> {label: description}`` (default: bundled or
+            generated-and-cached descriptions).
+        strategy: ``score`` (log-likelihood of every candidate, the default) or
+            ``grammar`` (one greedy generation constrained to the candidates).
+        calibration_weight: how much of the content-free prior to subtract
+            (contextual calibration; 0 turns it off).
+        embedding_weight: weight of the embedding similarity log-odds added to
+            the LLM's calibrated log-probs (0 turns it off).
+        hints: show each candidate's description in the prompt.
+    """
 
     name = "llm"
 
-    def __init__(self, settings, llm: LanguageModel | None = None, descriptions: Callable[[LabelSet], dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        settings,
+        llm: LanguageModel | None = None,
+        descriptions: Callable[[LabelSet], dict[str, str]] | None = None,
+        *,
+        strategy: str = "score",
+        calibration_weight: float = CALIBRATION_WEIGHT,
+        embedding_weight: float = EMBEDDING_WEIGHT,
+        hints: bool = True,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
         self.settings = settings
         self._llm = llm
-        self.embedding = EmbeddingReasoner(settings, descriptions)
+        self.descriptions = descriptions or _default_descriptions(settings, lambda: self.llm)
+        self.embedding = EmbeddingReasoner(settings, self.descriptions)
+        self.strategy = strategy
+        self.calibration_weight = calibration_weight
+        self.embedding_weight = embedding_weight
+        self.hints = hints
+        self._priors: dict[tuple, np.ndarray] = {}
 
     @property
     def llm(self) -> LanguageModel:
@@ -132,57 +205,135 @@ class LLMReasoner:
             self._llm = load_llm(self.settings)
         return self._llm
 
-    def fit_prompt(self, candidates: list[str], timeline: Timeline, modalities: Iterable[str] | None) -> tuple[str, int]:
+    def fit_prompt(self, candidates: list[str], timeline: Timeline, modalities: Iterable[str] | None, hints: list[str] | None = None) -> tuple[prompts.ChatPrompt, str, int]:
         """The chat prompt, with the timeline shortened until it fits the context.
 
-        Priority when shortening: candidates are never dropped; the timeline keeps
-        its earliest windows whole and loses later ones (render's ``max_chars``),
-        halving the budget until the prompt fits.
+        Priority when shortening: candidates are never dropped; then hints are
+        kept while the timeline keeps its earliest windows whole and loses later
+        ones (render's ``max_chars``), halving the budget until the prompt fits;
+        below a floor, hints go, then the whole timeline.
 
         Returns:
-            The prompt text and its token count.
+            The chat prompt, its rendered text and its token count.
         """
         mods = list(modalities) if modalities is not None else None
         text = timeline.render(mods)
         budget: int | None = None
         while True:
-            chat = prompts.classification_prompt(candidates, text)
+            chat = prompts.classification_prompt(candidates, text, hints)
             rendered = self.llm.render_chat(chat.messages())
             n = self.llm.count_tokens(rendered)
             if n + CONTEXT_MARGIN <= self.llm.n_ctx:
-                return rendered, n
+                return chat, rendered, n
             budget = len(text) // 2 if budget is None else budget // 2
             if budget < 40:
-                text = ""
-                chat = prompts.classification_prompt(candidates, text)
+                if hints:
+                    return self.fit_prompt(candidates, timeline, modalities, None)
+                chat = prompts.classification_prompt(candidates, "")
                 rendered = self.llm.render_chat(chat.messages())
-                return rendered, self.llm.count_tokens(rendered)
+                n = self.llm.count_tokens(rendered)
+                if n + CONTEXT_MARGIN > self.llm.n_ctx:
+                    raise InputError(
+                        f"LLM context of {self.llm.n_ctx} tokens is too small for {len(candidates)} candidate labels "
+                        f"({n} prompt tokens without the timeline); raise llm_n_ctx or lower shortlist"
+                    )
+                return chat, rendered, n
             text = timeline.render(mods, max_chars=budget)
 
-    def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
+    def _prior(self, candidates: list[str], hints: list[str] | None) -> tuple[np.ndarray, float]:
+        """Content-free log-likelihood of every candidate (cached per list and model)."""
+        key = (getattr(self.llm, "name", ""), tuple(candidates), tuple(hints or ()))
+        if key in self._priors:
+            return self._priors[key], 0.0
+        chat = prompts.classification_prompt(candidates, prompts.NOTHING, hints)
         t0 = time.perf_counter()
+        scores, _ = self.llm.score(self.llm.render_chat(chat.messages()), candidates)
+        prior = np.array([s.logprob for s in scores])
+        self._priors[key] = prior
+        return prior, time.perf_counter() - t0
+
+    def evidence(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None) -> Evidence:
+        """Everything the score strategy combines, computed once (the eval harness reuses it)."""
+        t0 = time.perf_counter()
+        desc = self.descriptions(labelset)
+        sims = self.embedding.ranking(timeline, labelset, modalities)
         n = self.settings.shortlist
-        if len(labelset) > n:
-            sims = self.embedding.ranking(timeline, labelset, modalities)
-            idx = shortlist.shortlist(sims, n)
-        else:
-            idx = np.arange(len(labelset))
+        idx = shortlist.shortlist(sims, n) if len(labelset) > n else np.arange(len(labelset))
         t1 = time.perf_counter()
         candidates = [labelset.readable[int(i)] for i in idx]
-        prompt, n_prompt = self.fit_prompt(candidates, timeline, modalities)
+        hints = [desc.get(labelset.labels[int(i)], "") for i in idx] if self.hints and desc else None
+        _, prompt, n_prompt = self.fit_prompt(candidates, timeline, modalities, hints)
         scores, st = self.llm.score(prompt, candidates)
-        logp = np.array([s.logprob for s in scores])
-        probs = _softmax(logp)
+        prior, cal_s = self._prior(candidates, hints) if self.calibration_weight else (np.zeros(len(idx)), 0.0)
         stats = {
             "shortlist_s": t1 - t0,
             "prompt_s": st.prompt_s,
             "scoring_s": st.scoring_s,
+            "calibration_s": cal_s,
             "prompt_tokens": float(n_prompt),
             "prompt_tokens_reused": float(st.prompt_tokens_reused),
             "scored_tokens": float(st.scored_tokens),
             "candidates": float(len(candidates)),
         }
-        return _prediction(self.name, labelset, idx, probs, top_k, timeline.only(modalities).is_empty, stats)
+        return Evidence(idx, np.array([s.logprob for s in scores]), prior, sims[idx] / EMBEDDING_TEMPERATURE, stats)
+
+    def combine(self, ev: Evidence, calibration_weight: float | None = None, embedding_weight: float | None = None) -> np.ndarray:
+        """Probabilities over the shortlist: calibrated LLM log-probs plus weighted embedding log-odds."""
+        cw = self.calibration_weight if calibration_weight is None else calibration_weight
+        ew = self.embedding_weight if embedding_weight is None else embedding_weight
+        return _softmax(ev.llm - cw * ev.prior + ew * ev.embedding)
+
+    def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
+        empty = timeline.only(modalities).is_empty
+        if self.strategy == "grammar":
+            return self._classify_grammar(timeline, labelset, modalities, top_k, empty)
+        ev = self.evidence(timeline, labelset, modalities)
+        return _prediction(self.name, labelset, ev.idx, self.combine(ev), top_k, empty, ev.stats)
+
+    def _classify_grammar(self, timeline: Timeline, labelset: LabelSet, modalities, top_k: int, empty: bool) -> Prediction:
+        t0 = time.perf_counter()
+        desc = self.descriptions(labelset)
+        sims = self.embedding.ranking(timeline, labelset, modalities)
+        n = self.settings.shortlist
+        idx = shortlist.shortlist(sims, n) if len(labelset) > n else np.arange(len(labelset))
+        t1 = time.perf_counter()
+        candidates = [labelset.readable[int(i)] for i in idx]
+        hints = [desc.get(labelset.labels[int(i)], "") for i in idx] if self.hints and desc else None
+        chat, _, n_prompt = self.fit_prompt(candidates, timeline, modalities, hints)
+        stats: dict[str, float] = {"shortlist_s": t1 - t0, "prompt_tokens": float(n_prompt), "candidates": float(len(candidates))}
+        probs = self._generate_choice(chat, candidates, sims[idx] / EMBEDDING_TEMPERATURE, stats)
+        return _prediction(self.name, labelset, idx, probs, top_k, empty, stats)
+
+    def _generate_choice(self, chat: prompts.ChatPrompt, candidates: list[str], emb: np.ndarray, stats: dict[str, float]) -> np.ndarray:
+        """Grammar mode: the LLM writes one candidate; the embedding ranks the rest.
+
+        A single generation carries no per-label likelihood, so the chosen
+        label gets half the probability mass and the embedding softmax spreads
+        the rest over all candidates.
+        """
+        t0 = time.perf_counter()
+        longest = max(self.llm.count_tokens(c) for c in candidates)
+        answer = self.llm.generate(chat.messages(), max_tokens=longest + 2, grammar=_grammar(candidates)).strip()
+        stats["generation_s"] = time.perf_counter() - t0
+        probs = 0.5 * _softmax(emb)
+        hit = [i for i, c in enumerate(candidates) if c == answer] or [i for i, c in enumerate(candidates) if c.startswith(answer) and answer]
+        if hit:
+            probs[hit[0]] += 0.5
+        else:
+            log.warning("grammar-constrained answer %r matched no candidate; using the embedding ranking", answer)
+            probs = _softmax(emb)
+        return probs
+
+    def explain(self, timeline: Timeline, prediction: Prediction, labelset: LabelSet, *, modalities: Iterable[str] | None = None) -> Prediction:
+        """``prediction`` with a one- or two-sentence justification of its label."""
+        from dataclasses import replace
+
+        from vidsense.agents.justify import explain_text
+
+        t0 = time.perf_counter()
+        text = explain_text(self.llm, timeline, labelset.readable[labelset.index(prediction.label)], modalities=modalities)
+        stats = {**prediction.stats, "justification_s": time.perf_counter() - t0}
+        return replace(prediction, justification=text, stats=stats)
 
 
 REASONERS: dict[str, Callable[..., Reasoner]] = {"llm": LLMReasoner, "embedding": EmbeddingReasoner}

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Optional
 
@@ -57,48 +58,98 @@ ModalitiesOpt = typer.Option(None, "--modalities", help="Comma-separated subset 
 NoCacheOpt = typer.Option(False, "--no-cache", help="Do not read or write the perception cache.")
 
 
-@app.command(epilog="Example: vidsense classify clip.mp4 --labels ucf101 --top-k 5 --format json")
+@app.command(epilog="Example: vidsense classify clip.mp4 --labels ucf101 --top-k 5 --format json  |  batch: vidsense classify clips/ 'more/*.avi' --labels ucf101 --output results.jsonl --workers 2 --resume")
 def classify(
-    videos: list[Path] = typer.Argument(..., help="Video file(s)."),
+    videos: list[str] = typer.Argument(..., help="Video files, directories (searched recursively by video extension), glob patterns, or manifest CSVs (path,label)."),
     labels: str = typer.Option(..., "--labels", "-l", help="Label set name (ucf101, hmdb51, kinetics400, kinetics700, ssv2), a file with one label per line, or 'a,b,c'."),
     top_k: int = typer.Option(5, "--top-k", min=1, help="How many labels to print."),
-    fmt: str = typer.Option("table", "--format", help="table or json (one JSON object per video)."),
+    fmt: str = typer.Option("table", "--format", help="table or json (one JSON object per video) for results printed to stdout."),
     reasoner: str = typer.Option("llm", "--reasoner", help="llm or embedding."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write one row per video to this .jsonl or .csv file, flushed as each video finishes."),
+    resume: bool = typer.Option(False, "--resume", help="Keep --output and skip videos whose content hash is already in it."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Videos in flight at once (threads sharing one set of loaded models)."),
+    ordered: bool = typer.Option(False, "--ordered", help="Emit rows in input order (default: as each video finishes)."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: on for batches)."),
     modalities: Optional[str] = ModalitiesOpt,
     profile: Optional[str] = ProfileOpt,
     llm_model: Optional[str] = LlmOpt,
     window_s: Optional[float] = WindowOpt,
     no_cache: bool = NoCacheOpt,
 ) -> None:
-    """Classify videos into a label set, zero-shot."""
-    from vidsense import Pipeline, load_labels
+    """Classify videos into a label set, zero-shot; one video or a whole batch.
+
+    In a batch a failing video is recorded with a one-line error and the batch
+    goes on; the exit code is 1 when any video failed.
+    """
+    from vidsense import Pipeline, collect_videos, load_labels
+    from vidsense.app.results_file import ResultsFile, output_format
 
     if fmt not in ("table", "json"):
         raise InputError(f"--format: expected table or json, got {fmt!r}")
+    if resume and output is None:
+        raise InputError("--resume: needs --output (the file to continue)")
+    if output is not None:
+        output_format(output)
     labelset = load_labels(labels)
+    paths = collect_videos(videos)
     settings = _settings(profile=profile, llm_model=llm_model, window_s=window_s, top_k=top_k, cache=False if no_cache else None)
-    pipe = Pipeline(settings=settings)
     mods = _modalities(modalities)
-    failed = 0
-    for video in videos:
-        try:
-            result = pipe.classify(video, labelset, top_k=top_k, modalities=mods, reasoner=reasoner)
-        except VidsenseError as exc:
-            if len(videos) == 1:
-                raise
-            failed += 1
-            row = {"video": str(video), "error": str(exc)}
-            if fmt == "json":
-                print(json.dumps(row), flush=True)
-            else:
-                err.print(f"[red]{video}: {exc}[/red]")
-            continue
+    if output is None and len(paths) == 1:
+        # One video: its error is the command's error (one line, exit 2 or 1).
+        result = Pipeline(settings=settings).classify(paths[0], labelset, top_k=top_k, modalities=mods, reasoner=reasoner)
         if fmt == "json":
             print(json.dumps(result.to_dict()), flush=True)
         else:
             _print_result(result)
-    if failed:
+        return
+    with ResultsFile(output, resume=resume, overwrite=overwrite) if output is not None else nullcontext() as sink:
+        counts = _run_batch(Pipeline(settings=settings), paths, labelset, sink, fmt=fmt, workers=workers, ordered=ordered, top_k=top_k, modalities=mods, reasoner=reasoner, progress=progress)
+    if counts["failed"]:
         raise typer.Exit(1)
+
+
+def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: bool, progress: Optional[bool], **kwargs: Any) -> dict[str, int]:
+    """Run a batch with a progress bar; rows go to ``sink`` (or stdout) as they finish."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from vidsense import BatchError
+    from vidsense.batch import split_done
+
+    todo, skipped = split_done(paths, sink.done if sink is not None else set())
+    counts = {"done": 0, "failed": 0, "skipped": len(skipped)}
+    for p in skipped:
+        err.print(f"skip {p} (already in {sink.path})", markup=False, highlight=False)
+    columns = (TextColumn("{task.description:30.30s}"), BarColumn(), MofNCompleteColumn(), TextColumn("failed {task.fields[failed]}"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    t0 = time.perf_counter()
+    with Progress(*columns, console=err, disable=not (progress if progress is not None else True)) as bar:
+        task = bar.add_task("classify", total=len(todo), failed=0)
+        for item in pipe.classify_many(todo, labelset, workers=workers, ordered=ordered, **kwargs):
+            failed = isinstance(item, BatchError)
+            counts["failed" if failed else "done"] += 1
+            row = item.to_dict()
+            if sink is not None:
+                sink.write(row)
+            elif fmt == "json":
+                print(json.dumps(row), flush=True)
+            elif failed:
+                err.print(f"{item.video}: {item.error}", markup=False, highlight=False)
+            else:
+                _print_result(item)
+            bar.update(task, advance=1, failed=counts["failed"], description=Path(item.video).name)
+    elapsed = time.perf_counter() - t0
+    processed = counts["done"] + counts["failed"]
+    rate = 60.0 * processed / elapsed if elapsed > 0 and processed else 0.0
+    err.print(
+        f"summary: done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']} "
+        f"in {elapsed:.1f} s ({rate:.2f} videos/min, {workers} worker{'s' if workers > 1 else ''})"
+        + (f"; results in {sink.path}" if sink is not None else ""),
+        markup=False, highlight=False, soft_wrap=True,
+    )
+    return counts
 
 
 def _print_result(result) -> None:
@@ -167,6 +218,25 @@ def explain(
     c = res.classification
     print(f"{c.video}: {c.label} ({c.top_k[0].score:.2f})  [{c.labelset}, {c.reasoner}]")
     print(render_text(res.explanation))
+
+
+@app.command(epilog="Example: vidsense dashboard --port 8501 --folder ~/videos   (then open http://127.0.0.1:8501)")
+def dashboard(
+    port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port on 127.0.0.1."),
+    folder: Optional[Path] = typer.Option(None, "--folder", help="Folder whose videos the dashboard lists (default: the bundled examples)."),
+    profile: Optional[str] = ProfileOpt,
+) -> None:
+    """Open the explanation dashboard (Streamlit, served on 127.0.0.1 only)."""
+    import subprocess
+
+    from vidsense.app import dashboard_cmd
+
+    settings = _settings(profile=profile)
+    if folder is not None and not folder.is_dir():
+        raise InputError(f"--folder {folder}: not a directory")
+    cmd, env = dashboard_cmd.command(port=port, folder=folder, max_upload_mb=settings.max_upload_mb, profile=profile)
+    err.print(f"vidsense dashboard on http://127.0.0.1:{port}  (Ctrl-C to stop)", markup=False, highlight=False)
+    raise typer.Exit(subprocess.call(cmd, env=env))
 
 
 @concepts_app.command("fit", epilog="Example: vidsense concepts fit --manifest train.csv --labels ucf101 --epochs 100 --seed 0")
@@ -275,7 +345,10 @@ def cache_clear() -> None:
 def main(argv: Optional[list[str]] = None) -> None:
     """Console-script entry point: one-line errors, exit 2 for bad input, 1 for failures."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns a command's typer.Exit code instead of exiting.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except VidsenseError as exc:
         if _STATE["debug"]:
             raise

@@ -14,10 +14,12 @@ import os
 from functools import lru_cache
 from typing import Any, Iterable
 
-from vidsense.agents.labels import LabelSet, load_labels
+from vidsense.agents.labels import LabelSet, bundled_names, load_labels
 from vidsense.agents.reasoner import LabelScore, Prediction
+from vidsense.batch import VIDEO_EXTENSIONS, BatchError, collect_videos
+from vidsense.frames import to_dataframe
 from vidsense.pipeline import LabelsArg, Pipeline, example_video
-from vidsense.results import ClassificationResult
+from vidsense.results import ClassificationResult, ExplanationResult
 from vidsense.services.errors import InputError, ModelError, ProcessingError, VidsenseError
 from vidsense.services.settings import Settings, load_settings
 from vidsense.services.timeline import Observation, Timeline, Window
@@ -25,7 +27,12 @@ from vidsense.services.timeline import Observation, Timeline, Window
 __version__ = "0.1.0"
 
 __all__ = [
+    "VIDEO_EXTENSIONS",
+    "BatchError",
     "ClassificationResult",
+    "Explanation",
+    "ExplanationResult",
+    "InterventionSpec",
     "InputError",
     "LabelScore",
     "LabelSet",
@@ -38,12 +45,27 @@ __all__ = [
     "Timeline",
     "VidsenseError",
     "Window",
+    "bundled_names",
     "classify",
+    "collect_videos",
     "describe",
     "example_video",
     "load_labels",
     "load_settings",
+    "to_dataframe",
 ]
+
+
+# Imported on first use: the explanation schema pulls in torch, which every CLI command would pay for.
+_LAZY = {"Explanation": "vidsense.concepts.explain", "InterventionSpec": "vidsense.concepts.explain"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vidsense' has no attribute {name!r}")
 
 
 @lru_cache(maxsize=4)

@@ -6,7 +6,7 @@ import os
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from vidsense.agents.labels import LabelSet, load_labels
 from vidsense.agents.reasoner import REASONERS, Reasoner
@@ -15,6 +15,9 @@ from vidsense.services.errors import InputError
 from vidsense.services.perceiver import Perceiver
 from vidsense.services.settings import Settings, load_settings
 from vidsense.services.timeline import Timeline
+
+if TYPE_CHECKING:
+    from vidsense.batch import BatchError
 
 LabelsArg = str | list[str] | tuple[str, ...] | LabelSet
 
@@ -234,3 +237,74 @@ class Pipeline:
             timeline=timeline,
             prediction=pred,
         )
+
+    def classify_many(
+        self,
+        videos: Iterable[str | os.PathLike[str]],
+        labels: LabelsArg,
+        *,
+        workers: int = 1,
+        ordered: bool = False,
+        top_k: int | None = None,
+        modalities: Iterable[str] | None = None,
+        reasoner: str = "llm",
+    ) -> Iterator["ClassificationResult | BatchError"]:
+        """Classify many videos, yielding each result as it finishes.
+
+        A video that fails yields a :class:`~vidsense.batch.BatchError` (its
+        one-line ``error``) instead of raising, so one bad file never stops a
+        batch. With ``workers > 1``, threads share this Pipeline's models
+        (loaded once, each called by one thread at a time): stages of different
+        videos overlap, e.g. perception of one while the LLM reads another.
+
+        Args:
+            videos: video paths (see :func:`vidsense.batch.collect_videos` to
+                expand folders, globs and manifests).
+            labels: label set (as for :meth:`classify`), resolved once.
+            workers: videos in flight at once.
+            ordered: yield in input order instead of completion order.
+            top_k: labels per result.
+            modalities: limit what the reasoner reads.
+            reasoner: ``llm`` or ``embedding``.
+
+        Yields:
+            :class:`ClassificationResult` or :class:`~vidsense.batch.BatchError`.
+
+        Example:
+            >>> pipe = Pipeline()
+            >>> for r in pipe.classify_many(["a.mp4", "b.mp4"], "ucf101", workers=2):  # doctest: +SKIP
+            ...     print(r.video, getattr(r, "label", None) or r.error)
+        """
+        from vidsense.batch import classify_many
+
+        return classify_many(self, videos, labels, workers=workers, ordered=ordered, top_k=top_k, modalities=modalities, reasoner=reasoner)
+
+    def evaluate(
+        self,
+        manifest: str | os.PathLike[str],
+        labels: str | None = None,
+        *,
+        reasoner: str = "llm",
+        ablate: bool = False,
+    ) -> Any:
+        """Accuracy of this Pipeline over a labelled manifest (see :mod:`vidsense.agents.evaluate`).
+
+        Args:
+            manifest: CSV with ``path,label[,labelset]`` (relative paths are
+                relative to the manifest).
+            labels: label set for rows without a ``labelset`` column.
+            reasoner: ``llm`` or ``embedding``.
+            ablate: also score every single modality and every all-but-one subset.
+
+        Returns:
+            An ``EvalReport``: ``top1``, ``top5``, per-label-set scores, latency,
+            confusion and per-row results (``to_dict()`` for JSON). Failing
+            videos are counted as errors, never abort the run.
+
+        Example:
+            >>> report = Pipeline().evaluate("ucf_sample.csv", labels="ucf101")  # doctest: +SKIP
+            >>> print(report.top1, report.top5)  # doctest: +SKIP
+        """
+        from vidsense.agents.evaluate import evaluate
+
+        return evaluate(manifest, self, labels=labels, reasoner=reasoner, ablate=ablate)

@@ -1,0 +1,263 @@
+"""Label descriptions: one sentence per class on what such a video looks and sounds like.
+
+Bare label names embed poorly next to timeline text ("YoYo" vs "hand moving a
+small toy up and down"), and a small LLM maps observations onto labels better
+when it is told what each label looks like. So every label gets one short
+description of what is seen, heard and how people move, written once by the
+bundled LLM:
+
+- bundled label sets ship theirs as package data
+  (``agents/labelsets/<name>.descriptions.json``), made with
+  ``python -m vidsense.agents.describe_labels ucf101 hmdb51 ...``;
+- a user's own label set gets them on first use, cached under
+  ``settings.home/descriptions/<labelset sha256>.json``.
+
+Generation writes after every batch and resumes from what is on disk, so an
+interrupted run loses at most one batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+from vidsense.agents.labels import BUNDLED, LabelSet, load_labels
+from vidsense.agents.llm import LanguageModel
+
+log = logging.getLogger(__name__)
+
+# Labels per prompt: the fixed instructions are paid once per batch, and the
+# batch stays short enough that a 1.5B model keeps the numbering straight.
+BATCH = 6
+# A description is one sentence; anything longer is cut at the first sentence end.
+MAX_WORDS = 40
+MIN_WORDS = 6
+# Tokens allowed per label in a batch answer (numbering and a ~25-word sentence).
+TOKENS_PER_LABEL = 44
+
+SYSTEM = (
+    "You describe video classes for a video classifier. For each class you write one plain "
+    "sentence of 12 to 25 words saying what is seen in such a video (people, objects, place), "
+    "what is heard, and how people or things move."
+)
+_NUMBERED = re.compile(r"^\s*(\d{1,3})\s*[.):-]\s*(.+?)\s*$")
+# Answers that talk about the task rather than the video.
+_OFF_TOPIC = re.compile(r"^(sure|here|i |i'm|as an|sorry|certainly|class|description)\b", re.IGNORECASE)
+_DIR_LOCK = threading.Lock()
+
+
+def _user_prompt(names: list[str]) -> str:
+    listing = "\n".join(f"{i}. {n}" for i, n in enumerate(names, start=1))
+    return (
+        f"Classes:\n{listing}\n\n"
+        f"Write {len(names)} lines, one per class in the same order, each starting with the "
+        "class number, e.g. '1. A man ...'."
+    )
+
+
+def clean(text: str, label: str) -> str:
+    """Normalise one generated description; '' when it is unusable.
+
+    Unusable: empty, too short, about the task instead of the video, or just
+    the label repeated.
+    """
+    text = text.strip().strip('"').strip()
+    text = re.sub(r"^\*\*[^*]+\*\*\s*[:-]?\s*", "", text)  # "**Archery**: ..." headings
+    text = re.sub(r"^[^:]{1,60}:\s+", lambda m: "" if label.lower() in m.group(0).lower() else m.group(0), text)
+    text = re.sub(r"\s+", " ", text)
+    first = re.match(r"(.+?[.!?])(\s|$)", text)
+    if first and len(first.group(1).split()) >= MIN_WORDS:
+        text = first.group(1)
+    words = text.split()
+    if len(words) > MAX_WORDS:
+        text = " ".join(words[:MAX_WORDS]).rstrip(",;") + "."
+    if len(words) < MIN_WORDS or _OFF_TOPIC.match(text) or text.lower().rstrip(".") == label.lower():
+        return ""
+    return text
+
+
+def _parse(answer: str, names: list[str]) -> list[str]:
+    """Descriptions in ``names`` order from a numbered answer ('' where missing)."""
+    out = [""] * len(names)
+    lines = [ln for ln in answer.splitlines() if ln.strip()]
+    numbered = [m for m in map(_NUMBERED.match, lines) if m]
+    if not numbered and len(lines) == len(names):
+        # Unnumbered but one line per class: the order is still usable.
+        return [clean(ln, n) for ln, n in zip(lines, names)]
+    for m in numbered:
+        if 1 <= int(m.group(1)) <= len(names):
+            i = int(m.group(1)) - 1
+            if not out[i]:
+                out[i] = clean(m.group(2), names[i])
+    return out
+
+
+def _ask(llm: LanguageModel, names: list[str]) -> list[str]:
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": _user_prompt(names)}]
+    return _parse(llm.generate(messages, max_tokens=TOKENS_PER_LABEL * len(names)), names)
+
+
+def generate_descriptions(
+    llm: LanguageModel,
+    labelset: LabelSet,
+    *,
+    existing: dict[str, str] | None = None,
+    batch: int = BATCH,
+    on_batch: Callable[[dict[str, str]], None] | None = None,
+    reuse: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Describe every label of ``labelset`` not yet in ``existing``.
+
+    Labels whose batch answer is missing, malformed or repeats another label's
+    description are asked again one at a time; a label that still fails gets
+    the plain template so the result is always complete.
+
+    Args:
+        llm: any backend with ``generate``.
+        labelset: the labels to describe (prompts use their readable form).
+        existing: descriptions already made (kept; their labels are skipped).
+        batch: labels per prompt.
+        on_batch: called with the descriptions so far after every batch (to save them).
+        reuse: ``{readable label (lower case): description}`` made for other sets
+            (most Kinetics-700 classes are Kinetics-400 classes); taken as is.
+
+    Returns:
+        ``{label: description}`` for every label, in label-set order.
+    """
+    done = dict(existing or {})
+    pool = reuse or {}
+    for lab, read in zip(labelset.labels, labelset.readable):
+        if not done.get(lab) and pool.get(read.lower()):
+            done[lab] = pool[read.lower()]
+    todo = [i for i, lab in enumerate(labelset.labels) if not done.get(lab)]
+    for start in range(0, len(todo), batch):
+        part = todo[start : start + batch]
+        names = [labelset.readable[i] for i in part]
+        got = _ask(llm, names)
+        seen = set(done.values())
+        for i, name, desc in zip(part, names, got):
+            if not desc or desc in seen:
+                desc = _ask(llm, [name])[0]
+            if not desc or desc in seen:
+                log.warning("%s: no usable description for %r; using the template", labelset.name, labelset.labels[i])
+                desc = f"A video of a person {name}."
+            done[labelset.labels[i]] = desc
+            seen.add(desc)
+        if on_batch is not None:
+            on_batch(done)
+    return {lab: done[lab] for lab in labelset.labels}
+
+
+def _write_json(path: Path, data: dict[str, str]) -> None:
+    """Write atomically so a crash never leaves half a file to resume from."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def bundled_path(name: str) -> Path:
+    """Source-tree path of a bundled set's descriptions file."""
+    return Path(str(resources.files("vidsense.agents").joinpath("labelsets", f"{name}.descriptions.json")))
+
+
+def cache_path(settings, labelset: LabelSet) -> Path:
+    """Where a user label set's generated descriptions are cached."""
+    return Path(settings.home) / "descriptions" / f"{labelset.sha256}.json"
+
+
+def describe_to_file(llm: LanguageModel, labelset: LabelSet, path: Path, batch: int = BATCH, reuse: dict[str, str] | None = None) -> dict[str, str]:
+    """Generate descriptions into ``path``, resuming from what it holds."""
+    existing = {k: v for k, v in _read_json(path).items() if k in set(labelset.labels) and v}
+    if len(existing) < len(labelset):
+        log.info("%s: describing %d of %d labels", labelset.name, len(labelset) - len(existing), len(labelset))
+    return _finish(path, generate_descriptions(llm, labelset, existing=existing, batch=batch, on_batch=lambda d: _write_json(path, d), reuse=reuse))
+
+
+def _finish(path: Path, data: dict[str, str]) -> dict[str, str]:
+    _write_json(path, data)
+    return data
+
+
+def _pool(folder: Path) -> dict[str, str]:
+    """Every description already written in ``folder``, keyed by readable label."""
+    pool: dict[str, str] = {}
+    for f in sorted(folder.glob("*.descriptions.json")):
+        name = f.name.removesuffix(".descriptions.json")
+        if name not in BUNDLED:
+            continue
+        ls = load_labels(name)
+        data = _read_json(f)
+        pool.update({read.lower(): data[lab] for lab, read in zip(ls.labels, ls.readable) if data.get(lab)})
+    return pool
+
+
+def label_descriptions(settings, labelset: LabelSet, llm: LanguageModel | None = None, generate: bool = True) -> dict[str, str]:
+    """Descriptions for ``labelset``: bundled, cached, or generated now and cached.
+
+    Args:
+        settings: supplies ``home`` (cache root) and the LLM when one must be loaded.
+        labelset: the label set.
+        llm: the model to generate with (default: the configured one, loaded on demand).
+        generate: when False, return only what exists (possibly ``{}``) without an LLM.
+
+    Returns:
+        ``{label: description}``; labels without one are absent.
+    """
+    if labelset.name in BUNDLED and load_labels(labelset.name).labels == labelset.labels:
+        return _read_json(bundled_path(labelset.name))
+    path = cache_path(settings, labelset)
+    cached = _read_json(path)
+    if len(cached) >= len(labelset) or not generate:
+        return cached
+    if llm is None:
+        from vidsense.agents.llm import load_llm
+
+        llm = load_llm(settings)
+    with _DIR_LOCK:
+        return describe_to_file(llm, labelset, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate the bundled descriptions files (``python -m vidsense.agents.describe_labels``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("labelsets", nargs="+", help="bundled names or label files")
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b", help="model store name or GGUF path")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the package's labelsets/)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    from vidsense.agents.llm import LlamaCppModel
+    from vidsense.services import model_store
+    from vidsense.services.settings import load_settings
+
+    settings = load_settings()
+    llm = LlamaCppModel(model_store.resolve(args.model, settings.home, allow_hub=False, role="LLM"), n_ctx=2048, n_threads=args.threads)
+    for spec in args.labelsets:
+        ls = load_labels(spec)
+        path = (args.out / f"{ls.name}.descriptions.json") if args.out else bundled_path(ls.name)
+        describe_to_file(llm, ls, path, batch=args.batch, reuse=_pool(path.parent))
+        log.info("%s: %s written", ls.name, path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,454 @@
+"""Evaluation harness: accuracy of a reasoner over a labelled manifest.
+
+A manifest is a CSV file with columns ``path,label`` and an optional
+``labelset`` (a bundled name or a label file, per row); relative paths are
+relative to the manifest. Each video is described once (its timeline is
+reused for every label set and every modality ablation), then classified.
+A row that fails is reported as an error and counted; it never aborts the run.
+
+Metrics, overall and per label set: top-1 and top-5 accuracy (fractions),
+mean rank of the true label (1 = best; a label the LLM never scored because
+the shortlist dropped it gets the mean rank of the unscored labels), recall of
+the true label in the shortlist (its rank is at most the shortlist size), mean
+per-stage latency, and a confusion listing (true -> predicted, counts).
+
+Zero-shot: with the Kinetics-400 action recogniser in the loop, results on the
+Kinetics label sets are not zero-shot; each per-set score says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+from vidsense.agents.labels import LabelSet, load_labels
+from vidsense.agents.reasoner import Prediction
+from vidsense.services.errors import InputError, VidsenseError
+from vidsense.services.timeline import MODALITIES, Timeline
+
+DescribeFn = Callable[[str, Any], Timeline]
+ClassifyFn = Callable[..., Prediction]
+SHORTLIST_DEFAULT = 20
+
+
+class PipelineLike(Protocol):
+    """What the harness needs from :class:`vidsense.Pipeline`."""
+
+    def describe(self, video: str, modalities: Iterable[str] | None = None) -> Timeline: ...
+
+    def reasoner(self, name: str = "llm") -> Any: ...
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One labelled video of a manifest."""
+
+    line: int
+    path: str
+    label: str
+    labelset: str
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """The outcome of one (row, modality subset).
+
+    Attributes:
+        rank: 1-based rank of the true label (``None`` on error).
+        in_shortlist: the true label's rank is within the shortlist size.
+        top5: the best five labels predicted.
+        error: one-line reason when the row failed, else ''.
+    """
+
+    line: int
+    path: str
+    label: str
+    labelset: str
+    modalities: str
+    predicted: str = ""
+    probability: float = 0.0
+    rank: float | None = None
+    in_shortlist: bool = False
+    low_confidence: bool = False
+    top5: tuple[str, ...] = ()
+    latency: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Score:
+    """Accuracy of a group of rows (errors count as misses)."""
+
+    n: int
+    errors: int
+    top1: float
+    top5: float
+    mean_rank: float | None
+    shortlist_recall: float
+
+
+@dataclass(frozen=True)
+class LabelSetScore:
+    """Score on one label set, and whether it is a zero-shot result."""
+
+    labelset: str
+    zero_shot: bool
+    score: Score
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Everything one evaluation run measured (``to_dict`` for JSON)."""
+
+    manifest: str
+    reasoner: str
+    modalities: str
+    overall: Score
+    per_labelset: tuple[LabelSetScore, ...]
+    latency_s: dict[str, float]
+    confusion: tuple[tuple[str, str, int], ...]
+    rows: tuple[RowResult, ...]
+    ablations: dict[str, Score] = field(default_factory=dict)
+
+    @property
+    def top1(self) -> float:
+        return self.overall.top1
+
+    @property
+    def top5(self) -> float:
+        return self.overall.top5
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; ``top1`` / ``top5`` at the top level."""
+        d = asdict(self)
+        d["top1"], d["top5"] = self.top1, self.top5
+        d["confusion"] = [{"true": t, "predicted": p, "count": c} for t, p, c in self.confusion]
+        return d
+
+
+def read_manifest(path: str | Path, labels: str | None = None) -> list[ManifestRow]:
+    """Parse a manifest; relative video paths are resolved against its folder.
+
+    Raises:
+        InputError: unreadable file, or no ``path`` / ``label`` column.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read manifest ({exc})") from None
+    reader = csv.DictReader(text.splitlines())
+    cols = {c.strip().lower() for c in reader.fieldnames or ()}
+    if not {"path", "label"} <= cols:
+        raise InputError(f"{path}: manifest needs a header with columns path,label[,labelset]")
+    rows = []
+    for i, raw in enumerate(reader, start=2):
+        rec = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+        if not rec.get("path"):
+            continue
+        video = Path(rec["path"]).expanduser()
+        if not video.is_absolute():
+            video = path.parent / video
+        ls = rec.get("labelset") or labels or ""
+        if ls and not Path(ls).is_absolute() and (path.parent / ls).is_file():
+            ls = str(path.parent / ls)
+        rows.append(ManifestRow(i, str(video), rec.get("label", ""), ls))
+    return rows
+
+
+def ablation_sets() -> dict[str, list[str] | None]:
+    """``all``, every single modality, and every all-but-one subset."""
+    out: dict[str, list[str] | None] = {"all": None}
+    out.update({m: [m] for m in MODALITIES})
+    out.update({f"no-{m}": [x for x in MODALITIES if x != m] for m in MODALITIES})
+    return out
+
+
+def _rank(pred: Prediction, label: str, set_size: int) -> float:
+    for i, c in enumerate(pred.candidates, start=1):
+        if c.label == label:
+            return float(i)
+    scored = len(pred.candidates)
+    return (scored + 1 + set_size) / 2
+
+
+def _score(rows: list[RowResult]) -> Score:
+    n = len(rows)
+    ok = [r for r in rows if not r.error]
+    ranks = [r.rank for r in ok if r.rank is not None]
+    return Score(
+        n=n,
+        errors=n - len(ok),
+        top1=round(sum(r.rank == 1 for r in ok) / n, 4) if n else 0.0,
+        top5=round(sum(r.rank is not None and r.rank <= 5 for r in ok) / n, 4) if n else 0.0,
+        mean_rank=round(sum(ranks) / len(ranks), 2) if ranks else None,
+        shortlist_recall=round(sum(r.in_shortlist for r in ok) / n, 4) if n else 0.0,
+    )
+
+
+def _zero_shot(labelset: str, timelines: Iterable[Timeline]) -> bool:
+    """False when a Kinetics-trained recogniser contributed and the set is Kinetics."""
+    kinetics_in_loop = any("kinetics" in note.lower() for tl in timelines for note in tl.notes)
+    return not (kinetics_in_loop and Path(labelset).stem.lower().startswith(("kinetics", "k400", "k700")))
+
+
+def _callables(pipeline_or_callables: Any, reasoner: str) -> tuple[DescribeFn, ClassifyFn]:
+    if isinstance(pipeline_or_callables, tuple):
+        describe, classify = pipeline_or_callables
+        return describe, classify
+    r = pipeline_or_callables.reasoner(reasoner)
+    return (lambda video, mods: pipeline_or_callables.describe(video, mods)), r.classify
+
+
+def evaluate(
+    manifest_path: str | Path,
+    pipeline_or_callables: PipelineLike | tuple[DescribeFn, ClassifyFn],
+    labels: str | None = None,
+    reasoner: str = "llm",
+    ablate: bool = False,
+    *,
+    shortlist_size: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> EvalReport:
+    """Classify every manifest row and measure accuracy.
+
+    Args:
+        manifest_path: CSV with ``path,label[,labelset]``.
+        pipeline_or_callables: a :class:`vidsense.Pipeline` (or anything with
+            ``describe(video, modalities)`` and ``reasoner(name).classify``),
+            or a pair ``(describe(video, modalities) -> Timeline,
+            classify(timeline, labelset, modalities=..., top_k=...) -> Prediction)``.
+        labels: label set for rows without a ``labelset`` column.
+        reasoner: reasoner name (ignored with callables).
+        ablate: also run every single modality and every all-but-one subset.
+        shortlist_size: the shortlist size for recall (default: the pipeline's
+            ``settings.shortlist``, else 20).
+        progress: called with a short line per row.
+
+    Returns:
+        The report; ``rows`` holds the full-modality rows and, with
+        ``ablate``, every ablation's rows too.
+
+    Raises:
+        InputError: the manifest itself is unreadable (row problems are counted instead).
+    """
+    rows = read_manifest(manifest_path, labels)
+    describe, classify = _callables(pipeline_or_callables, reasoner)
+    settings = getattr(pipeline_or_callables, "settings", None)
+    n_short = shortlist_size or getattr(settings, "shortlist", None) or SHORTLIST_DEFAULT
+    variants = ablation_sets() if ablate else {"all": None}
+    timelines: dict[str, Timeline | str] = {}
+    perception_s: dict[str, float] = {}
+    labelsets: dict[str, LabelSet | str] = {}
+    results: dict[str, list[RowResult]] = {k: [] for k in variants}
+    for row in rows:
+        base = RowResult(row.line, row.path, row.label, row.labelset or "?", "all")
+        if row.path not in timelines:
+            t0 = time.perf_counter()
+            try:
+                timelines[row.path] = describe(row.path, None)
+            except (VidsenseError, OSError, ValueError, RuntimeError) as exc:
+                timelines[row.path] = f"{type(exc).__name__}: {exc}"
+            perception_s[row.path] = time.perf_counter() - t0
+        tl = timelines[row.path]
+        ls = _labelset(row, labelsets)
+        for key, mods in variants.items():
+            r = _classify_row(base, key, mods, tl, ls, classify, n_short, perception_s[row.path])
+            results[key].append(r)
+            if progress:
+                progress(f"{Path(row.path).name} [{key}] {row.label} -> {r.predicted or r.error}")
+    main = results["all"]
+    good_tls = [t for t in timelines.values() if isinstance(t, Timeline)]
+    by_set: dict[str, list[RowResult]] = {}
+    for r in main:
+        by_set.setdefault(r.labelset, []).append(r)
+    per_set = tuple(LabelSetScore(name, _zero_shot(name, good_tls), _score(rs)) for name, rs in by_set.items())
+    latency: dict[str, list[float]] = {}
+    for r in main:
+        for k, v in r.latency.items():
+            latency.setdefault(k, []).append(v)
+    confusion = Counter((r.label, r.predicted) for r in main if not r.error and r.predicted != r.label)
+    all_rows = tuple(r for key in variants for r in results[key])
+    return EvalReport(
+        manifest=str(manifest_path),
+        reasoner=reasoner if not isinstance(pipeline_or_callables, tuple) else getattr(classify, "__qualname__", "callable"),
+        modalities="all",
+        overall=_score(main),
+        per_labelset=per_set,
+        latency_s={k: round(sum(v) / len(v), 3) for k, v in latency.items()},
+        confusion=tuple((t, p, c) for (t, p), c in confusion.most_common()),
+        rows=all_rows,
+        ablations={k: _score(v) for k, v in results.items() if k != "all"},
+    )
+
+
+def _labelset(row: ManifestRow, cache: dict[str, LabelSet | str]) -> LabelSet | str:
+    if not row.labelset:
+        return "no label set: add a labelset column or pass --labels"
+    if row.labelset not in cache:
+        try:
+            cache[row.labelset] = load_labels(row.labelset)
+        except InputError as exc:
+            cache[row.labelset] = str(exc)
+    return cache[row.labelset]
+
+
+def _classify_row(base: RowResult, key: str, mods, tl, ls, classify: ClassifyFn, n_short: int, perception_s: float) -> RowResult:
+    from dataclasses import replace
+
+    base = replace(base, modalities=key)
+    if isinstance(tl, str):
+        return replace(base, error=tl)
+    if isinstance(ls, str):
+        return replace(base, error=ls)
+    if base.label not in ls.labels:
+        return replace(base, error=f"label {base.label!r} is not in label set {ls.name}")
+    t0 = time.perf_counter()
+    try:
+        pred = classify(tl, ls, modalities=mods, top_k=5)
+    except (VidsenseError, ValueError, RuntimeError) as exc:
+        return replace(base, error=f"{type(exc).__name__}: {exc}")
+    reasoning_s = time.perf_counter() - t0
+    rank = _rank(pred, base.label, len(ls))
+    latency = {"perception": perception_s, "reasoning": reasoning_s}
+    latency.update({k: v for k, v in pred.stats.items() if k.endswith("_s")})
+    return replace(
+        base,
+        predicted=pred.label,
+        probability=pred.top_k[0].score,
+        rank=rank,
+        in_shortlist=rank <= n_short,
+        low_confidence=pred.low_confidence,
+        top5=tuple(c.label for c in pred.top_k[:5]),
+        latency={k: round(v, 4) for k, v in latency.items()},
+    )
+
+
+# Variants of the score strategy compared by :func:`compare_variants`:
+# name -> (hints in the prompt, calibration weight, embedding weight).
+VARIANTS: dict[str, tuple[bool, float, float]] = {
+    "raw": (True, 0.0, 0.0),
+    "calibrated": (True, 1.0, 0.0),
+    "calibrated-half": (True, 0.5, 0.0),
+    "raw+embedding": (True, 0.0, 1.0),
+    "calibrated+embedding": (True, 1.0, 1.0),
+    "calibrated+embedding-half": (True, 1.0, 0.5),
+    "no-hints-raw": (False, 0.0, 0.0),
+    "no-hints-calibrated": (False, 1.0, 0.0),
+    "no-hints-calibrated+embedding": (False, 1.0, 1.0),
+}
+
+
+def compare_variants(
+    manifest_path: str | Path,
+    pipeline: PipelineLike,
+    labels: str | None = None,
+    variants: dict[str, tuple[bool, float, float]] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, EvalReport]:
+    """Evaluate calibration / evidence-combination variants of the LLM reasoner.
+
+    Each video is described once and the LLM scores each (video, label set,
+    hints) once; the variants only recombine that evidence, so comparing nine
+    variants costs about two LLM passes. The embedding-only reasoner is
+    included as ``embedding``.
+
+    Returns:
+        ``{variant name: report}``.
+    """
+    from vidsense.agents.reasoner import EmbeddingReasoner, LLMReasoner, _prediction
+
+    variants = variants or VARIANTS
+    settings = pipeline.settings
+    timelines: dict[str, Timeline] = {}
+
+    def describe(video: str, mods) -> Timeline:
+        if video not in timelines:
+            timelines[video] = pipeline.describe(video, mods)
+        return timelines[video]
+
+    base = pipeline.reasoner("llm")
+    reasoners = {h: LLMReasoner(settings, llm=base.llm, hints=h, calibration_weight=1.0) for h in {v[0] for v in variants.values()}}
+    evidence: dict[tuple, Any] = {}
+
+    def classifier(hints: bool, cw: float, ew: float) -> ClassifyFn:
+        def classify(tl: Timeline, ls: LabelSet, *, modalities=None, top_k: int = 5) -> Prediction:
+            key = (tl.video.sha256, tl.video.path, ls.sha256, hints, tuple(modalities or ()))
+            if key not in evidence:
+                evidence[key] = reasoners[hints].evidence(tl, ls, modalities)
+            ev = evidence[key]
+            probs = reasoners[hints].combine(ev, cw, ew)
+            return _prediction("llm", ls, ev.idx, probs, top_k, tl.only(modalities).is_empty, ev.stats)
+
+        return classify
+
+    out = {"embedding": evaluate(manifest_path, (describe, EmbeddingReasoner(settings).classify), labels)}
+    for name, (hints, cw, ew) in variants.items():
+        out[name] = evaluate(manifest_path, (describe, classifier(hints, cw, ew)), labels)
+        if progress:
+            progress(f"{name}: top1={out[name].top1:.3f} top5={out[name].top5:.3f}")
+    return out
+
+
+def format_report(report: EvalReport) -> str:
+    """A plain-text summary: overall, per label set, ablations, latency, confusions."""
+
+    def line(name: str, s: Score, extra: str = "") -> str:
+        mr = f"{s.mean_rank:.1f}" if s.mean_rank is not None else "-"
+        return f"{name:<22} n={s.n:<4} top1={s.top1:.3f} top5={s.top5:.3f} mean_rank={mr:<6} shortlist_recall={s.shortlist_recall:.3f} errors={s.errors}{extra}"
+
+    out = [f"manifest {report.manifest}  reasoner {report.reasoner}", line("overall", report.overall)]
+    out += [line(p.labelset, p.score, "" if p.zero_shot else "  (not zero-shot: Kinetics recogniser in the loop)") for p in report.per_labelset]
+    if report.ablations:
+        out.append("ablations (modalities the reasoner reads):")
+        out += [line("  " + k, s) for k, s in report.ablations.items()]
+    if report.latency_s:
+        out.append("mean latency (s): " + ", ".join(f"{k}={v:.2f}" for k, v in report.latency_s.items()))
+    if report.confusion:
+        out.append("confusions (true -> predicted: count):")
+        out += [f"  {t} -> {p}: {c}" for t, p, c in report.confusion]
+    errors = [r for r in report.rows if r.error and r.modalities == "all"]
+    if errors:
+        out.append("errors:")
+        out += [f"  line {r.line} {r.path}: {r.error}" for r in errors]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vidsense.agents.evaluate --manifest FILE.csv`` (the CLI's ``vidsense eval``)."""
+    parser = argparse.ArgumentParser(description="Evaluate a reasoner on a labelled manifest.")
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--labels", default=None)
+    parser.add_argument("--reasoner", default="llm")
+    parser.add_argument("--ablate", action="store_true")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    parser.add_argument("--variants", action="store_true", help="compare calibration / evidence-combination variants")
+    args = parser.parse_args(argv)
+    import vidsense
+
+    if args.variants:
+        reports = compare_variants(args.manifest, vidsense.Pipeline(), labels=args.labels, progress=lambda s: print(s, file=sys.stderr))
+        table = {k: asdict(r.overall) for k, r in reports.items()}
+        if args.out:
+            args.out.write_text(json.dumps({k: r.to_dict() for k, r in reports.items()}, indent=1) + "\n", encoding="utf-8")
+        print(json.dumps(table, indent=1) if args.format == "json" else "\n".join(f"{k:<32} {format_report(r).splitlines()[1]}" for k, r in reports.items()))
+        return 0
+
+    report = evaluate(args.manifest, vidsense.Pipeline(), labels=args.labels, reasoner=args.reasoner, ablate=args.ablate, progress=lambda s: print(s, file=sys.stderr))
+    data = json.dumps(report.to_dict(), indent=1)
+    if args.out:
+        args.out.write_text(data + "\n", encoding="utf-8")
+    print(data if args.format == "json" else format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""The vidsense explanation dashboard (Streamlit): ``vidsense dashboard``.
+
+Pick a video (from a folder or uploaded) and a label set, press Explain: the
+page shows the video with a time cursor, the timeline per modality, the
+prediction, the concept explanation (global, local, temporal), occlusion, and
+interventions that re-run the reasoner or the concept model.
+
+It calls only the SDK (``vidsense.*``); everything drawn comes from
+``ExplanationResult.to_dict()`` and ``Timeline.to_dict()``. Models live in one
+cached :class:`vidsense.Pipeline` (``st.cache_resource``); explanations and
+re-classifications are cached by their inputs (``st.cache_data``).
+Defaults can come from the URL: ``?video=bikes.mp4&labels=ucf101&reasoner=llm&occlusion=0``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+import vidsense
+from vidsense.app import dashboard_views as views
+from vidsense.app.dashboard_cmd import FOLDER_ENV
+
+CUSTOM = "custom (paste labels)"
+REASONERS = ("llm", "embedding")
+
+
+@st.cache_resource(show_spinner="Loading models...")
+def pipeline() -> vidsense.Pipeline:
+    """The one Pipeline of this server (settings from vidsense.toml / VIDSENSE_* variables)."""
+    return vidsense.Pipeline()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def explain(video: str, stamp: tuple[int, int], labels: str | tuple[str, ...], reasoner: str, occlusion: bool) -> dict[str, Any]:
+    """Explanation and timeline of one video (``stamp`` = size, mtime: a changed file re-runs)."""
+    res = pipeline().explain(video, _labels(labels), reasoner=reasoner, llm_occlusion=occlusion)
+    return {"result": res.to_dict(), "timeline": res.classification.timeline.to_dict()}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def reclassify(timeline: dict[str, Any], labels: str | tuple[str, ...], reasoner: str, drop_windows: tuple[int, ...], drop_modalities: tuple[str, ...]) -> dict[str, Any]:
+    """The reasoner's prediction for the timeline with windows / modalities removed."""
+    tl = vidsense.Timeline.from_dict(timeline).without_windows(drop_windows)
+    keep = sorted({o.modality for o in tl.observations} - set(drop_modalities))
+    tl = tl.only(keep)
+    pred = pipeline().reasoner(reasoner).classify(tl, vidsense.load_labels(_labels(labels)), top_k=5)
+    return {"label": pred.label, "top_k": [{"label": s.label, "score": s.score} for s in pred.top_k], "low_confidence": pred.low_confidence}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def intervene(video: str, stamp: tuple[int, int], labels: str | tuple[str, ...], reasoner: str, action: str, concepts: tuple[int, ...], factor: float) -> list[dict[str, Any]]:
+    """The concept model's label before / after removing or boosting each concept."""
+    specs = [vidsense.InterventionSpec(action, concept=c, factor=factor) for c in concepts]  # type: ignore[arg-type]
+    res = pipeline().explain(video, _labels(labels), reasoner=reasoner, interventions=specs, llm_occlusion=False)
+    rows = res.to_dict()["explanation"]["interventions"]
+    # The explanation also records its standard interventions; keep the ones asked for, in order.
+    return rows[-len(specs):]
+
+
+def _labels(spec: str | tuple[str, ...]) -> str | list[str]:
+    return list(spec) if isinstance(spec, tuple) else spec
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st_ = path.stat()
+    return st_.st_size, st_.st_mtime_ns
+
+
+def _save_upload(name: str, data: bytes) -> Path:
+    """Store an upload under a content-addressed name, so the same bytes hit the cache."""
+    folder = Path(tempfile.gettempdir()) / "vidsense-uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (hashlib.sha256(data).hexdigest()[:20] + Path(name).suffix.lower())
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+def pick_video(settings: vidsense.Settings, query: dict[str, str]) -> Path | None:
+    """Sidebar: a video from a folder or an upload; ``None`` (with a message) when unusable."""
+    source = st.sidebar.radio("Video", ["From a folder", "Upload"], key="source", horizontal=True)
+    if source == "Upload":
+        allowed = sorted(vidsense.VIDEO_EXTENSIONS)
+        up = st.sidebar.file_uploader(
+            f"Upload a video (up to {settings.max_upload_mb} MB)", type=[e[1:] for e in allowed],
+            max_upload_size=settings.max_upload_mb, key="upload",
+        )
+        if up is None:
+            return None
+        problem = views.upload_problem(up.name, up.size, settings.max_upload_mb, allowed)
+        if problem:
+            st.sidebar.error(problem)
+            return None
+        return _save_upload(up.name, up.getvalue())
+    default = os.environ.get(FOLDER_ENV) or str(vidsense.example_video().parent)
+    folder = st.sidebar.text_input("Folder", value=default, key="folder")
+    try:
+        videos = vidsense.collect_videos([folder]) if Path(folder).is_dir() else []
+    except vidsense.InputError:
+        videos = []
+    if not videos:
+        st.sidebar.warning(f"{folder}: no video files here")
+        return None
+    names = [str(v.relative_to(folder)) for v in videos]
+    wanted = query.get("video")
+    index = names.index(wanted) if wanted in names else 0
+    name = st.sidebar.selectbox("Video file", names, index=index, key="video")
+    return Path(folder) / name
+
+
+def pick_labels(query: dict[str, str]) -> str | tuple[str, ...]:
+    """Sidebar: a bundled label set, or pasted labels (checked when Explain is pressed)."""
+    options = [*vidsense.bundled_names(), CUSTOM]
+    wanted = query.get("labels")
+    index = options.index(wanted) if wanted in options else 0
+    choice = st.sidebar.selectbox("Label set", options, index=index, key="labelset")
+    if choice != CUSTOM:
+        return choice
+    text = st.sidebar.text_area("Labels (one per line or comma-separated)", key="custom_labels")
+    return tuple(views.parse_labels(text))
+
+
+def show_header(cls: dict[str, Any], expl: dict[str, Any]) -> None:
+    top = cls["top_k"][0]
+    st.subheader(f"Prediction: {cls['label']}  ({top['score']:.2f})")
+    st.caption(f"label set {cls['labelset']} · reasoner {cls['reasoner']} · {cls['timings'].get('total', 0):.1f} s")
+    if cls.get("low_confidence"):
+        st.warning("Low confidence: little was observed, or the top probability is low.")
+    agree = expl["agreement"]
+    if agree.get("agrees") is False:
+        st.info(f"The concept model prefers {agree['concept_label']}; the views below explain the concept evidence for {agree['explained_label']}.")
+    for note in cls.get("notes", []):
+        st.caption(f"note: {note}")
+
+
+def show_video_and_prediction(video: Path, cls: dict[str, Any], timeline: dict[str, Any]) -> int:
+    """Video with its time cursor next to the probabilities; returns the cursor's window."""
+    windows = timeline["windows"]
+    left, right = st.columns([3, 2])
+    with left:
+        cursor = st.select_slider(
+            "Time cursor (window)", options=list(range(len(windows))), key="cursor",
+            format_func=lambda i: f"{windows[i]['start_s']:.1f}-{windows[i]['end_s']:.1f} s",
+        ) if len(windows) > 1 else 0
+        st.video(str(video), start_time=int(windows[cursor]["start_s"]) if windows else 0)
+        lines = views.window_texts(timeline, cursor)
+        st.markdown("**In this window:**\n" + ("\n".join(f"- {t}" for t in lines) if lines else "\n_(nothing observed)_"))
+    with right:
+        st.plotly_chart(views.probability_figure(cls["top_k"]), key="chart_probability")
+        if cls.get("justification"):
+            st.markdown(f"**Why (LLM):** {cls['justification']}")
+    return cursor
+
+
+def show_interventions(req: dict[str, Any], data: dict[str, Any]) -> None:
+    expl = data["result"]["explanation"]
+    cls = data["result"]["classification"]
+    timeline = data["timeline"]
+    windows = timeline["windows"]
+    st.markdown("**Remove windows or modalities and re-run the reasoner** on the same timeline.")
+    present = sorted({o["modality"] for o in timeline["observations"]})
+    c1, c2 = st.columns(2)
+    drop_w = c1.multiselect("Drop windows", list(range(len(windows))), format_func=lambda i: f"{windows[i]['start_s']:.1f}-{windows[i]['end_s']:.1f} s", key="drop_windows")
+    drop_m = c2.multiselect("Drop modalities", present, key="drop_modalities")
+    if st.button("Re-classify", key="reclassify"):
+        try:
+            with st.spinner("Re-classifying..."):
+                st.session_state["llm_intervention"] = (tuple(drop_w), tuple(drop_m), reclassify(timeline, req["labels"], req["reasoner"], tuple(drop_w), tuple(drop_m)))
+        except vidsense.VidsenseError as exc:
+            st.error(str(exc))
+    done = st.session_state.get("llm_intervention")
+    if done:
+        dw, dm, after = done
+        what = ", ".join([f"window {windows[w]['start_s']:.1f}-{windows[w]['end_s']:.1f} s" for w in dw] + [f"modality {m}" for m in dm]) or "nothing"
+        verdict = "same label" if after["label"] == cls["label"] else f"label changes to **{after['label']}**"
+        st.markdown(f"Without {what}: {cls['label']} → {after['label']} ({verdict}).")
+        st.plotly_chart(views.compare_figure(cls["top_k"], after["top_k"]), key="chart_compare")
+
+    st.markdown("**Toggle concepts in the concept model** (MoTIF intervention).")
+    order = [c["concept"] for c in expl["global"]["concepts"]]
+    texts = {c["index"]: c["text"] for c in expl["concepts"]}
+    options = order + [i for i in texts if i not in order]
+    c3, c4 = st.columns(2)
+    picked = c3.multiselect("Concepts", options, format_func=lambda i: texts[i], key="concepts")
+    action = c4.radio("Action", ["remove_concept", "boost_concept"], key="concept_action", horizontal=True)
+    if st.button("Apply to the concept model", key="intervene") and picked:
+        try:
+            with st.spinner("Re-running the explanation with the interventions..."):
+                st.session_state["concept_intervention"] = intervene(req["video"], req["stamp"], req["labels"], req["reasoner"], action, tuple(picked), 2.0)
+        except vidsense.VidsenseError as exc:
+            st.error(str(exc))
+    if st.session_state.get("concept_intervention"):
+        st.dataframe(st.session_state["concept_intervention"], key="table_concept_intervention")
+    with st.expander("Standard interventions recorded with the explanation"):
+        st.dataframe(expl["interventions"])
+
+
+def main() -> None:
+    st.set_page_config(page_title="vidsense", layout="wide")
+    st.title("vidsense: why this label?")
+    query = dict(st.query_params)
+    try:
+        settings = pipeline().settings
+    except vidsense.VidsenseError as exc:
+        st.error(f"Cannot start: {exc}")
+        st.stop()
+    video = pick_video(settings, query)
+    labels = pick_labels(query)
+    reasoner = st.sidebar.radio("Reasoner", REASONERS, index=REASONERS.index(query.get("reasoner", "llm")) if query.get("reasoner") in REASONERS else 0, key="reasoner", horizontal=True)
+    occlusion = st.sidebar.checkbox("LLM occlusion (re-score without each window / modality; slower)", value=query.get("occlusion", "1") != "0", key="occlusion")
+    if st.sidebar.button("Explain", type="primary", key="run"):
+        st.session_state.pop("request", None)
+        for key in ("llm_intervention", "concept_intervention"):
+            st.session_state.pop(key, None)
+        try:
+            vidsense.load_labels(_labels(labels))
+            if video is None:
+                raise vidsense.InputError("pick a video first (from a folder or an upload)")
+            st.session_state["request"] = {"video": str(video), "stamp": _stamp(video), "labels": labels, "reasoner": reasoner, "occlusion": occlusion}
+        except vidsense.VidsenseError as exc:
+            st.error(str(exc))
+    req = st.session_state.get("request")
+    if req is None:
+        st.info("Pick a video and a label set in the sidebar, then press Explain.")
+        return
+    try:
+        with st.spinner(f"Perceiving, classifying and explaining {Path(req['video']).name}..."):
+            data = explain(req["video"], req["stamp"], req["labels"], req["reasoner"], req["occlusion"])
+    except vidsense.VidsenseError as exc:
+        st.error(str(exc))
+        st.session_state.pop("request", None)
+        return
+    except Exception as exc:  # noqa: BLE001 - a video failing mid-run must leave the app usable
+        st.error(f"{Path(req['video']).name}: failed ({type(exc).__name__}: {' '.join(str(exc).split())})")
+        st.session_state.pop("request", None)
+        return
+    cls, expl, timeline = data["result"]["classification"], data["result"]["explanation"], data["timeline"]
+    show_header(cls, expl)
+    cursor = show_video_and_prediction(Path(req["video"]), cls, timeline)
+    st.plotly_chart(views.timeline_figure(timeline, cursor), key="chart_timeline")
+    concepts, time_tab, occl, interv = st.tabs(["Concepts", "Time", "Occlusion", "Interventions"])
+    with concepts:
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(views.global_figure(expl), key="chart_global")
+        c2.plotly_chart(views.local_heatmap(expl, cursor), key="chart_local")
+    with time_tab:
+        maps = expl["temporal"]["concepts"]
+        if maps:
+            texts = {c["concept"]: c["text"] for c in maps}
+            chosen = st.selectbox("Concept", list(texts), format_func=lambda i: texts[i], key="attention_concept")
+            st.plotly_chart(views.attention_figure(expl, chosen), key="chart_attention")
+        else:
+            st.info("No attention maps in this explanation.")
+    with occl:
+        rows = views.occlusion_frames(expl)
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(views.occlusion_figure(rows["modalities"], "Without each modality"), key="chart_occlusion_modalities")
+        c2.plotly_chart(views.occlusion_figure(rows["windows"], "Without each window"), key="chart_occlusion_windows")
+        if expl.get("occlusion") is None:
+            st.caption("LLM occlusion was off: bars show the concept model only.")
+    with interv:
+        show_interventions(req, data)
+
+
+main()

@@ -1,0 +1,255 @@
+"""The perception cache: one SQLite file of observations, shared by processes.
+
+A perception model's output for a video depends only on the video's bytes, the
+model (name, version, weights) and its parameters, and the windows asked for;
+:func:`cache_key` hashes exactly that, so a second run of the same video costs
+no model call. The store is stdlib ``sqlite3`` in WAL mode with a busy timeout,
+so concurrent processes (CLI runs, dashboard workers) can read and write the
+same file. Each row carries the SHA-256 of its payload: a row damaged on disk
+is detected, deleted, logged and reported as a miss, so it is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidsense.services.errors import ProcessingError
+from vidsense.services.perception import ModelCard
+from vidsense.services.timeline import Observation, Window
+
+log = logging.getLogger(__name__)
+
+# Bump when the key recipe or the payload layout changes: old rows then never match.
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS observations (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    video_sha256 TEXT NOT NULL,
+    created REAL NOT NULL,
+    payload TEXT NOT NULL,
+    checksum TEXT NOT NULL
+)
+"""
+
+
+def _canonical(value: Any) -> str:
+    # sort_keys makes dict order irrelevant; default=str covers Paths and the like.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def cache_key(
+    video_sha256: str,
+    card: ModelCard,
+    params: dict,
+    windows: tuple[Window, ...],
+    extra: dict | None = None,
+) -> str:
+    """The cache key of one model's observations of one video.
+
+    Args:
+        video_sha256: SHA-256 of the video file's bytes.
+        card: the model's card (name and version are part of the key).
+        params: the model's :meth:`params` (weights hash, thresholds, ...).
+        windows: the windows described; different cuts never share a row.
+        extra: anything else the caller's output depends on (e.g. frames per window).
+
+    Returns:
+        A hex SHA-256 digest.
+    """
+    recipe = {
+        "schema": SCHEMA_VERSION,
+        "video": video_sha256,
+        "model": {"name": card.name, "version": card.version, "modalities": list(card.modalities)},
+        "params": params,
+        "windows": [[w.index, w.start_s, w.end_s] for w in windows],
+        "extra": extra or {},
+    }
+    return hashlib.sha256(_canonical(recipe).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """What ``vidsense cache stats`` shows.
+
+    Attributes:
+        path: the SQLite file.
+        entries: number of cached results (one per model and video and settings).
+        bytes: size on disk of the database and its write-ahead log.
+        per_model: entries per model name.
+        hits / misses: lookups answered / not answered by this process.
+    """
+
+    path: str
+    entries: int
+    bytes: int
+    per_model: dict[str, int] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+# Process-wide lookup counters per database file, so every PerceptionCache
+# instance on the same file reports the same hits and misses.
+_COUNTERS: dict[str, list[int]] = {}
+_COUNTERS_LOCK = threading.Lock()
+
+
+class PerceptionCache:
+    """Observations by :func:`cache_key`, in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        """Open (create) the cache at ``path``; the connection opens on first use."""
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = -1
+        with _COUNTERS_LOCK:
+            self._counts = _COUNTERS.setdefault(str(self.path.resolve()), [0, 0])
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> "PerceptionCache":
+        """The cache under ``settings.home / "cache" / "perception.sqlite"``."""
+        return cls(Path(settings.home) / "cache" / "perception.sqlite")
+
+    def _connect(self) -> sqlite3.Connection:
+        # A connection must not cross fork(): reopen in a child process.
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = self._open()
+        except sqlite3.DatabaseError as exc:
+            conn = self._replace_damaged(exc)
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL loses at most the last commits on power loss, never consistency;
+            # a lost cache row is only recomputed.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _replace_damaged(self, exc: sqlite3.DatabaseError) -> sqlite3.Connection:
+        """Move a file that is not a usable database aside and start an empty cache.
+
+        The cache holds nothing that cannot be recomputed, so a damaged file must
+        not stop the product; it is kept (renamed) for inspection.
+        """
+        if isinstance(exc, sqlite3.OperationalError):
+            raise ProcessingError(f"{self.path}: perception cache cannot be opened ({exc})") from exc
+        aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+        log.warning("%s: not a usable SQLite database (%s); moved to %s, starting an empty cache", self.path, exc, aside)
+        os.replace(self.path, aside)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        return self._open()
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._connect().execute(sql, args).fetchall()
+
+    def _count(self, hit: bool) -> None:
+        with _COUNTERS_LOCK:
+            self._counts[0 if hit else 1] += 1
+
+    def get(self, key: str) -> list[Observation] | None:
+        """The observations stored under ``key``; None on a miss or a damaged row.
+
+        A damaged row (checksum mismatch, unreadable JSON, fields that no longer
+        make an :class:`Observation`) is deleted and logged, then counts as a miss.
+        """
+        rows = self._rows("SELECT payload, checksum, model FROM observations WHERE key = ?", (key,))
+        if not rows:
+            self._count(hit=False)
+            return None
+        payload, checksum, model = rows[0]
+        try:
+            if hashlib.sha256(payload.encode()).hexdigest() != checksum:
+                raise ValueError("checksum mismatch")
+            observations = [Observation(**o) for o in json.loads(payload)]
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.warning("perception cache %s: damaged row for %s (%s); deleting it", self.path, model or key[:12], exc)
+            with self._lock:
+                self._connect().execute("DELETE FROM observations WHERE key = ?", (key,))
+            self._count(hit=False)
+            return None
+        self._count(hit=True)
+        return observations
+
+    def put(self, key: str, observations: list[Observation], *, model: str = "", video_sha256: str = "") -> None:
+        """Store ``observations`` under ``key`` (replacing any previous row).
+
+        Args:
+            key: from :func:`cache_key`.
+            observations: may be empty: "this model saw nothing" is a result worth keeping.
+            model: model name, for :meth:`stats`.
+            video_sha256: the video's hash, for inspection.
+        """
+        payload = json.dumps([asdict(o) for o in observations], separators=(",", ":"))
+        checksum = hashlib.sha256(payload.encode()).hexdigest()
+        with self._lock:
+            self._connect().execute(
+                "INSERT OR REPLACE INTO observations (key, model, video_sha256, created, payload, checksum) VALUES (?, ?, ?, ?, ?, ?)",
+                (key, model, video_sha256, time.time(), payload, checksum),
+            )
+
+    def stats(self) -> CacheStats:
+        """Entries, size on disk, entries per model and this process's hits and misses."""
+        per_model = {m or "(unnamed)": n for m, n in self._rows("SELECT model, COUNT(*) FROM observations GROUP BY model ORDER BY model")}
+        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+        with _COUNTERS_LOCK:
+            hits, misses = self._counts
+        return CacheStats(
+            path=str(self.path),
+            entries=sum(per_model.values()),
+            bytes=size,
+            per_model=per_model,
+            hits=hits,
+            misses=misses,
+        )
+
+    def clear(self) -> int:
+        """Remove every cached result; returns how many rows were removed.
+
+        The file is then compacted when no other process is using it; when one
+        is, the space is reused by later writes instead.
+        """
+        with self._lock:
+            conn = self._connect()
+            removed = conn.execute("DELETE FROM observations").rowcount
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.execute("VACUUM")
+            except sqlite3.OperationalError as exc:
+                log.info("perception cache %s: not compacted (%s)", self.path, exc)
+        return removed
+
+    def close(self) -> None:
+        """Close this process's connection (reopened on next use)."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None

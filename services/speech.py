@@ -1,0 +1,490 @@
+"""Speech to text per window, with guards against invented speech.
+
+Whisper models are known to "hear" words in silence, noise and music. Three
+guards keep that out of the timeline:
+
+1. voice activity detection (Silero VAD, shipped inside faster-whisper) decides
+   where speech is at all; audio without any is never decoded;
+2. every decoded segment passes a :class:`SpeechGate` on Whisper's own
+   confidence signals: ``no_speech_prob``, ``avg_logprob`` and the compression
+   ratio (a repetition loop compresses too well);
+3. segments whose text has no letters (``"..."``, ``"♪"``) are dropped.
+
+Segments are mapped to windows by **word timestamps**: each word goes to the
+window holding its midpoint, and the consecutive words of one segment that land
+in the same window become one observation. So a sentence that spans a window
+boundary is split at the word where the boundary falls, never duplicated.
+
+Two backends, picked by ``settings.speech_backend`` from :data:`BACKENDS`:
+``faster-whisper`` (default: the bundled tiny.en / base CTranslate2 models, a
+local CTranslate2 folder, or an opt-in hub id) and ``openai-whisper`` (a ``.pt``
+checkpoint the user has). The language the model detected is kept in
+:attr:`SpeechRecognizer.language` for the timeline's notes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from dataclasses import asdict, dataclass
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from vidsense.services.errors import InputError, ModelError, ProcessingError, VidsenseError
+from vidsense.services.perception import ModelCard
+from vidsense.services.timeline import Observation, Window, window_of
+from vidsense.services.video import SAMPLE_RATE, Media
+
+log = logging.getLogger(__name__)
+
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+
+
+@dataclass(frozen=True)
+class Word:
+    """One decoded word with its time span (seconds) and probability."""
+
+    text: str
+    start_s: float
+    end_s: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One decoded segment and Whisper's confidence signals for it."""
+
+    text: str
+    start_s: float
+    end_s: float
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class DetectedLanguage:
+    """The language the model heard (ISO 639-1 code) and how sure it was."""
+
+    code: str
+    probability: float
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.probability:.2f})"
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What a backend returns: segments in seconds from the start of the audio given."""
+
+    segments: tuple[Segment, ...]
+    language: DetectedLanguage | None
+
+
+@dataclass(frozen=True)
+class SpeechGate:
+    """Rejects segments that Whisper itself is unsure are speech.
+
+    Whisper's own rule drops a segment only when ``no_speech_prob`` is high
+    *and* ``avg_logprob`` is low; here either is enough, because a wrong word
+    in the timeline misleads the classifier more than a missing one.
+
+    Attributes:
+        max_no_speech_prob: above this the decoder thinks the audio is not speech.
+        min_avg_logprob: below this the decoder is guessing.
+        max_compression_ratio: above this the text is a repetition loop.
+    """
+
+    max_no_speech_prob: float = 0.6
+    min_avg_logprob: float = -1.0
+    max_compression_ratio: float = 2.4
+
+    def passes(self, segment: Segment) -> bool:
+        """True when ``segment`` is trusted as real speech."""
+        return (
+            segment.no_speech_prob <= self.max_no_speech_prob
+            and segment.avg_logprob >= self.min_avg_logprob
+            and segment.compression_ratio <= self.max_compression_ratio
+            and bool(_HAS_LETTER.search(segment.text))
+        )
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    """Silero VAD settings (faster-whisper's ``VadOptions`` fields)."""
+
+    threshold: float = 0.5
+    min_silence_duration_ms: int = 1000
+    speech_pad_ms: int = 400
+
+
+class SpeechEngine(Protocol):
+    """A speech backend: audio in, gated-or-not segments out."""
+
+    name: str
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies the weights and decoding settings (for the cache key)."""
+        ...
+
+    def transcribe(self, audio: np.ndarray, vad: VadSettings) -> Transcript:
+        """Decode 16 kHz mono audio; times are relative to its first sample."""
+        ...
+
+
+# ------------------------------------------------------------------ helpers
+
+
+@lru_cache(maxsize=32)
+def _quick_fingerprint(path: str, size: int, mtime_ns: int) -> str:
+    # Hashing a multi-GB checkpoint on every run is too slow for a cache key;
+    # size plus the first and last MiB tells different checkpoints apart.
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        h.update(f.read(1 << 20))
+    return h.hexdigest()
+
+
+def weights_fingerprint(path: Path) -> str:
+    """A cheap identity of a weight file, or of a model folder's largest file."""
+    if path.is_dir():
+        files = [p for p in path.rglob("*") if p.is_file()]
+        if not files:
+            raise InputError(f"speech model folder {path}: is empty")
+        path = max(files, key=lambda p: p.stat().st_size)
+    st = path.stat()
+    return _quick_fingerprint(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def speech_spans(audio: np.ndarray, vad: VadSettings) -> list[tuple[float, float]]:
+    """Where Silero VAD hears speech, as ``(start_s, end_s)`` pairs."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    if len(audio) == 0:
+        return []
+    chunks = get_speech_timestamps(audio, VadOptions(**asdict(vad)), sampling_rate=SAMPLE_RATE)
+    return [(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in chunks]
+
+
+def segments_to_observations(
+    segments: list[Segment] | tuple[Segment, ...],
+    windows: tuple[Window, ...],
+    offset_s: float,
+    source_model: str,
+) -> list[Observation]:
+    """Split segments into per-window observations by word midpoints.
+
+    Args:
+        segments: gated segments, times relative to ``offset_s``.
+        windows: the windows to fill (only words inside their span are kept).
+        offset_s: absolute time of the segments' zero.
+        source_model: registry name written on each observation.
+
+    Returns:
+        One observation per (segment, window) piece, ordered by time; its score
+        is the mean word probability of the piece.
+    """
+    lo, hi = windows[0].start_s, windows[-1].end_s
+    out: list[Observation] = []
+    for seg in segments:
+        # A segment without word timings is one "word" spanning the segment.
+        words = seg.words or (Word(seg.text, seg.start_s, seg.end_s, float(np.exp(seg.avg_logprob))),)
+        pieces: list[tuple[int, list[Word]]] = []
+        for word in words:
+            mid = offset_s + (word.start_s + word.end_s) / 2
+            if not (lo <= mid <= hi) or not word.text.strip():
+                continue
+            w = window_of(mid, windows)
+            if pieces and pieces[-1][0] == w:
+                pieces[-1][1].append(word)
+            else:
+                pieces.append((w, [word]))
+        for w, piece in pieces:
+            text = "".join(x.text for x in piece).strip() if seg.words else seg.text.strip()
+            if not _HAS_LETTER.search(text):
+                continue
+            out.append(
+                Observation(
+                    window=w,
+                    start_s=round(offset_s + piece[0].start_s, 2),
+                    end_s=round(offset_s + piece[-1].end_s, 2),
+                    modality="speech",
+                    source_model=source_model,
+                    text=text,
+                    # The timeline renders 1.0 as "no score"; a transcript is never certain.
+                    score=min(round(float(np.mean([x.probability for x in piece])), 2), 0.99),
+                    kind="speech",
+                )
+            )
+    return out
+
+
+# ---------------------------------------------------------------- backends
+
+
+class FasterWhisperEngine:
+    """faster-whisper (CTranslate2): int8 on CPU, float16 on CUDA."""
+
+    name = "faster-whisper"
+
+    def __init__(self, settings: Any, *, beam_size: int = 1) -> None:
+        """Resolve the model reference now (cheap); load the weights on first use.
+
+        Raises:
+            InputError: a model reference that is no bundled name, no path, and hub access is off.
+        """
+        from vidsense.services import model_store
+
+        ref = settings.speech_model or "whisper-tiny-en"
+        self.ref = ref
+        self.model_dir = model_store.resolve(ref, settings.home, allow_hub=settings.allow_hub, role="speech")
+        self.device = settings.resolved_device()
+        self.compute_type = "float16" if self.device == "cuda" else "int8"
+        self.beam_size = beam_size
+        if ref in model_store.MODELS:
+            self._weights = model_store.MODELS[ref].sha256
+        elif Path(self.model_dir).exists():
+            self._weights = weights_fingerprint(Path(self.model_dir))
+        else:
+            self._weights = f"hub:{ref}"
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Weights identity, compute type and beam size."""
+        return {"weights": self._weights, "compute_type": self.compute_type, "beam_size": self.beam_size}
+
+    @cached_property
+    def model(self) -> Any:
+        """The loaded ``faster_whisper.WhisperModel``."""
+        from faster_whisper import WhisperModel
+
+        try:
+            return WhisperModel(
+                self.model_dir,
+                device=self.device,
+                compute_type=self.compute_type,
+                cpu_threads=os.cpu_count() or 0,
+            )
+        except Exception as exc:  # noqa: BLE001 - CTranslate2 raises plain RuntimeErrors
+            raise ModelError(f"speech model {self.ref}: cannot be loaded by faster-whisper ({exc})") from exc
+
+    def transcribe(self, audio: np.ndarray, vad: VadSettings) -> Transcript:
+        """Decode with faster-whisper's built-in VAD (times come back on the original clock)."""
+        segments, info = self.model.transcribe(
+            audio,
+            beam_size=self.beam_size,
+            vad_filter=True,
+            vad_parameters=asdict(vad),
+            word_timestamps=True,
+            # Conditioning on earlier text lets one hallucination seed the next.
+            condition_on_previous_text=False,
+        )
+        segs = tuple(
+            Segment(
+                text=s.text,
+                start_s=s.start,
+                end_s=s.end,
+                avg_logprob=s.avg_logprob,
+                no_speech_prob=s.no_speech_prob,
+                compression_ratio=s.compression_ratio,
+                words=tuple(Word(w.word, w.start, w.end, w.probability) for w in (s.words or ())),
+            )
+            for s in segments
+        )
+        language = DetectedLanguage(info.language, round(float(info.language_probability), 3)) if info.language else None
+        return Transcript(segs, language)
+
+
+class OpenAIWhisperEngine:
+    """openai-whisper (PyTorch) from a ``.pt`` checkpoint; fp16 only on CUDA.
+
+    openai-whisper has no VAD of its own: Silero VAD (from faster-whisper)
+    finds the speech and only those spans are decoded (``clip_timestamps``),
+    so timestamps stay absolute and silence is never fed to the decoder.
+    """
+
+    name = "openai-whisper"
+
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+        sample_len: int | None = None,
+    ) -> None:
+        """Check the checkpoint reference now; load it on first use.
+
+        Args:
+            settings: uses ``speech_model``, ``device``, ``home`` and ``allow_hub``.
+            temperature: decoding temperatures, tried in order when a decode looks
+                unreliable (Whisper's fallback); ``(0.0,)`` is greedy only.
+            sample_len: most tokens per 30 s decode (None: the model's limit).
+
+        Raises:
+            InputError: the package is missing, or ``speech_model`` is not a ``.pt`` file
+                (official model names are accepted only with hub access on).
+        """
+        try:
+            import whisper
+        except ImportError:
+            raise InputError(
+                "speech backend openai-whisper: the openai-whisper package is not installed (pip install 'vidsense[openai-whisper]')"
+            ) from None
+        ref = settings.speech_model or ""
+        self.ref = ref
+        self.temperature = tuple(temperature)
+        self.sample_len = sample_len
+        self.device = settings.resolved_device()
+        self.download_root = str(Path(settings.home) / "models" / "openai-whisper")
+        path = Path(ref).expanduser()
+        if path.is_file():
+            self.checkpoint = str(path)
+            self._weights = weights_fingerprint(path)
+        elif settings.allow_hub and ref in whisper.available_models():
+            self.checkpoint = ref
+            self._weights = f"hub:{ref}"
+        else:
+            raise InputError(
+                f"speech backend openai-whisper: speech_model {ref!r} is not a .pt checkpoint file "
+                "(official names download only with allow_hub = true)"
+            )
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Checkpoint identity, precision and decoding settings."""
+        return {"weights": self._weights, "fp16": self.device == "cuda", "temperature": list(self.temperature), "sample_len": self.sample_len}
+
+    @cached_property
+    def model(self) -> Any:
+        """The loaded ``whisper.Whisper`` model."""
+        import whisper
+
+        try:
+            return whisper.load_model(self.checkpoint, device=self.device, download_root=self.download_root)
+        except Exception as exc:  # noqa: BLE001 - torch.load / state-dict errors
+            raise ModelError(f"speech model {self.ref}: cannot be loaded by openai-whisper ({exc})") from exc
+
+    def _language(self, audio: np.ndarray) -> DetectedLanguage:
+        import whisper
+
+        model = self.model
+        if not model.is_multilingual:
+            return DetectedLanguage("en", 1.0)
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(audio), model.dims.n_mels).to(model.device)
+        _, probs = model.detect_language(mel)
+        code = max(probs, key=probs.get)
+        return DetectedLanguage(code, round(float(probs[code]), 3))
+
+    def transcribe(self, audio: np.ndarray, vad: VadSettings) -> Transcript:
+        """Decode only the spans VAD marks as speech."""
+        spans = speech_spans(audio, vad)
+        if not spans:
+            return Transcript((), None)
+        # Detect on speech only: leading silence otherwise dominates the first 30 s.
+        speech = np.concatenate([audio[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)] for a, b in spans])
+        language = self._language(speech)
+        result = self.model.transcribe(
+            audio,
+            language=language.code,
+            clip_timestamps=[t for span in spans for t in span],
+            word_timestamps=True,
+            condition_on_previous_text=False,
+            temperature=self.temperature,
+            sample_len=self.sample_len,
+            fp16=self.device == "cuda",
+            verbose=None,
+        )
+        segs = tuple(
+            Segment(
+                text=s["text"],
+                start_s=float(s["start"]),
+                end_s=float(s["end"]),
+                avg_logprob=float(s["avg_logprob"]),
+                no_speech_prob=float(s["no_speech_prob"]),
+                compression_ratio=float(s["compression_ratio"]),
+                words=tuple(Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"])) for w in s.get("words", ())),
+            )
+            for s in result["segments"]
+        )
+        return Transcript(segs, language)
+
+
+BACKENDS: dict[str, Callable[[Any], SpeechEngine]] = {
+    "faster-whisper": FasterWhisperEngine,
+    "openai-whisper": OpenAIWhisperEngine,
+}
+
+
+# --------------------------------------------------------- perception model
+
+
+class SpeechRecognizer:
+    """The ``speech`` perception model: gated Whisper transcripts per window."""
+
+    card = ModelCard(
+        name="speech",
+        version="1",
+        modalities=("speech",),
+        needs_video=False,
+        needs_audio=True,
+    )
+
+    def __init__(self, engine: SpeechEngine, *, gate: SpeechGate | None = None, vad: VadSettings | None = None) -> None:
+        """Wrap a backend with the gate and VAD settings."""
+        self.engine = engine
+        self.gate = gate or SpeechGate()
+        self.vad = vad or VadSettings()
+        self.language: DetectedLanguage | None = None
+        """Language heard in the last :meth:`describe` call; None when it heard no speech."""
+
+    def params(self) -> dict[str, Any]:
+        """Backend, weights, decoding settings, VAD and gate thresholds."""
+        return {"backend": self.engine.name, **self.engine.fingerprint(), "vad": asdict(self.vad), "gate": asdict(self.gate)}
+
+    def transcript(self, audio: np.ndarray) -> Transcript:
+        """The gated transcript of 16 kHz mono audio (also sets :attr:`language`)."""
+        try:
+            raw = self.engine.transcribe(np.ascontiguousarray(audio, dtype=np.float32), self.vad)
+        except VidsenseError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a decoder failure must reach the user as one line
+            raise ProcessingError(f"speech ({self.engine.name}): transcription failed ({type(exc).__name__}: {exc})") from exc
+        kept = tuple(s for s in raw.segments if self.gate.passes(s))
+        for s in raw.segments:
+            if s not in kept:
+                log.debug(
+                    "speech gate dropped %r (no_speech %.2f, logprob %.2f, compression %.2f)",
+                    s.text, s.no_speech_prob, s.avg_logprob, s.compression_ratio,
+                )
+        self.language = raw.language if kept else None
+        return Transcript(kept, self.language)
+
+    def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
+        """Speech observations for ``windows`` (none for silence, noise or music)."""
+        self.language = None
+        if not windows:
+            return []
+        start, end = windows[0].start_s, windows[-1].end_s
+        audio = media.audio_between(start, end)
+        if len(audio) < SAMPLE_RATE // 10:
+            return []
+        return segments_to_observations(self.transcript(audio).segments, windows, start, self.card.name)
+
+
+def make_speech(settings: Any) -> SpeechRecognizer:
+    """The ``speech`` perception model with the backend named by ``settings.speech_backend``.
+
+    Raises:
+        InputError: an unknown backend name or an unusable model reference.
+    """
+    try:
+        backend = BACKENDS[settings.speech_backend]
+    except KeyError:
+        raise InputError(f"unknown speech backend {settings.speech_backend!r}; known: {', '.join(BACKENDS)}") from None
+    return SpeechRecognizer(backend(settings))

@@ -1,0 +1,60 @@
+"""Label descriptions: parsing, cleaning, incremental generation, caching, bundled files."""
+
+import json
+
+import pytest
+from agents_fixtures import smollm
+
+from vidsense.agents import describe_labels as d
+from vidsense.agents.labels import BUNDLED, load_labels
+from vidsense.services.settings import load_settings
+
+
+def test_clean_keeps_one_sentence_and_rejects_junk():
+    assert d.clean("A person shoots arrows at a round target while a bow string twangs. Extra.", "archery") == (
+        "A person shoots arrows at a round target while a bow string twangs."
+    )
+    assert d.clean("**Archery**: A person draws a bow and releases an arrow at a target.", "archery").startswith("A person")
+    assert d.clean("", "archery") == ""
+    assert d.clean("archery", "archery") == ""
+    assert d.clean("Sure! Here are the descriptions you asked for, one per line.", "x") == ""
+    assert len(d.clean(" ".join(["word"] * 80), "x").split()) == d.MAX_WORDS
+
+
+def test_parse_numbered_and_unnumbered_answers():
+    names = ["archery", "biking"]
+    answer = "1. A person draws a bow and shoots an arrow at a target.\n2. A cyclist pedals a bicycle along a busy road."
+    assert all(d._parse(answer, names))
+    unnumbered = "A person draws a bow and shoots an arrow at a target.\nA cyclist pedals a bicycle along a busy road."
+    assert d._parse(unnumbered, names) == d._parse(answer, names)
+    assert d._parse("2. A cyclist pedals a bicycle along a busy road, bell ringing.", names)[0] == ""
+
+
+def test_bundled_description_files_match_their_label_sets():
+    for name in BUNDLED:
+        path = d.bundled_path(name)
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        labels = set(load_labels(name).labels)
+        assert set(data) <= labels, name
+        assert all(len(v.split()) >= d.MIN_WORDS for v in data.values()), name
+
+
+@pytest.mark.slow
+def test_generation_is_incremental_resumable_and_cached(tmp_path):
+    llm = smollm()
+    ls = load_labels(["riding a bike", "swimming", "playing guitar"])
+    path = tmp_path / "custom.descriptions.json"
+    path.write_text(json.dumps({"swimming": "A swimmer moves through the water of a pool, splashing loudly."}))
+    out = d.describe_to_file(llm, ls, path, batch=2)
+    assert list(out) == list(ls.labels) and all(out.values())
+    assert out["swimming"].startswith("A swimmer")  # resumed, not regenerated
+    assert json.loads(path.read_text()) == out
+
+    settings = load_settings(home=tmp_path)
+    got = d.label_descriptions(settings, ls, llm=llm)
+    assert set(got) == set(ls.labels)
+    cached = d.cache_path(settings, ls)
+    assert cached.exists() and cached.parent.name == "descriptions"
+    assert d.label_descriptions(settings, ls, generate=False) == got  # read back without an LLM

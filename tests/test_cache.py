@@ -1,0 +1,169 @@
+"""The SQLite perception cache: keys, round trip, damaged rows, processes sharing it."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from vidsense.services.cache import PerceptionCache, cache_key
+from vidsense.services.perception import ModelCard
+from vidsense.services.settings import load_settings
+from vidsense.services.timeline import Observation, make_windows
+
+CARD = ModelCard(name="audio-tags", version="1", modalities=("sound",), needs_video=False, needs_audio=True)
+WINDOWS = make_windows(6.0)
+SHA = "ab" * 32
+
+
+def _observations(n: int = 3, tag: str = "speech") -> list[Observation]:
+    return [Observation(i, 2.0 * i, 2.0 * i + 2, "sound", "audio-tags", f"{tag} {i}", 0.5 + i / 10, "sound") for i in range(n)]
+
+
+def test_key_is_stable_and_changes_with_everything_that_changes_output() -> None:
+    params = {"weights": "x", "threshold": 0.2, "top_k": 3}
+    base = cache_key(SHA, CARD, params, WINDOWS)
+    assert base == cache_key(SHA, CARD, dict(reversed(params.items())), WINDOWS)  # order-free
+    variants = [
+        cache_key("cd" * 32, CARD, params, WINDOWS),
+        cache_key(SHA, CARD, {**params, "threshold": 0.3}, WINDOWS),
+        cache_key(SHA, CARD, {**params, "weights": "y"}, WINDOWS),
+        cache_key(SHA, ModelCard("audio-tags", "2", ("sound",)), params, WINDOWS),
+        cache_key(SHA, ModelCard("speech", "1", ("speech",)), params, WINDOWS),
+        cache_key(SHA, CARD, params, make_windows(6.0, window_s=3.0)),
+        cache_key(SHA, CARD, params, WINDOWS, extra={"frames_per_window": 4}),
+    ]
+    assert len({base, *variants}) == len(variants) + 1
+    # Non-JSON values (paths, tuples) are allowed in params.
+    assert cache_key(SHA, CARD, {"model": Path("/m"), "t": (1, 2)}, WINDOWS)
+
+
+def test_round_trip_miss_hit_and_empty_result(tmp_path: Path) -> None:
+    cache = PerceptionCache(tmp_path / "c.sqlite")
+    key = cache_key(SHA, CARD, {}, WINDOWS)
+    assert cache.get(key) is None
+    obs = _observations()
+    cache.put(key, obs, model="audio-tags", video_sha256=SHA)
+    assert cache.get(key) == obs
+    # "saw nothing" is a result too, and must not read as a miss
+    empty = cache_key(SHA, CARD, {"threshold": 0.99}, WINDOWS)
+    cache.put(empty, [], model="audio-tags")
+    assert cache.get(empty) == []
+    # a second instance on the same file sees the rows
+    assert PerceptionCache(tmp_path / "c.sqlite").get(key) == obs
+    mode = sqlite3.connect(tmp_path / "c.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_for_settings_puts_the_file_under_home(tmp_path: Path) -> None:
+    cache = PerceptionCache.for_settings(load_settings(home=tmp_path))
+    cache.put("k", _observations(1))
+    assert (tmp_path / "cache" / "perception.sqlite").is_file()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE observations SET payload = '[{\"window\": 0' WHERE key = 'k'",  # truncated JSON, checksum also wrong
+        "UPDATE observations SET checksum = 'deadbeef' WHERE key = 'k'",  # good JSON, bad checksum
+        "UPDATE observations SET payload = replace(payload, 'speech 0', 'speech X') WHERE key = 'k'",  # bit rot
+    ],
+)
+def test_damaged_row_is_a_miss_and_is_deleted(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = PerceptionCache(path)
+    cache.put("k", _observations(), model="audio-tags")
+    cache.put("other", _observations(1), model="speech")
+    with sqlite3.connect(path) as db:
+        db.execute(damage)
+    with caplog.at_level(logging.WARNING, logger="vidsense.services.cache"):
+        assert cache.get("k") is None
+    assert "damaged row" in caplog.text
+    assert cache.stats().entries == 1  # deleted, the other row untouched
+    assert cache.get("other") == _observations(1)
+    cache.put("k", _observations())  # recomputed and stored again
+    assert cache.get("k") == _observations()
+
+
+def test_row_with_valid_checksum_but_wrong_fields_is_a_miss(tmp_path: Path) -> None:
+    import hashlib
+
+    path = tmp_path / "c.sqlite"
+    cache = PerceptionCache(path)
+    cache.put("k", _observations(1))
+    payload = '[{"window": 0, "modality": "smell"}]'
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE observations SET payload = ?, checksum = ?", (payload, hashlib.sha256(payload.encode()).hexdigest()))
+    assert cache.get("k") is None
+
+
+def test_a_file_that_is_not_a_database_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    cache = PerceptionCache(path)
+    assert cache.get("k") is None
+    cache.put("k", _observations(1))
+    assert cache.get("k") == _observations(1)
+    assert len(list(tmp_path.glob("c.sqlite.damaged-*"))) == 1
+
+
+def test_stats_and_clear(tmp_path: Path) -> None:
+    cache = PerceptionCache(tmp_path / "c.sqlite")
+    for i in range(3):
+        cache.put(f"a{i}", _observations(), model="audio-tags")
+    cache.put("s0", _observations(1), model="speech")
+    cache.get("a0")
+    cache.get("a1")
+    cache.get("nope")
+    stats = cache.stats()
+    assert stats.entries == 4
+    assert stats.per_model == {"audio-tags": 3, "speech": 1}
+    assert stats.hits == 2 and stats.misses == 1
+    assert stats.bytes > 0 and stats.path.endswith("c.sqlite")
+    assert stats.to_dict()["per_model"]["speech"] == 1
+    assert cache.clear() == 4
+    assert cache.stats().entries == 0
+    assert cache.get("a0") is None
+    assert cache.clear() == 0
+
+
+def _worker(path: str, worker: int, n: int, out: "multiprocessing.Queue[tuple[int, int, str]]") -> None:
+    try:
+        cache = PerceptionCache(Path(path))
+        seen = 0
+        for i in range(n):
+            cache.put(f"w{worker}-{i}", _observations(2, tag=f"w{worker}"), model=f"model{worker}")
+            # everyone also reads the shared key and the other workers' rows
+            cache.put("shared", _observations(1, tag=f"w{worker}"), model="shared")
+            seen += cache.get("shared") is not None
+            for other in range(4):
+                got = cache.get(f"w{other}-{i // 2}")
+                assert got is None or got == _observations(2, tag=f"w{other}")
+        out.put((worker, seen, ""))
+    except Exception as exc:  # noqa: BLE001 - report to the parent instead of dying silently
+        out.put((worker, -1, repr(exc)))
+
+
+def test_concurrent_processes_share_the_cache(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = PerceptionCache(path)
+    cache.put("warm", [])  # the parent holds an open connection across fork()
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    n = 40
+    procs = [ctx.Process(target=_worker, args=(str(path), w, n, out)) for w in range(4)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert all(err == "" for _, _, err in results), results
+    assert all(seen == n for _, seen, _ in results)
+    stats = cache.stats()
+    assert stats.entries == 4 * n + 2
+    assert all(stats.per_model[f"model{w}"] == n for w in range(4))
+    assert cache.get("w3-39") == _observations(2, tag="w3")
+    assert cache.get("warm") == []

@@ -1,0 +1,165 @@
+"""The batch CLI: inputs, incremental output, resume, summary and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from batch_fixtures import CHEAP_ENV, LABELS, batch_folder
+from media_fixtures import write_video
+from vidsense import load_labels
+from vidsense.app import cli
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``vidsense ARGS`` in this process (models stay loaded between calls)."""
+    try:
+        cli.main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def cheap(monkeypatch):
+    for k, v in CHEAP_ENV.items():
+        monkeypatch.setenv(k, v)
+
+
+COMMANDS = [
+    ["classify"], ["describe"], ["explain"], ["dashboard"], ["concepts", "fit"],
+    ["models", "list"], ["models", "install"], ["models", "verify"], ["models", "path"],
+    ["config", "show"], ["cache", "stats"], ["cache", "clear"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_help_shows_an_example(command):
+    res = CliRunner().invoke(cli.app, [*command, "--help"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    example = res.output.split("Example:", 1)[1] if "Example:" in res.output else ""
+    assert "vidsense " + command[0] in " ".join(example.split()), res.output
+
+
+def test_batch_input_errors_are_one_line_exit_2(capsys, tmp_path, cheap):
+    (tmp_path / "empty").mkdir()
+    cases = [
+        ([str(tmp_path / "empty")], "directory has no video files"),
+        ([str(tmp_path / "*.nothing")], "pattern matches no files"),
+        ([str(tmp_path), "--resume"], "--resume: needs --output"),
+        ([str(tmp_path), "--output", str(tmp_path / "out.txt")], "expected a .jsonl or .csv file"),
+    ]
+    for args, message in cases:
+        code, out, err = run_cli(capsys, "classify", *args, "--labels", LABELS)
+        assert code == 2, (args, err)
+        assert message in err and err.count("\n") == 1, err
+    existing = tmp_path / "done.jsonl"
+    existing.write_text('{"video": "x"}\n')
+    code, _, err = run_cli(capsys, "classify", str(tmp_path / "x.mp4"), "--labels", LABELS, "--output", str(existing))
+    assert code == 2 and "pass --resume" in err
+
+
+def test_single_missing_video_keeps_the_one_line_error(capsys, tmp_path, cheap):
+    code, out, err = run_cli(capsys, "classify", str(tmp_path / "missing.mp4"), "--labels", LABELS)
+    assert code == 2
+    assert err.strip() == f"error: {tmp_path / 'missing.mp4'}: no such file"
+
+
+@pytest.mark.slow
+def test_batch_folder_rows_summary_exit_code_and_resume(capsys, tmp_path, cheap, example_video):
+    files = batch_folder(tmp_path / "videos", example_video)
+    out = tmp_path / "results.jsonl"
+    code, stdout, err = run_cli(capsys, "classify", str(tmp_path / "videos"), "--labels", LABELS, "--reasoner", "embedding",
+                                "--output", str(out), "--workers", "2", "--ordered")
+    assert code == 1, err
+    assert "summary: done 2, failed 2, skipped 0" in err and "videos/min" in err
+    assert stdout == ""
+    got = rows(out)
+    # --ordered: input order, i.e. the folder scan's sorted order; readme.txt is not a video.
+    assert [Path(r["video"]).name for r in got] == ["bikes.mp4", "corrupt.mp4", "notes.mp4", "square.mp4"]
+    by_name = {Path(r["video"]).name: r for r in got}
+    for name in ("bikes.mp4", "square.mp4"):
+        r = by_name[name]
+        assert r["label"] in LABELS.split(",") and len(r["top_k"]) == 3 and "error" not in r
+        assert len(r["sha256"]) == 64
+    for name in ("corrupt.mp4", "notes.mp4"):
+        r = by_name[name]
+        assert "label" not in r and r["error"] and "\n" not in r["error"] and name in r["error"]
+        assert r["kind"] in ("input", "processing")
+
+    # --resume: only the new video runs; the rows already there stay as they were.
+    write_video(tmp_path / "videos" / "sub" / "late.mp4", seconds=2.0, fps=12)
+    code, _, err = run_cli(capsys, "classify", str(tmp_path / "videos"), "--labels", LABELS, "--reasoner", "embedding",
+                           "--output", str(out), "--resume")
+    assert code == 0, err
+    assert "summary: done 1, failed 0, skipped 4" in err
+    again = rows(out)
+    assert again[:4] == got and Path(again[4]["video"]).name == "late.mp4" and again[4]["label"]
+
+
+@pytest.mark.slow
+def test_csv_output_glob_and_manifest_inputs(capsys, tmp_path, cheap, example_video):
+    files = batch_folder(tmp_path / "videos", example_video)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\nvideos/sub/square.mp4,biking\n")
+    out = tmp_path / "results.csv"
+    code, _, err = run_cli(capsys, "classify", str(tmp_path / "videos" / "[bn]*.mp4"), str(manifest), "--labels", LABELS,
+                           "--reasoner", "embedding", "--output", str(out), "--ordered")
+    assert code == 1, err
+    assert "summary: done 2, failed 1, skipped 0" in err
+    table = list(csv.DictReader(out.open()))
+    assert [Path(r["video"]).name for r in table] == ["bikes.mp4", "notes.mp4", "square.mp4"]
+    assert table[0]["label"] and json.loads(table[0]["top_k"])[0]["label"] == table[0]["label"] and not table[0]["error"]
+    assert table[1]["error"] and not table[1]["label"]
+
+
+@pytest.mark.slow
+def test_a_killed_batch_loses_at_most_the_video_in_flight(capsys, tmp_path, cheap, example_video):
+    videos = [write_video(tmp_path / f"v{i}.mp4", seconds=2.0, fps=8 + i) for i in range(3)]
+    out = tmp_path / "results.jsonl"
+    env = {**os.environ, **CHEAP_ENV}
+    proc = subprocess.Popen([sys.executable, "-c", "from vidsense.app.cli import main; main()", "classify", *map(str, videos),
+                             "--labels", LABELS, "--reasoner", "embedding", "--output", str(out), "--no-progress"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 1):
+            assert proc.poll() is None, "the batch ended before it could be killed"
+            time.sleep(0.2)
+        proc.kill()
+    finally:
+        proc.wait()
+    written = rows(out)
+    assert 1 <= len(written) < 3 and all(r["label"] for r in written)
+    code, _, err = run_cli(capsys, "classify", *map(str, videos), "--labels", LABELS, "--reasoner", "embedding", "--output", str(out), "--resume")
+    assert code == 0, err
+    assert f"skipped {len(written)}" in err
+    final = rows(out)
+    assert sorted(Path(r["video"]).name for r in final) == ["v0.mp4", "v1.mp4", "v2.mp4"]
+
+
+@pytest.mark.slow
+def test_batch_through_the_real_llm(capsys, tmp_path, cheap, example_video):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video\n")
+    code, stdout, err = run_cli(capsys, "classify", str(example_video), str(bad), "--labels", "ucf101", "--format", "json", "--ordered")
+    assert code == 1, err
+    first, second = (json.loads(line) for line in stdout.splitlines())
+    assert first["reasoner"] == "llm" and first["label"] in {t["label"] for t in first["top_k"]}
+    assert first["label"] in load_labels("ucf101").labels and first["labelset"] == "ucf101"
+    assert second["video"] == str(bad) and second["error"]
+    assert "summary: done 1, failed 1, skipped 0" in err

@@ -1,0 +1,91 @@
+"""The evaluation harness over a manifest, with the real embedding reasoner on fixture timelines."""
+
+import json
+
+import pytest
+from agents_fixtures import CYCLING, timeline
+
+from vidsense.agents.evaluate import ablation_sets, evaluate, format_report, read_manifest
+from vidsense.agents.reasoner import EmbeddingReasoner
+from vidsense.services.errors import InputError
+from vidsense.services.settings import load_settings
+
+TIMELINES = {
+    "bike.mp4": CYCLING,
+    "swim.mp4": [(0, "sight", "objects", "swimming pool, water", 0.9), (1, "sound", "tags", "splash, water", 0.8), (1, "speech", "", "keep kicking your legs", 1.0)],
+}
+
+
+def _describe_calls():
+    calls = []
+
+    def describe(video, mods):
+        calls.append(video)
+        name = video.rsplit("/", 1)[-1]
+        if name not in TIMELINES:
+            raise FileNotFoundError(f"{video}: no such video")
+        return timeline(TIMELINES[name])
+
+    return describe, calls
+
+
+def _manifest(tmp_path):
+    (tmp_path / "mine.txt").write_text("riding a bike\nswimming\nplaying guitar\n")
+    m = tmp_path / "manifest.csv"
+    m.write_text(
+        "path,label,labelset\n"
+        "bike.mp4,riding a bike,mine.txt\n"
+        "swim.mp4,swimming,mine.txt\n"
+        "missing.mp4,swimming,mine.txt\n"
+        "bike.mp4,Biking,ucf101\n"
+        "bike.mp4,not a label,mine.txt\n"
+    )
+    return m
+
+
+def test_manifest_paths_are_relative_to_the_manifest(tmp_path):
+    rows = read_manifest(_manifest(tmp_path))
+    assert rows[0].path == str(tmp_path / "bike.mp4") and rows[0].labelset == str(tmp_path / "mine.txt")
+    assert rows[3].labelset == "ucf101"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("video,class\na.mp4,x\n")
+    with pytest.raises(InputError, match="path,label"):
+        read_manifest(bad)
+
+
+@pytest.mark.slow
+def test_report_counts_errors_and_scores_each_label_set(tmp_path):
+    describe, calls = _describe_calls()
+    reasoner = EmbeddingReasoner(load_settings(), descriptions=lambda ls: {})
+    report = evaluate(_manifest(tmp_path), (describe, reasoner.classify), ablate=True)
+    assert report.overall.n == 5 and report.overall.errors == 2
+    assert len(calls) == 3  # each video described once, reused by every row and ablation
+    errors = {r.error.split(":")[0] for r in report.rows if r.error and r.modalities == "all"}
+    assert errors == {"FileNotFoundError", "label 'not a label' is not in label set mine"}
+    sets = {p.labelset.rsplit("/", 1)[-1]: p for p in report.per_labelset}
+    assert sets["mine.txt"].score.top1 == pytest.approx(0.5)  # 2 right of 4 rows (2 errors)
+    assert sets["ucf101"].zero_shot
+    assert set(report.ablations) == set(ablation_sets()) - {"all"}
+    assert report.ablations["speech"].n == 5
+    d = report.to_dict()
+    assert 0 <= d["top1"] <= d["top5"] <= 1 and json.dumps(d)
+    text = format_report(report)
+    assert "overall" in text and "no-speech" in text and "FileNotFoundError" in text
+
+
+@pytest.mark.slow
+def test_works_with_a_pipeline_like_object(tmp_path):
+    describe, calls = _describe_calls()
+
+    class Described:
+        settings = load_settings(shortlist=2)
+
+        def describe(self, video, modalities=None):
+            return describe(video, modalities)
+
+        def reasoner(self, name="llm"):
+            return EmbeddingReasoner(self.settings, descriptions=lambda ls: {})
+
+    report = evaluate(_manifest(tmp_path), Described(), reasoner="embedding")
+    assert report.reasoner == "embedding" and report.overall.n == 5
+    assert all(r.in_shortlist == (r.rank <= 2) for r in report.rows if not r.error)

@@ -1,0 +1,92 @@
+"""The public SDK: batch classification, input expansion, DataFrames, exports."""
+
+from __future__ import annotations
+
+import pytest
+
+import vidsense
+from batch_fixtures import CHEAP_ENV, LABELS, batch_folder
+from vidsense.batch import _Serialised
+
+
+def test_public_names():
+    for name in ("Pipeline", "classify", "describe", "to_dataframe", "collect_videos", "BatchError", "ExplanationResult",
+                 "Explanation", "InterventionSpec", "bundled_names", "VIDEO_EXTENSIONS"):
+        assert hasattr(vidsense, name), name
+    spec = vidsense.InterventionSpec("remove_concept", concept=1)
+    assert spec.concept == 1
+    assert "ucf101" in vidsense.bundled_names()
+
+
+def test_collect_videos_expands_folders_globs_and_manifests(tmp_path, example_video):
+    files = batch_folder(tmp_path / "v", example_video)
+    found = vidsense.collect_videos([tmp_path / "v"])
+    assert [p.name for p in found] == ["bikes.mp4", "corrupt.mp4", "notes.mp4", "square.mp4"]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\nv/bikes.mp4,biking\nv/missing.mp4,biking\n")
+    # Duplicates (same file through a glob and the manifest) are dropped; a missing file is kept to be reported.
+    got = vidsense.collect_videos([str(tmp_path / "v" / "b*.mp4"), manifest, files["square"]])
+    assert [p.name for p in got] == ["bikes.mp4", "missing.mp4", "square.mp4"]
+    with pytest.raises(vidsense.InputError, match="pattern matches no files"):
+        vidsense.collect_videos([str(tmp_path / "*.webm")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(vidsense.InputError, match="directory has no video files"):
+        vidsense.collect_videos([tmp_path / "empty"])
+
+
+def test_to_dataframe_takes_results_errors_and_dicts():
+    ok = {"video": "a.mp4", "label": "biking", "top_k": [{"label": "biking", "score": 0.7}, {"label": "cooking", "score": 0.3}],
+          "labelset": "custom", "reasoner": "llm", "low_confidence": False, "timings": {"total": 2.0, "perception": 1.5, "reasoning": 0.5},
+          "sha256": "ab"}
+    bad = vidsense.BatchError("b.mp4", "b.mp4: not a readable video or audio file", "processing", "cd")
+    expl = {"video": "c.mp4", "classification": {**ok, "video": "c.mp4"}, "explanation": {"prediction": {"label": "cooking"}, "agreement": {"agrees": False}}}
+    df = vidsense.to_dataframe([ok, bad, expl])
+    assert list(df["video"]) == ["a.mp4", "b.mp4", "c.mp4"]
+    assert df.loc[0, "score"] == 0.7 and df.loc[0, "top_k"] == ["biking", "cooking"] and df.loc[0, "total_s"] == 2.0
+    assert df.loc[1, "error"].startswith("b.mp4") and df["label"].isna()[1]
+    assert df.loc[2, "concept_label"] == "cooking" and not df.loc[2, "agrees"]
+
+
+@pytest.mark.slow
+def test_classify_many_threads_share_models_and_report_errors(monkeypatch, tmp_path, example_video):
+    for k, v in CHEAP_ENV.items():
+        monkeypatch.setenv(k, v)
+    files = batch_folder(tmp_path / "v", example_video)
+    pipe = vidsense.Pipeline()
+    videos = [files["bikes"], files["text"], tmp_path / "missing.mp4", files["square"], files["corrupt"]]
+    items = list(pipe.classify_many(videos, LABELS, workers=2, ordered=True, reasoner="embedding"))
+    assert [i.video for i in items] == [str(v) for v in videos]
+    ok, text, missing, square, corrupt = items
+    assert isinstance(ok, vidsense.ClassificationResult) and ok.label in LABELS.split(",")
+    assert isinstance(square, vidsense.ClassificationResult)
+    assert isinstance(text, vidsense.BatchError) and text.kind == "processing" and len(text.sha256) == 64
+    assert isinstance(missing, vidsense.BatchError) and missing.kind == "input" and missing.sha256 == ""
+    assert isinstance(corrupt, vidsense.BatchError) and "\n" not in corrupt.error
+    # One loaded instance per model, each behind its lock, whatever the number of workers.
+    models = pipe.perceiver._models
+    assert list(models) == ["visual-tags"] and isinstance(models["visual-tags"], _Serialised)
+    assert isinstance(pipe._reasoners["embedding"], _Serialised)
+    # A second batch on the same Pipeline reuses them (and completion order covers every video).
+    loaded = models["visual-tags"]._inner
+    again = list(pipe.classify_many(videos[:2], LABELS, workers=2, reasoner="embedding"))
+    assert {i.video for i in again} == {str(v) for v in videos[:2]}
+    assert pipe.perceiver._models["visual-tags"]._inner is loaded
+    df = vidsense.to_dataframe(items)
+    assert df["error"].notna().sum() == 3 and df["label"].notna().sum() == 2
+
+
+@pytest.mark.slow
+def test_evaluate_delegates_to_the_harness(monkeypatch, tmp_path, example_video):
+    for k, v in CHEAP_ENV.items():
+        monkeypatch.setenv(k, v)
+    files = batch_folder(tmp_path / "v", example_video)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("biking\ncooking\nswimming\n")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\nv/bikes.mp4,biking\nv/notes.mp4,cooking\n")
+    report = vidsense.Pipeline().evaluate(manifest, labels=str(labels), reasoner="embedding")
+    assert report.overall.n == 2 and report.overall.errors == 1
+    good, bad = sorted(report.rows, key=lambda r: r.line)
+    assert good.predicted in {"biking", "cooking", "swimming"} and good.rank is not None
+    assert bad.error and bad.rank is None
+    assert 0.0 <= report.top1 <= 0.5

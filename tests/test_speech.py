@@ -1,0 +1,216 @@
+"""Speech to text: gating, window mapping, real faster-whisper on synthetic speech, openai-whisper backend."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_fixtures import ESPEAK, NO_ESPEAK, melody, mux_mp4, noise, silence, speak, tone
+
+from vidsense.services.errors import InputError
+from vidsense.services.perception import PerceptionModel, create
+from vidsense.services.settings import load_settings
+from vidsense.services.speech import (
+    OpenAIWhisperEngine,
+    Segment,
+    SpeechGate,
+    SpeechRecognizer,
+    Word,
+    make_speech,
+    segments_to_observations,
+)
+from vidsense.services.timeline import make_windows
+from vidsense.services.video import Media
+
+needs_espeak = pytest.mark.skipif(ESPEAK is None, reason=NO_ESPEAK)
+SENTENCE = "Okay, one more time. Put the cup on the table and turn it around slowly."
+
+
+def _seg(text: str = " put the cup down", **kw: float) -> Segment:
+    values = {"start_s": 0.0, "end_s": 1.0, "avg_logprob": -0.3, "no_speech_prob": 0.1, "compression_ratio": 1.2, **kw}
+    return Segment(text=text, **values)
+
+
+def test_gate_rejects_each_kind_of_doubt() -> None:
+    gate = SpeechGate()
+    assert gate.passes(_seg())
+    assert not gate.passes(_seg(no_speech_prob=0.8))  # decoder thinks it is not speech
+    assert not gate.passes(_seg(avg_logprob=-1.4))  # decoder is guessing
+    assert not gate.passes(_seg(compression_ratio=3.1))  # repetition loop
+    assert not gate.passes(_seg(text=" ♪ ... ♪"))  # no words at all
+    assert SpeechGate(max_no_speech_prob=0.9).passes(_seg(no_speech_prob=0.8))
+
+
+def test_words_split_at_window_boundaries_by_midpoint() -> None:
+    windows = make_windows(6.0)  # 0-2, 2-4, 4-6
+    words = (
+        Word(" put", 1.2, 1.5, 0.9),
+        Word(" the", 1.6, 1.9, 0.8),
+        Word(" cup", 1.9, 2.3, 0.7),  # midpoint 2.1: second window
+        Word(" down.", 2.4, 2.9, 0.6),
+    )
+    seg = Segment(" put the cup down.", 1.2, 2.9, -0.2, 0.05, 1.1, words)
+    obs = segments_to_observations([seg], windows, offset_s=0.0, source_model="speech")
+    assert [(o.window, o.text) for o in obs] == [(0, "put the"), (1, "cup down.")]
+    assert obs[0].start_s == 1.2 and obs[0].end_s == 1.9
+    assert obs[1].score == pytest.approx(0.65)
+    assert all(o.modality == "speech" and o.kind == "speech" for o in obs)
+    # An offset moves everything; words beyond the last window are dropped.
+    shifted = segments_to_observations([seg], windows, offset_s=3.5, source_model="speech")
+    assert [(o.window, o.text) for o in shifted] == [(2, "put the cup")]
+    # Without word timings a segment goes to the window of its midpoint.
+    bare = Segment(" hello there", 2.5, 3.0, -0.1, 0.0, 1.0)
+    assert [(o.window, o.text) for o in segments_to_observations([bare], windows, 0.0, "speech")] == [(1, "hello there")]
+
+
+def test_bad_model_references_are_one_line_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a bundled model name or an existing path"):
+        make_speech(load_settings(home=tmp_path, speech_model=str(tmp_path / "missing-model")))
+    with pytest.raises(InputError, match=r"not a \.pt checkpoint"):
+        make_speech(load_settings(home=tmp_path, speech_backend="openai-whisper", speech_model="whisper-tiny-en"))
+
+
+@pytest.fixture(scope="module")
+def tiny_en() -> SpeechRecognizer:
+    model = make_speech(load_settings(speech_model="whisper-tiny-en", device="cpu"))
+    assert isinstance(model, PerceptionModel)
+    return model
+
+
+@pytest.fixture(scope="module")
+def spoken_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if ESPEAK is None:
+        pytest.skip(NO_ESPEAK)
+    # 2.5 s of silence first: the first window must stay empty.
+    audio = np.concatenate([silence(2.5), speak(SENTENCE), silence(1.0)])
+    return mux_mp4(tmp_path_factory.mktemp("speech") / "spoken.mp4", audio)
+
+
+@pytest.mark.slow
+@needs_espeak
+def test_tiny_en_transcribes_synthetic_speech_into_the_right_windows(tiny_en: SpeechRecognizer, spoken_mp4: Path) -> None:
+    media = Media.open(spoken_mp4)
+    windows = make_windows(media.info.duration_s)
+    obs = tiny_en.describe(media, windows)
+    text = " ".join(o.text for o in obs).lower()
+    for word in ("one more time", "cup", "table", "turn"):
+        assert word in text, text
+    assert all(o.window != 0 for o in obs), "speech invented in the silent first window"
+    assert min(o.start_s for o in obs) >= 2.0
+    assert all(windows[o.window].start_s - 0.5 <= o.start_s <= windows[o.window].end_s for o in obs)
+    assert all(0 < o.score < 1 and o.source_model == "speech" and o.modality == "speech" for o in obs)
+    assert tiny_en.language is not None and tiny_en.language.code == "en"
+    params = tiny_en.params()
+    assert params["backend"] == "faster-whisper" and params["compute_type"] == "int8"
+    assert params["weights"] == "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name,audio",
+    [
+        ("silence", silence(6.0)),
+        ("tone", tone(6.0)),
+        ("white noise", noise(6.0, amplitude=0.2)),
+        ("melody", melody(6.0)),
+    ],
+)
+def test_no_speech_is_invented_in_non_speech(tiny_en: SpeechRecognizer, tmp_path: Path, name: str, audio: np.ndarray) -> None:
+    media = Media.open(mux_mp4(tmp_path / "x.mp4", audio))
+    assert tiny_en.describe(media, make_windows(media.info.duration_s)) == [], name
+    assert tiny_en.language is None
+
+
+@pytest.mark.slow
+def test_audio_only_file_and_window_subset(tiny_en: SpeechRecognizer, tmp_path: Path) -> None:
+    if ESPEAK is None:
+        pytest.skip(NO_ESPEAK)
+    first = speak("The red bicycle is fast.")
+    assert len(first) < 3.5 * 16000
+    # The second sentence starts at 4 s: the first window of the subset asked for.
+    audio = np.concatenate([first, silence(4.0 - len(first) / 16000), speak("Where is my green bottle?")])
+    media = Media.open(mux_mp4(tmp_path / "audio_only.mp4", audio, video=False))
+    assert not media.info.has_video
+    windows = make_windows(media.info.duration_s)
+    later = windows[2:]
+    obs = tiny_en.describe(media, later)
+    assert obs and all(o.window >= later[0].index for o in obs)
+    assert "green" in " ".join(o.text for o in obs).lower()
+    assert "bicycle" not in " ".join(o.text for o in obs).lower()
+
+
+def _tiny_openai_whisper(path: Path) -> Path:
+    """A randomly initialised multilingual Whisper, saved as an openai-whisper checkpoint."""
+    import torch
+    import whisper
+    from whisper.model import ModelDimensions, Whisper
+
+    torch.manual_seed(0)
+    dims = ModelDimensions(
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=32,
+        n_audio_head=2,
+        n_audio_layer=1,
+        n_vocab=51865,
+        n_text_ctx=448,
+        n_text_state=32,
+        n_text_head=2,
+        n_text_layer=1,
+    )
+    model = Whisper(dims)
+    torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, path)
+    assert whisper.load_model(str(path), device="cpu").dims == dims
+    return path
+
+
+@pytest.mark.slow
+def test_openai_whisper_backend_with_a_tiny_random_checkpoint(tmp_path: Path) -> None:
+    pytest.importorskip("whisper")
+    import whisper
+
+    ckpt = _tiny_openai_whisper(tmp_path / "tiny-random.pt")
+    settings = load_settings(home=tmp_path, speech_backend="openai-whisper", speech_model=str(ckpt), device="cpu")
+    model = create("speech", settings)
+    params = model.params()
+    assert params["backend"] == "openai-whisper" and params["fp16"] is False
+    assert len(params["weights"]) == 64
+
+    # Silence: VAD finds no speech, so the checkpoint is not even loaded.
+    quiet = Media.open(mux_mp4(tmp_path / "quiet.mp4", silence(4.0)))
+    assert model.describe(quiet, make_windows(quiet.info.duration_s)) == []
+    assert "model" not in vars(model.engine)
+
+    # Speech after 2 s of silence: only the VAD's spans are decoded, so every raw
+    # segment (whatever a random model says) lies after the silence.
+    audio = np.concatenate([silence(2.0), speak("Hello there, this is a test.") if ESPEAK else tone(3.0, 300) * noise(3.0, 3.0)])
+    # Greedy and at most 8 tokens a decode: a random model never says "end of text",
+    # and 224 random tokens per try at six temperatures take minutes on a CPU.
+    engine = OpenAIWhisperEngine(settings, temperature=(0.0,), sample_len=8)
+    greedy = SpeechRecognizer(engine)
+    assert greedy.params() != params
+    raw = engine.transcribe(audio, greedy.vad)
+    assert raw.language is not None and raw.language.code in whisper.tokenizer.LANGUAGES
+    assert 0 <= raw.language.probability <= 1
+    assert all(s.start_s >= 1.5 for s in raw.segments)
+
+    media = Media.open(mux_mp4(tmp_path / "spoken.mp4", audio))
+    windows = make_windows(media.info.duration_s)
+    obs = greedy.describe(media, windows)
+    # A random model's words are noise: the gate is expected to drop most or all of them.
+    assert all(o.modality == "speech" and 0 <= o.window < len(windows) for o in obs)
+
+
+@pytest.mark.slow
+def test_gate_alone_rejects_what_whisper_hears_in_music_and_silence(tiny_en: SpeechRecognizer) -> None:
+    # Bypass the VAD on purpose: feed the decoder non-speech with its own skipping off,
+    # and check the gate catches the classic hallucinations ("Thank you.", " .").
+    for audio in (melody(10.0), silence(6.0), noise(6.0, amplitude=0.2)):
+        segments, _ = tiny_en.engine.model.transcribe(
+            audio, beam_size=1, vad_filter=False, condition_on_previous_text=False, no_speech_threshold=None, log_prob_threshold=None
+        )
+        decoded = [Segment(s.text, s.start, s.end, s.avg_logprob, s.no_speech_prob, s.compression_ratio) for s in segments]
+        assert not any(tiny_en.gate.passes(s) for s in decoded), decoded

@@ -1,0 +1,206 @@
+"""Many videos through one :class:`~vidsense.pipeline.Pipeline`.
+
+Concurrency design: worker *threads* share the one Pipeline, so every model is
+loaded once whatever the number of workers. Before the threads start, every
+model the batch needs is loaded and wrapped so that only one thread at a time
+runs it (the TFLite, OpenCV-DNN and llama.cpp handles are not thread-safe).
+What runs in parallel is therefore different *stages* of different videos:
+video B's perception models while video A is with the LLM, and decoding that
+happens outside model calls. Native libraries release the GIL, so this
+overlaps real work; the speed-up is bounded by the slowest single stage.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+from vidsense.agents.labels import load_labels
+from vidsense.results import ClassificationResult
+from vidsense.services.errors import InputError, VidsenseError
+from vidsense.services.video import content_hash
+
+if TYPE_CHECKING:
+    from vidsense.pipeline import LabelsArg, Pipeline
+
+# What a directory scan picks up (lower-case suffixes).
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts"})
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class BatchError:
+    """A video of a batch that failed; the batch goes on.
+
+    Attributes:
+        video: the path as given.
+        error: a one-line message.
+        kind: ``input`` (unusable file), ``processing`` (a model or decoder
+            failed) or ``internal`` (an unexpected exception).
+        sha256: content hash of the file ('' when it cannot be read).
+        seconds: time spent before the failure.
+    """
+
+    video: str
+    error: str
+    kind: str
+    sha256: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"video", "error", "kind", "sha256"}``."""
+        return {"video": self.video, "error": self.error, "kind": self.kind, "sha256": self.sha256}
+
+
+BatchItem = ClassificationResult | BatchError
+
+
+def collect_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expand batch inputs into video paths, in order and without duplicates.
+
+    Args:
+        inputs: video files, directories (searched recursively for files with a
+            video extension, see :data:`VIDEO_EXTENSIONS`), glob patterns
+            (``"clips/**/*.avi"``) and manifest CSVs (``path,label`` columns;
+            see :func:`vidsense.services.manifest.read_manifest`). A plain path
+            that does not exist is kept, so that the batch reports it as a
+            failed video instead of dropping it silently.
+
+    Raises:
+        InputError: a directory with no videos, or a glob matching nothing.
+    """
+    from vidsense.services.manifest import read_manifest
+
+    found: list[Path] = []
+    for raw in inputs:
+        text = str(raw)
+        p = Path(text).expanduser()
+        if p.is_dir():
+            vids = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+            if not vids:
+                raise InputError(f"{p}: directory has no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
+            found.extend(vids)
+        elif p.suffix.lower() == ".csv" and p.is_file():
+            found.extend(r.path for r in read_manifest(p))
+        elif not p.exists() and _GLOB_CHARS & set(text):
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True) if Path(m).is_file())
+            if not matches:
+                raise InputError(f"{text}: pattern matches no files")
+            found.extend(matches)
+        else:
+            found.append(p)
+    seen: set[Path] = set()
+    unique = []
+    for f in found:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+class _Serialised:
+    """A proxy that lets one thread at a time call the named methods of a model."""
+
+    def __init__(self, inner: Any, methods: tuple[str, ...]) -> None:
+        self._inner = inner
+        self._methods = methods
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name not in self._methods:
+            return value
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return value(*args, **kwargs)
+
+        return locked
+
+
+def share_between_threads(pipeline: "Pipeline", modalities: Iterable[str] | None, reasoner: str) -> None:
+    """Load every model a batch needs and serialise each one's calls (idempotent)."""
+    perceiver = pipeline.perceiver
+    _ = perceiver.cache  # created lazily; two threads must not race to open it
+    for name in perceiver.selected(modalities):
+        model = perceiver.model(name)
+        if not isinstance(model, _Serialised):
+            # Perceiver keeps its loaded models in this dict; a wrapped entry is what later lookups return.
+            perceiver._models[name] = _Serialised(model, ("describe", "notes_for"))
+    r = pipeline.reasoner(reasoner)
+    if not isinstance(r, _Serialised):
+        pipeline._reasoners[reasoner] = _Serialised(r, ("classify",))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, VidsenseError) else f"{type(exc).__name__}: {text}"
+
+
+def _run_one(pipeline: "Pipeline", video: Path, labelset, kwargs: dict[str, Any]) -> BatchItem:
+    t0 = time.perf_counter()
+    try:
+        return pipeline.classify(video, labelset, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - one failing video must never stop the batch
+        try:
+            sha = content_hash(video)
+        except OSError:
+            sha = ""
+        kind = "input" if isinstance(exc, InputError) else "processing" if isinstance(exc, VidsenseError) else "internal"
+        return BatchError(str(video), _one_line(exc), kind, sha, time.perf_counter() - t0)
+
+
+def classify_many(
+    pipeline: "Pipeline",
+    videos: Iterable[str | os.PathLike[str]],
+    labels: "LabelsArg",
+    *,
+    workers: int = 1,
+    ordered: bool = False,
+    top_k: int | None = None,
+    modalities: Iterable[str] | None = None,
+    reasoner: str = "llm",
+) -> Iterator[BatchItem]:
+    """Classify many videos; see :meth:`vidsense.Pipeline.classify_many`."""
+    if workers < 1:
+        raise InputError(f"--workers: expected 1 or more, got {workers}")
+    labelset = load_labels(labels)
+    mods = list(modalities) if modalities is not None else None
+    kwargs = {"top_k": top_k, "modalities": mods, "reasoner": reasoner}
+    todo = [Path(v) for v in videos]
+    if workers == 1 or len(todo) <= 1:
+        for v in todo:
+            yield _run_one(pipeline, v, labelset, kwargs)
+        return
+    share_between_threads(pipeline, mods, reasoner)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidsense")
+    try:
+        futures: list[Future[BatchItem]] = [pool.submit(_run_one, pipeline, v, labelset, kwargs) for v in todo]
+        for fut in futures if ordered else as_completed(futures):
+            yield fut.result()
+    finally:
+        # A consumer that stops early (or Ctrl-C) must not wait for the whole queue.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def split_done(videos: Iterable[str | os.PathLike[str]], done: set[str]) -> tuple[list[Path], list[Path]]:
+    """Split ``videos`` into (to do, already done) by content hash (for resuming a batch).
+
+    A file that cannot be read is kept in "to do", so the batch reports its error.
+    """
+    todo, skipped = [], []
+    for v in videos:
+        p = Path(v)
+        try:
+            sha = content_hash(p) if done else ""
+        except OSError:
+            sha = ""
+        (skipped if sha and sha in done else todo).append(p)
+    return todo, skipped
