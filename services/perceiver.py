@@ -90,6 +90,8 @@ class Perceiver:
         timings: dict[str, float] = {}
         ran: list[str] = []
         failures: list[str] = []
+        if info.truncated:
+            notes.append(f"file is truncated: only the first {info.duration_s:.1f} s can be decoded")
         if not info.has_video:
             notes.append("no video stream: sight models skipped")
         if not info.has_audio:

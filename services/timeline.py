@@ -75,6 +75,7 @@ class VideoInfo:
     has_audio: bool
     n_frames: int = 0
     codec: str = ""
+    truncated: bool = False
 
 
 @dataclass(frozen=True)

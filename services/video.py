@@ -149,6 +149,8 @@ def probe(path: Path) -> VideoInfo:
     sha = content_hash(path)
     try:
         info = _probe_pyav(path, sha)
+    except ProcessingError:
+        raise
     except Exception as exc:  # noqa: BLE001
         log.debug("PyAV probe failed on %s: %s", path, exc)
         info = _probe_opencv(path, sha)
@@ -159,8 +161,29 @@ def probe(path: Path) -> VideoInfo:
 
 def _open_av(path: Path):
     import av
+    import av.logging
 
+    # libav prints its own decode errors to stderr; vidsense reports problems itself, in one
+    # line. Only libav's native level is lowered: routing its log through Python
+    # (set_level) can deadlock threaded decoders.
+    av.logging.set_libav_level(av.logging.PANIC)
     return av.open(str(path), metadata_errors="ignore")
+
+
+def _decodable_end(path: Path, kind: str) -> float:
+    """End time (s) of the last packet of the first ``kind`` stream that the demuxer can read."""
+    last = 0.0
+    try:
+        with _open_av(path) as c:
+            streams = c.streams.video if kind == "video" else c.streams.audio
+            if not streams:
+                return 0.0
+            for pkt in c.demux(streams[0]):
+                if pkt.pts is not None and pkt.time_base is not None and pkt.size:
+                    last = max(last, float((pkt.pts + (pkt.duration or 0)) * pkt.time_base))
+    except Exception:  # noqa: BLE001 - a truncated file ends the scan with an error: what was read counts
+        pass
+    return last
 
 
 def _probe_pyav(path: Path, sha: str) -> VideoInfo | None:
@@ -192,6 +215,7 @@ def _probe_pyav(path: Path, sha: str) -> VideoInfo | None:
         if vs is not None and not n_frames and fps:
             n_frames = int(round(duration * fps))
         has_video = vs is not None
+    truncated = False
     if has_video:
         # A container can claim a video stream whose packets decode to nothing
         # (truncated file): prove one frame decodes before promising video.
@@ -201,10 +225,23 @@ def _probe_pyav(path: Path, sha: str) -> VideoInfo | None:
             first = _frames_opencv(path, [0.0], 64)
         if first is None or len(first) == 0:
             if aus is None:
-                raise ProcessingError(f"{path}: video stream has no decodable frames")
+                raise ProcessingError(f"{path}: video stream has no decodable frames (truncated or corrupt file)")
             has_video = False
-        elif not width:
-            height, width = first.shape[1:3]
+            truncated = True
+        else:
+            if not width:
+                height, width = first.shape[1:3]
+            # The header's duration is a promise; a cut-off download keeps the header
+            # but loses the tail. One seek near the end tells, and only then is the
+            # file scanned for where its readable part really ends.
+            if duration > 1.0 and _tail_missing(path, duration):
+                truncated = True
+                duration = _decodable_end(path, "video")
+                n_frames = int(round(duration * fps)) if fps else n_frames
+    if truncated and not has_video:
+        duration = _decodable_end(path, "audio")
+        if duration < 0.5:
+            raise ProcessingError(f"{path}: truncated or corrupt file: nothing in it can be decoded")
     return VideoInfo(
         path=str(path),
         sha256=sha,
@@ -216,7 +253,15 @@ def _probe_pyav(path: Path, sha: str) -> VideoInfo | None:
         has_audio=aus is not None,
         n_frames=n_frames,
         codec=codec,
+        truncated=truncated,
     )
+
+
+def _tail_missing(path: Path, duration: float) -> bool:
+    try:
+        return _frames_pyav(path, [duration * 0.95], 32) is None
+    except Exception:  # noqa: BLE001
+        return True
 
 
 def _scan_duration(c, vs, aus, duration: float, fps: float) -> tuple[float, float, int]:
@@ -294,10 +339,18 @@ def _fit(f: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return cv2.resize(f, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
 
 
+def _capture(path: Path):
+    # OpenCV bundles its own FFmpeg, which logs decode errors to stderr unless told not to.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import cv2
+
+    return cv2.VideoCapture(str(path))
+
+
 def _probe_opencv(path: Path, sha: str) -> VideoInfo | None:
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
+    cap = _capture(path)
     try:
         if not cap.isOpened():
             return None
@@ -316,7 +369,7 @@ def _probe_opencv(path: Path, sha: str) -> VideoInfo | None:
 def _frames_opencv(path: Path, times: Sequence[float], max_side: int | None) -> np.ndarray | None:
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
+    cap = _capture(path)
     try:
         if not cap.isOpened():
             return None

@@ -23,10 +23,14 @@ def moving_square_frames(n: int, w: int = 160, h: int = 120) -> list[np.ndarray]
     return frames
 
 
-def write_video(path: Path, seconds: float = 3.0, fps: int = 10, audio_hz: float | None = None, size=(160, 120), codec: str = "mpeg4") -> Path:
-    """An mp4 with a moving square, optionally a sine tone as audio."""
+def write_video(path: Path, seconds: float = 3.0, fps: int = 10, audio_hz: float | None = None, size=(160, 120), codec: str = "mpeg4", faststart: bool = False) -> Path:
+    """An mp4 with a moving square, optionally a sine tone as audio.
+
+    ``faststart`` puts the index at the front, as streaming files do, so a file cut
+    short keeps its header and loses only its tail.
+    """
     n = max(1, int(round(seconds * fps)))
-    with av.open(str(path), "w") as c:
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as c:
         vs = c.add_stream(codec, rate=fps)
         vs.width, vs.height = size
         vs.pix_fmt = "yuv420p"

@@ -84,6 +84,17 @@ def test_truncated_file(tmp_path):
         assert m.frames_at([0.0]).shape[0] == 1
 
 
+def test_file_cut_short_keeps_its_decodable_part(tmp_path):
+    p = write_video(tmp_path / "full.mp4", seconds=6.0, fps=10, faststart=True)
+    data = p.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.5)])
+    m = Media.open(cut)
+    assert m.info.truncated and 1.0 < m.info.duration_s < 5.0
+    assert not Media.open(p).info.truncated
+    assert m.frames_at([0.5]).shape[0] == 1
+
+
 def test_real_example_clip(example_video):
     m = Media.open(example_video)
     assert m.info.has_video and m.info.duration_s > 5
