@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -39,6 +40,10 @@ class Perceiver:
     model_names: list[str] | None = None
     _models: dict[str, PerceptionModel] = field(default_factory=dict)
     _cache: object | None = None
+    # Threads may share one Perceiver (batch workers): models load once, and each
+    # model runs one video at a time while different models run side by side.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _model_locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         names = self.model_names if self.model_names is not None else list(self.settings.perception or [])
@@ -48,18 +53,27 @@ class Perceiver:
         self.model_names = names
 
     def model(self, name: str) -> PerceptionModel:
-        """The loaded model ``name`` (loaded on first use)."""
-        if name not in self._models:
-            self._models[name] = perception.create(name, self.settings)
-        return self._models[name]
+        """The loaded model ``name`` (loaded on first use; thread-safe)."""
+        with self._lock:
+            if name not in self._models:
+                self._models[name] = perception.create(name, self.settings)
+                self._model_locks[name] = threading.Lock()
+            return self._models[name]
+
+    def load(self, modalities: Iterable[str] | None = None) -> None:
+        """Load every model that :meth:`describe` would run (e.g. before starting threads)."""
+        for name in self.selected(modalities):
+            self.model(name)
+        _ = self.cache
 
     @property
     def cache(self):
-        if self._cache is None and self.settings.cache:
-            from vidsense.services.cache import PerceptionCache
+        with self._lock:
+            if self._cache is None and self.settings.cache:
+                from vidsense.services.cache import PerceptionCache
 
-            self._cache = PerceptionCache.for_settings(self.settings)
-        return self._cache
+                self._cache = PerceptionCache.for_settings(self.settings)
+            return self._cache
 
     def selected(self, modalities: Iterable[str] | None) -> list[str]:
         """Model names whose modalities intersect ``modalities`` (all when None)."""
@@ -115,7 +129,8 @@ class Perceiver:
                 obs = cached
             else:
                 try:
-                    obs = list(model.describe(media, windows))
+                    with self._model_locks.setdefault(name, threading.Lock()):
+                        obs = list(model.describe(media, windows))
                 except VidsenseError as exc:
                     failures.append(f"{name}: {exc}")
                     continue

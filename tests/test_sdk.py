@@ -6,7 +6,6 @@ import pytest
 
 import vidsense
 from batch_fixtures import CHEAP_ENV, LABELS, batch_folder
-from vidsense.batch import _Serialised
 
 
 def test_public_names():
@@ -62,15 +61,14 @@ def test_classify_many_threads_share_models_and_report_errors(monkeypatch, tmp_p
     assert isinstance(text, vidsense.BatchError) and text.kind == "processing" and len(text.sha256) == 64
     assert isinstance(missing, vidsense.BatchError) and missing.kind == "input" and missing.sha256 == ""
     assert isinstance(corrupt, vidsense.BatchError) and "\n" not in corrupt.error
-    # One loaded instance per model, each behind its lock, whatever the number of workers.
-    models = pipe.perceiver._models
-    assert list(models) == ["visual-tags"] and isinstance(models["visual-tags"], _Serialised)
-    assert isinstance(pipe._reasoners["embedding"], _Serialised)
+    # One loaded instance per model, whatever the number of workers.
+    loaded = pipe.perceiver.model("visual-tags")
+    reasoner = pipe.reasoner("embedding")
+    assert pipe.perceiver.model_names == ["visual-tags"]
     # A second batch on the same Pipeline reuses them (and completion order covers every video).
-    loaded = models["visual-tags"]._inner
     again = list(pipe.classify_many(videos[:2], LABELS, workers=2, reasoner="embedding"))
     assert {i.video for i in again} == {str(v) for v in videos[:2]}
-    assert pipe.perceiver._models["visual-tags"]._inner is loaded
+    assert pipe.perceiver.model("visual-tags") is loaded and pipe.reasoner("embedding") is reasoner
     df = vidsense.to_dataframe(items)
     assert df["error"].notna().sum() == 3 and df["label"].notna().sum() == 2
 

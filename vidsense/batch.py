@@ -105,38 +105,15 @@ def collect_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return unique
 
 
-class _Serialised:
-    """A proxy that lets one thread at a time call the named methods of a model."""
-
-    def __init__(self, inner: Any, methods: tuple[str, ...]) -> None:
-        self._inner = inner
-        self._methods = methods
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._inner, name)
-        if name not in self._methods:
-            return value
-
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return value(*args, **kwargs)
-
-        return locked
-
-
 def share_between_threads(pipeline: "Pipeline", modalities: Iterable[str] | None, reasoner: str) -> None:
-    """Load every model a batch needs and serialise each one's calls (idempotent)."""
-    perceiver = pipeline.perceiver
-    _ = perceiver.cache  # created lazily; two threads must not race to open it
-    for name in perceiver.selected(modalities):
-        model = perceiver.model(name)
-        if not isinstance(model, _Serialised):
-            # Perceiver keeps its loaded models in this dict; a wrapped entry is what later lookups return.
-            perceiver._models[name] = _Serialised(model, ("describe", "notes_for"))
-    r = pipeline.reasoner(reasoner)
-    if not isinstance(r, _Serialised):
-        pipeline._reasoners[reasoner] = _Serialised(r, ("classify",))
+    """Load every model a batch needs before the worker threads start.
+
+    The Perceiver serialises each model's calls itself and the LLM backend holds
+    its own lock, so threads can share one Pipeline; loading up front keeps the
+    first videos from racing to load the same model.
+    """
+    pipeline.perceiver.load(modalities)
+    pipeline.reasoner(reasoner)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -48,18 +49,20 @@ class Pipeline:
         self.settings = settings if settings is not None else load_settings(profile=profile, **overrides)
         self.perceiver = Perceiver(self.settings)
         self._reasoners: dict[str, Reasoner] = {}
+        self._reasoner_lock = threading.Lock()
         self._concept_models: dict[str, tuple[Any, Any, Any]] = {}
         self._encoder: Any = None
 
     def reasoner(self, name: str = "llm") -> Reasoner:
-        """The reasoner ``name`` (``llm`` or ``embedding``), created once."""
-        if name not in self._reasoners:
-            try:
-                factory = REASONERS[name]
-            except KeyError:
-                raise InputError(f"unknown reasoner {name!r}; known: {', '.join(REASONERS)}") from None
-            self._reasoners[name] = factory(self.settings)
-        return self._reasoners[name]
+        """The reasoner ``name`` (``llm`` or ``embedding``), created once (thread-safe)."""
+        with self._reasoner_lock:
+            if name not in self._reasoners:
+                try:
+                    factory = REASONERS[name]
+                except KeyError:
+                    raise InputError(f"unknown reasoner {name!r}; known: {', '.join(REASONERS)}") from None
+                self._reasoners[name] = factory(self.settings)
+            return self._reasoners[name]
 
     def describe(self, video: str | os.PathLike[str], modalities: Iterable[str] | None = None) -> Timeline:
         """The timeline of ``video``: every modality as timed text."""
