@@ -140,6 +140,9 @@ class Perceiver:
                     continue
                 if key is not None:
                     self.cache.put(key, obs, model=name, video_sha256=info.sha256)
+                language = getattr(model, "language", None)
+                if language is not None:
+                    notes.append(f"speech language: {language}")
             timings[name] = time.perf_counter() - t0
             observations.extend(obs)
             ran.append(name)

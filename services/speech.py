@@ -277,6 +277,10 @@ class FasterWhisperEngine:
 
     def transcribe(self, audio: np.ndarray, vad: VadSettings) -> Transcript:
         """Decode with faster-whisper's built-in VAD (times come back on the original clock)."""
+        # faster-whisper still runs language detection (seconds on a CPU) when its VAD
+        # removes everything; checking first skips that for silent or music-only clips.
+        if not speech_spans(audio, vad):
+            return Transcript((), None)
         segments, info = self.model.transcribe(
             audio,
             beam_size=self.beam_size,
@@ -312,20 +316,8 @@ class OpenAIWhisperEngine:
 
     name = "openai-whisper"
 
-    def __init__(
-        self,
-        settings: Any,
-        *,
-        temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
-        sample_len: int | None = None,
-    ) -> None:
+    def __init__(self, settings: Any) -> None:
         """Check the checkpoint reference now; load it on first use.
-
-        Args:
-            settings: uses ``speech_model``, ``device``, ``home`` and ``allow_hub``.
-            temperature: decoding temperatures, tried in order when a decode looks
-                unreliable (Whisper's fallback); ``(0.0,)`` is greedy only.
-            sample_len: most tokens per 30 s decode (None: the model's limit).
 
         Raises:
             InputError: the package is missing, or ``speech_model`` is not a ``.pt`` file
@@ -339,8 +331,6 @@ class OpenAIWhisperEngine:
             ) from None
         ref = settings.speech_model or ""
         self.ref = ref
-        self.temperature = tuple(temperature)
-        self.sample_len = sample_len
         self.device = settings.resolved_device()
         self.download_root = str(Path(settings.home) / "models" / "openai-whisper")
         path = Path(ref).expanduser()
@@ -357,8 +347,8 @@ class OpenAIWhisperEngine:
             )
 
     def fingerprint(self) -> dict[str, Any]:
-        """Checkpoint identity, precision and decoding settings."""
-        return {"weights": self._weights, "fp16": self.device == "cuda", "temperature": list(self.temperature), "sample_len": self.sample_len}
+        """Checkpoint identity and precision."""
+        return {"weights": self._weights, "fp16": self.device == "cuda"}
 
     @cached_property
     def model(self) -> Any:
@@ -395,8 +385,6 @@ class OpenAIWhisperEngine:
             clip_timestamps=[t for span in spans for t in span],
             word_timestamps=True,
             condition_on_previous_text=False,
-            temperature=self.temperature,
-            sample_len=self.sample_len,
             fp16=self.device == "cuda",
             verbose=None,
         )

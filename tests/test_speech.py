@@ -14,7 +14,6 @@ from vidsense.services.errors import InputError
 from vidsense.services.perception import PerceptionModel, create
 from vidsense.services.settings import load_settings
 from vidsense.services.speech import (
-    OpenAIWhisperEngine,
     Segment,
     SpeechGate,
     SpeechRecognizer,
@@ -125,9 +124,8 @@ def test_no_speech_is_invented_in_non_speech(tiny_en: SpeechRecognizer, tmp_path
 
 
 @pytest.mark.slow
+@needs_espeak
 def test_audio_only_file_and_window_subset(tiny_en: SpeechRecognizer, tmp_path: Path) -> None:
-    if ESPEAK is None:
-        pytest.skip(NO_ESPEAK)
     first = speak("The red bicycle is fast.")
     assert len(first) < 3.5 * 16000
     # The second sentence starts at 4 s: the first window of the subset asked for.
@@ -143,10 +141,16 @@ def test_audio_only_file_and_window_subset(tiny_en: SpeechRecognizer, tmp_path: 
 
 
 def _tiny_openai_whisper(path: Path) -> Path:
-    """A randomly initialised multilingual Whisper, saved as an openai-whisper checkpoint."""
+    """A randomly initialised multilingual Whisper, saved as an openai-whisper checkpoint.
+
+    Its output head is tilted towards end-of-text: a purely random decoder never
+    stops and emits random timestamps that make openai-whisper crawl through the
+    audio a few frames per decode (minutes on a CPU). Everything else is random.
+    """
     import torch
     import whisper
     from whisper.model import ModelDimensions, Whisper
+    from whisper.tokenizer import get_tokenizer
 
     torch.manual_seed(0)
     dims = ModelDimensions(
@@ -162,12 +166,20 @@ def _tiny_openai_whisper(path: Path) -> Path:
         n_text_layer=1,
     )
     model = Whisper(dims)
+    eot = get_tokenizer(multilingual=True).eot
+    with torch.no_grad():
+        # logits = ln(x) @ E.T; with ln's weight 0 its output is its bias, so logits = E @ bias.
+        direction = torch.nn.functional.normalize(torch.randn(dims.n_text_state), dim=0)
+        model.decoder.token_embedding.weight[eot] = 50 * direction
+        model.decoder.ln.weight.zero_()
+        model.decoder.ln.bias.copy_(direction)
     torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, path)
     assert whisper.load_model(str(path), device="cpu").dims == dims
     return path
 
 
 @pytest.mark.slow
+@needs_espeak
 def test_openai_whisper_backend_with_a_tiny_random_checkpoint(tmp_path: Path) -> None:
     pytest.importorskip("whisper")
     import whisper
@@ -185,32 +197,15 @@ def test_openai_whisper_backend_with_a_tiny_random_checkpoint(tmp_path: Path) ->
     assert "model" not in vars(model.engine)
 
     # Speech after 2 s of silence: only the VAD's spans are decoded, so every raw
-    # segment (whatever a random model says) lies after the silence.
-    audio = np.concatenate([silence(2.0), speak("Hello there, this is a test.") if ESPEAK else tone(3.0, 300) * noise(3.0, 3.0)])
-    # Greedy and at most 8 tokens a decode: a random model never says "end of text",
-    # and 224 random tokens per try at six temperatures take minutes on a CPU.
-    engine = OpenAIWhisperEngine(settings, temperature=(0.0,), sample_len=8)
-    greedy = SpeechRecognizer(engine)
-    assert greedy.params() != params
-    raw = engine.transcribe(audio, greedy.vad)
+    # segment lies after the silence, and the language comes from the checkpoint.
+    audio = np.concatenate([silence(2.0), speak("Hello there, this is a test.")])
+    raw = model.engine.transcribe(audio, model.vad)
+    assert "model" in vars(model.engine)
     assert raw.language is not None and raw.language.code in whisper.tokenizer.LANGUAGES
     assert 0 <= raw.language.probability <= 1
-    assert all(s.start_s >= 1.5 for s in raw.segments)
+    assert raw.segments and all(1.5 <= s.start_s < len(audio) / 16000 for s in raw.segments)
 
+    # Its segments hold no words (end-of-text at once), so the gate lets nothing through.
     media = Media.open(mux_mp4(tmp_path / "spoken.mp4", audio))
-    windows = make_windows(media.info.duration_s)
-    obs = greedy.describe(media, windows)
-    # A random model's words are noise: the gate is expected to drop most or all of them.
-    assert all(o.modality == "speech" and 0 <= o.window < len(windows) for o in obs)
-
-
-@pytest.mark.slow
-def test_gate_alone_rejects_what_whisper_hears_in_music_and_silence(tiny_en: SpeechRecognizer) -> None:
-    # Bypass the VAD on purpose: feed the decoder non-speech with its own skipping off,
-    # and check the gate catches the classic hallucinations ("Thank you.", " .").
-    for audio in (melody(10.0), silence(6.0), noise(6.0, amplitude=0.2)):
-        segments, _ = tiny_en.engine.model.transcribe(
-            audio, beam_size=1, vad_filter=False, condition_on_previous_text=False, no_speech_threshold=None, log_prob_threshold=None
-        )
-        decoded = [Segment(s.text, s.start, s.end, s.avg_logprob, s.no_speech_prob, s.compression_ratio) for s in segments]
-        assert not any(tiny_en.gate.passes(s) for s in decoded), decoded
+    assert model.describe(media, make_windows(media.info.duration_s)) == []
+    assert model.language is None
