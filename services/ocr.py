@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from vidsense.services import model_store
+from vidsense.services.errors import ModelError
 from vidsense.services.perception import ModelCard
 from vidsense.services.timeline import Observation, Window
 from vidsense.services.video import Media
@@ -95,7 +96,11 @@ class ScreenText:
 
     def __init__(self, settings: Any, tuning: OcrParams | None = None) -> None:
         """Load PP-OCRv4 from the model store (assembled on first use, never downloaded)."""
-        from rapidocr_onnxruntime import RapidOCR
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError:
+            spec = model_store.get_spec(STORE_NAME)
+            raise ModelError(f"ocr needs {spec.carriers[0].requirement}: run vidsense models install --pip (it installs it with --no-deps)") from None
 
         self.settings = settings
         self.tuning = tuning or OcrParams()

@@ -49,7 +49,7 @@ class Perceiver:
         names = self.model_names if self.model_names is not None else list(self.settings.perception or [])
         unknown = [n for n in names if n not in perception.PERCEPTION_MODELS]
         if unknown:
-            perception.create(unknown[0], self.settings)  # raises the one-line InputError
+            perception.card_of(unknown[0], self.settings)  # raises the one-line InputError
         self.model_names = names
 
     def model(self, name: str) -> PerceptionModel:
@@ -85,7 +85,13 @@ class Perceiver:
             from vidsense.services.errors import InputError
 
             raise InputError(f"--modalities: unknown modality {sorted(bad)[0]!r}; choose from {', '.join(MODALITIES)}")
-        return [n for n in self.model_names or [] if set(_card(n, self).modalities) & want]
+        return [n for n in self.model_names or [] if set(self.card(n).modalities) & want]
+
+    def card(self, name: str):
+        """The card of model ``name`` (from its class when possible, so nothing loads)."""
+        with self._lock:
+            loaded = self._models.get(name)
+        return loaded.card if loaded is not None else perception.card_of(name, self.settings)
 
     def describe(self, video: str | os.PathLike[str], modalities: Iterable[str] | None = None, progress: ProgressFn | None = None) -> Timeline:
         """Build the timeline of ``video``.
@@ -113,9 +119,16 @@ class Perceiver:
         for i, name in enumerate(names):
             if progress:
                 progress(name, i, len(names))
-            model = self.model(name)
-            card = model.card
-            if (card.needs_video and not info.has_video) or (card.needs_audio and not info.has_audio):
+            try:
+                card = self.card(name)
+                if (card.needs_video and not info.has_video) or (card.needs_audio and not info.has_audio):
+                    continue
+                model = self.model(name)
+            except VidsenseError as exc:
+                failures.append(f"{name}: {exc}")
+                continue
+            except Exception as exc:  # noqa: BLE001 - a model that cannot load must not lose the other modalities
+                failures.append(f"{name}: cannot load ({type(exc).__name__}: {exc})")
                 continue
             key = None
             cached = None
@@ -157,6 +170,3 @@ class Perceiver:
         timeline.extra["timings"] = timings
         return timeline
 
-
-def _card(name: str, perceiver: Perceiver):
-    return perceiver.model(name).card

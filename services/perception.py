@@ -79,12 +79,7 @@ def available() -> list[str]:
     return list(PERCEPTION_MODELS)
 
 
-def create(name: str, settings: Any) -> PerceptionModel:
-    """Instantiate the perception model registered as ``name``.
-
-    Raises:
-        InputError: for a name that is not registered.
-    """
+def _factory(name: str) -> Callable[[Any], PerceptionModel]:
     from vidsense.services.errors import InputError
 
     try:
@@ -92,5 +87,19 @@ def create(name: str, settings: Any) -> PerceptionModel:
     except KeyError:
         raise InputError(f"unknown perception model {name!r}; known: {', '.join(PERCEPTION_MODELS)}") from None
     module_name, _, attr = target.partition(":")
-    factory: Callable[[Any], PerceptionModel] = getattr(importlib.import_module(module_name), attr)
-    return factory(settings)
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def card_of(name: str, settings: Any) -> ModelCard:
+    """The card of ``name``, without loading the model when its class declares the card."""
+    card = getattr(_factory(name), "card", None)
+    return card if isinstance(card, ModelCard) else create(name, settings).card
+
+
+def create(name: str, settings: Any) -> PerceptionModel:
+    """Instantiate the perception model registered as ``name``.
+
+    Raises:
+        InputError: for a name that is not registered.
+    """
+    return _factory(name)(settings)

@@ -103,3 +103,20 @@ def test_unknown_model_and_bad_files(tmp_path):
     bad.write_text("hello\n" * 100)
     with pytest.raises(ProcessingError, match="text.mp4"):
         p.describe(bad)
+
+
+def _cannot_load(settings):
+    raise ImportError("No module named 'rapidocr_onnxruntime'")
+
+
+def test_a_model_that_cannot_load_is_a_note_not_a_crash(tmp_path, monkeypatch):
+    from vidsense.services import perception
+
+    monkeypatch.setitem(perception.PERCEPTION_MODELS, "unloadable", f"{__name__}:_cannot_load")
+    video = write_video(tmp_path / "square.mp4", seconds=2.0)
+    p = _perceiver(["flow", "unloadable"], cache=False)
+    with pytest.raises(ImportError):
+        p.selected(["text"])  # needs the card, which only loading could give
+    tl = p.describe(video)
+    assert tl.models == ("flow",)
+    assert any("unloadable: cannot load" in n and "rapidocr" in n for n in tl.notes)
