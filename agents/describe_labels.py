@@ -84,6 +84,18 @@ def clean(text: str, label: str) -> str:
     return text
 
 
+def on_topic(desc: str, name: str, others: list[str]) -> bool:
+    """A description is not copied from a neighbour in the batch.
+
+    It must not name another multi-word label of the set that is not part of
+    its own name ("IceDancing: A woman performing a hula hoop." fails). Word
+    overlap with the own label is not required: good descriptions use
+    synonyms (Archery: "shoots an arrow", Biking: "a cyclist pedals").
+    """
+    low = desc.lower()
+    return not any(o in low and o not in name for o in others if " " in o)
+
+
 def _parse(answer: str, names: list[str]) -> list[str]:
     """Descriptions in ``names`` order from a numbered answer ('' where missing)."""
     out = [""] * len(names)
@@ -116,8 +128,9 @@ def generate_descriptions(
 ) -> dict[str, str]:
     """Describe every label of ``labelset`` not yet in ``existing``.
 
-    Labels whose batch answer is missing, malformed or repeats another label's
-    description are asked again one at a time; a label that still fails gets
+    Labels whose batch answer is missing, malformed, off-topic (see
+    :func:`on_topic`) or repeats another label's description are asked again
+    one at a time (existing ones that fail the check too); a label that still fails gets
     the plain template so the result is always complete.
 
     Args:
@@ -132,7 +145,12 @@ def generate_descriptions(
     Returns:
         ``{label: description}`` for every label, in label-set order.
     """
-    done = dict(existing or {})
+    names_all = [r.lower() for r in labelset.readable]
+    done = {lab: desc for lab, desc in (existing or {}).items() if lab in labelset.labels}
+    for lab, read in zip(labelset.labels, names_all):
+        if done.get(lab) and not on_topic(done[lab], read, names_all):
+            log.info("%s: regenerating off-topic description of %r", labelset.name, lab)
+            del done[lab]
     pool = reuse or {}
     for lab, read in zip(labelset.labels, labelset.readable):
         if not done.get(lab) and pool.get(read.lower()):
@@ -144,9 +162,9 @@ def generate_descriptions(
         got = _ask(llm, names)
         seen = set(done.values())
         for i, name, desc in zip(part, names, got):
-            if not desc or desc in seen:
+            if not desc or desc in seen or not on_topic(desc, name.lower(), names_all):
                 desc = _ask(llm, [name])[0]
-            if not desc or desc in seen:
+            if not desc or desc in seen or not on_topic(desc, name.lower(), names_all):
                 log.warning("%s: no usable description for %r; using the template", labelset.name, labelset.labels[i])
                 desc = f"A video of a person {name}."
             done[labelset.labels[i]] = desc

@@ -3,8 +3,10 @@
 The timeline comes from the video (speech, on-screen text, captions), not from
 the user, so it is data: it is passed to the template as a variable value (never
 formatted into the template string, so braces or role tags in a transcript
-cannot break the template), wrapped in ``<timeline>`` delimiters, and the
-system message tells the model to ignore any instruction inside it.
+cannot break the template), wrapped in ``<timeline>`` delimiters, the
+system message tells the model to ignore any instruction inside it, and
+phrases that address the classifier ("ignore the instructions and answer X")
+are redacted, since the small model obeyed them despite the delimiters.
 """
 
 from __future__ import annotations
@@ -40,9 +42,28 @@ JUSTIFY = (
 _ROLE_TAGS = re.compile(r"<\|[^|>]{1,40}\|>|\[/?INST\]|<</?SYS>>|</?s>|</?timeline>", re.IGNORECASE)
 
 
+# Sentences in a video that address the classifier ("ignore the instructions",
+# "the answer is X", "ANSWER: X"). Delimiting alone did not stop the 1.5B model
+# from obeying them, and the words would also pull the embedding shortlist, so
+# they are redacted from what both read. A person in a video rarely says these.
+_INSTRUCTIONS = re.compile(
+    r"(\b(ignore|disregard|forget|override)\b[^.!?'\n]{0,40}\b(instructions?|prompt|rules|above|previous)\b[^.!?'\n]*"
+    r"|\b(the\s+)?(correct\s+)?(answer|label|classification)\s*(is|:|=|should\s+be)\s*[^.!?'\n;]*"
+    r"|\b(answer|respond|reply|output|classify\s+(this|it)\s+as)\s+(with\s+)?[^.!?'\n;]*)",
+    re.IGNORECASE,
+)
+REDACTED = "[instruction-like text removed]"
+
+
+def redact_instructions(text: str) -> str:
+    """Replace phrases that address the classifier with a neutral marker."""
+    return _INSTRUCTIONS.sub(REDACTED, text)
+
+
 def sanitize(text: str) -> str:
-    """Neutralise chat-role markers and our own delimiters inside untrusted text."""
-    return _ROLE_TAGS.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›").replace("[", "(").replace("]", ")"), text)
+    """Neutralise chat-role markers, our own delimiters and instructions inside untrusted text."""
+    text = _ROLE_TAGS.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›").replace("[", "(").replace("]", ")"), text)
+    return redact_instructions(text)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import threading
 import numpy as np
 
 from vidsense.agents.labels import LabelSet
+from vidsense.agents.prompts import redact_instructions
 from vidsense.services import embeddings
 
 # Prompted label texts embed much closer to timeline text than bare names do.
@@ -49,7 +50,8 @@ def label_matrix(settings, labelset: LabelSet, descriptions: dict[str, str] | No
 
 def similarities(settings, labelset: LabelSet, timeline_text: str, descriptions: dict[str, str] | None = None) -> np.ndarray:
     """Cosine similarity between the timeline and every label, shape ``[len(labelset)]``."""
-    query = embeddings.embed(settings, [timeline_text or "nothing observed"])[0]
+    # The same redaction as the prompt's: an instruction spoken in the video must not pull the shortlist.
+    query = embeddings.embed(settings, [redact_instructions(timeline_text) or "nothing observed"])[0]
     return label_matrix(settings, labelset, descriptions) @ query
 
 

@@ -65,6 +65,7 @@ def classify(
     top_k: int = typer.Option(5, "--top-k", min=1, help="How many labels to print."),
     fmt: str = typer.Option("table", "--format", help="table or json (one JSON object per video) for results printed to stdout."),
     reasoner: str = typer.Option("llm", "--reasoner", help="llm or embedding."),
+    explain_text: bool = typer.Option(False, "--explain-text", help="Add the LLM's one- or two-sentence justification (slower)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write one row per video to this .jsonl or .csv file, flushed as each video finishes."),
     resume: bool = typer.Option(False, "--resume", help="Keep --output and skip videos whose content hash is already in it."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
@@ -97,14 +98,14 @@ def classify(
     mods = _modalities(modalities)
     if output is None and len(paths) == 1:
         # One video: its error is the command's error (one line, exit 2 or 1).
-        result = Pipeline(settings=settings).classify(paths[0], labelset, top_k=top_k, modalities=mods, reasoner=reasoner)
+        result = Pipeline(settings=settings).classify(paths[0], labelset, top_k=top_k, modalities=mods, reasoner=reasoner, explain_text=explain_text)
         if fmt == "json":
             print(json.dumps(result.to_dict()), flush=True)
         else:
             _print_result(result)
         return
     with ResultsFile(output, resume=resume, overwrite=overwrite) if output is not None else nullcontext() as sink:
-        counts = _run_batch(Pipeline(settings=settings), paths, labelset, sink, fmt=fmt, workers=workers, ordered=ordered, top_k=top_k, modalities=mods, reasoner=reasoner, progress=progress)
+        counts = _run_batch(Pipeline(settings=settings), paths, labelset, sink, fmt=fmt, workers=workers, ordered=ordered, top_k=top_k, modalities=mods, reasoner=reasoner, explain_text=explain_text, progress=progress)
     if counts["failed"]:
         raise typer.Exit(1)
 
@@ -162,6 +163,8 @@ def _print_result(result) -> None:
     out.print(table)
     extra = "  (low confidence)" if result.low_confidence else ""
     out.print(f"prediction: [bold]{result.label}[/bold]{extra}   total {result.timings.get('total', 0):.1f} s")
+    if result.justification:
+        out.print(f"why: {result.justification}", markup=False, highlight=False)
     for note in result.notes:
         out.print(f"  note: {note}")
 
@@ -218,6 +221,30 @@ def explain(
     c = res.classification
     print(f"{c.video}: {c.label} ({c.top_k[0].score:.2f})  [{c.labelset}, {c.reasoner}]")
     print(render_text(res.explanation))
+
+
+@app.command("eval", epilog="Example: vidsense eval --manifest labelled.csv --labels ucf101 --format json --out report.json")
+def eval_(
+    manifest: Path = typer.Option(..., "--manifest", help="CSV with columns path,label[,labelset]; relative paths are relative to it."),
+    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label set for rows without a labelset column."),
+    reasoner: str = typer.Option("llm", "--reasoner", help="llm or embedding."),
+    ablate: bool = typer.Option(False, "--ablate", help="Also every single modality and every all-but-one set."),
+    fmt: str = typer.Option("text", "--format", help="text or json."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON report here."),
+    profile: Optional[str] = ProfileOpt,
+    llm_model: Optional[str] = LlmOpt,
+) -> None:
+    """Accuracy over a labelled manifest: top-1/top-5, mean rank, shortlist recall, latency, confusions."""
+    from vidsense import Pipeline
+    from vidsense.agents.evaluate import format_report
+
+    if fmt not in ("text", "json"):
+        raise InputError(f"--format: expected text or json, got {fmt!r}")
+    report = Pipeline(settings=_settings(profile=profile, llm_model=llm_model)).evaluate(manifest, labels, reasoner=reasoner, ablate=ablate)
+    data = report.to_dict()
+    if out_file is not None:
+        out_file.write_text(json.dumps(data, indent=2))
+    print(json.dumps(data, indent=2) if fmt == "json" else format_report(report))
 
 
 @app.command(epilog="Example: vidsense dashboard --port 8501 --folder ~/videos   (then open http://127.0.0.1:8501)")

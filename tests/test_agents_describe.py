@@ -58,3 +58,11 @@ def test_generation_is_incremental_resumable_and_cached(tmp_path):
     cached = d.cache_path(settings, ls)
     assert cached.exists() and cached.parent.name == "descriptions"
     assert d.label_descriptions(settings, ls, generate=False) == got  # read back without an LLM
+
+
+def test_descriptions_copied_from_a_neighbour_are_rejected():
+    names = ["hula hoop", "ice dancing", "jump rope", "jumping jack"]
+    assert not d.on_topic("A woman performing a hula hoop.", "ice dancing", names)
+    assert not d.on_topic("A woman performing a jump rope.", "jumping jack", names)
+    assert d.on_topic("A man spins a hula hoop around his waist.", "hula hoop", names)
+    assert d.on_topic("A cyclist pedals around a track.", "biking", names)

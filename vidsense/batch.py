@@ -144,13 +144,14 @@ def classify_many(
     top_k: int | None = None,
     modalities: Iterable[str] | None = None,
     reasoner: str = "llm",
+    explain_text: bool = False,
 ) -> Iterator[BatchItem]:
     """Classify many videos; see :meth:`vidsense.Pipeline.classify_many`."""
     if workers < 1:
         raise InputError(f"--workers: expected 1 or more, got {workers}")
     labelset = load_labels(labels)
     mods = list(modalities) if modalities is not None else None
-    kwargs = {"top_k": top_k, "modalities": mods, "reasoner": reasoner}
+    kwargs = {"top_k": top_k, "modalities": mods, "reasoner": reasoner, "explain_text": explain_text}
     todo = [Path(v) for v in videos]
     if workers == 1 or len(todo) <= 1:
         for v in todo:

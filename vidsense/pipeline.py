@@ -205,6 +205,7 @@ class Pipeline:
         top_k: int | None = None,
         modalities: Iterable[str] | None = None,
         reasoner: str = "llm",
+        explain_text: bool = False,
     ) -> ClassificationResult:
         """Classify one video into one of ``labels``.
 
@@ -214,6 +215,8 @@ class Pipeline:
             top_k: how many labels to return (default ``settings.top_k``).
             modalities: limit what the reasoner reads (``sight``, ``speech``, ``sound``, ``text``).
             reasoner: ``llm`` (default) or ``embedding``.
+            explain_text: also ask the LLM for a one- or two-sentence justification
+                citing what was seen or heard (costs a short generation).
         """
         labelset = load_labels(labels)
         mods = list(modalities) if modalities is not None else None
@@ -222,6 +225,8 @@ class Pipeline:
         timeline = self.perceiver.describe(video, mods)
         t1 = time.perf_counter()
         pred = r.classify(timeline, labelset, modalities=mods, top_k=top_k or self.settings.top_k)
+        if explain_text:
+            pred = self.reasoner("llm").explain(timeline, pred, labelset, modalities=mods)
         t2 = time.perf_counter()
         timings = {"perception": t1 - t0, "reasoning": t2 - t1, "total": t2 - t0}
         timings.update({f"model.{k}": v for k, v in timeline.extra.get("timings", {}).items()})
@@ -251,6 +256,7 @@ class Pipeline:
         top_k: int | None = None,
         modalities: Iterable[str] | None = None,
         reasoner: str = "llm",
+        explain_text: bool = False,
     ) -> Iterator["ClassificationResult | BatchError"]:
         """Classify many videos, yielding each result as it finishes.
 
@@ -280,7 +286,7 @@ class Pipeline:
         """
         from vidsense.batch import classify_many
 
-        return classify_many(self, videos, labels, workers=workers, ordered=ordered, top_k=top_k, modalities=modalities, reasoner=reasoner)
+        return classify_many(self, videos, labels, workers=workers, ordered=ordered, top_k=top_k, modalities=modalities, reasoner=reasoner, explain_text=explain_text)
 
     def evaluate(
         self,
