@@ -8,6 +8,7 @@ generate short text (justifications, label descriptions).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import struct
 import threading
@@ -160,6 +161,14 @@ class LlamaCppModel:
                 self._scorer = _BatchScorer(self._llm)
             return self._scorer.score(p_tokens, cand_tokens, list(continuations))
 
+    def close(self) -> None:
+        """Free the llama.cpp contexts and the model (scorer first: it shares the model)."""
+        with self._lock:
+            if self._scorer is not None:
+                self._scorer.ctx.close()
+                self._scorer = None
+            self._llm.close()
+
     def generate(self, messages: list[dict[str, str]], max_tokens: int = 96, grammar: str | None = None) -> str:
         kwargs: dict[str, Any] = {}
         if grammar:
@@ -295,6 +304,17 @@ LLM_BACKENDS: dict[str, Callable[[Any], LanguageModel]] = {"llama-cpp": _make_ll
 
 _CACHE: dict[tuple, LanguageModel] = {}
 _CACHE_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    # llama-cpp-python frees its model in __del__ during interpreter shutdown, when the
+    # module globals it needs are already gone, and prints a TypeError; closing first avoids it.
+    for model in list(_CACHE.values()):
+        close = getattr(model, "close", None)
+        if callable(close):
+            close()
+    _CACHE.clear()
 
 
 def load_llm(settings) -> LanguageModel:
