@@ -253,21 +253,25 @@ class LLMReasoner:
         self._priors[key] = prior
         return prior, time.perf_counter() - t0
 
-    def evidence(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None) -> Evidence:
-        """Everything the score strategy combines, computed once (the eval harness reuses it)."""
+    def shortlisted(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None):
+        """The candidates the LLM will see: indices, all similarities, readable names, hints, seconds taken."""
         t0 = time.perf_counter()
         desc = self.descriptions(labelset)
         sims = self.embedding.ranking(timeline, labelset, modalities)
         n = self.settings.shortlist
         idx = shortlist.shortlist(sims, n) if len(labelset) > n else np.arange(len(labelset))
-        t1 = time.perf_counter()
         candidates = [labelset.readable[int(i)] for i in idx]
         hints = [desc.get(labelset.labels[int(i)], "") for i in idx] if self.hints and desc else None
+        return idx, sims, candidates, hints, time.perf_counter() - t0
+
+    def evidence(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None) -> Evidence:
+        """Everything the score strategy combines, computed once (the eval harness reuses it)."""
+        idx, sims, candidates, hints, shortlist_s = self.shortlisted(timeline, labelset, modalities)
         _, prompt, n_prompt = self.fit_prompt(candidates, timeline, modalities, hints)
         scores, st = self.llm.score(prompt, candidates)
         prior, cal_s = self._prior(candidates, hints) if self.calibration_weight else (np.zeros(len(idx)), 0.0)
         stats = {
-            "shortlist_s": t1 - t0,
+            "shortlist_s": shortlist_s,
             "prompt_s": st.prompt_s,
             "scoring_s": st.scoring_s,
             "calibration_s": cal_s,
@@ -292,16 +296,9 @@ class LLMReasoner:
         return _prediction(self.name, labelset, ev.idx, self.combine(ev), top_k, empty, ev.stats)
 
     def _classify_grammar(self, timeline: Timeline, labelset: LabelSet, modalities, top_k: int, empty: bool) -> Prediction:
-        t0 = time.perf_counter()
-        desc = self.descriptions(labelset)
-        sims = self.embedding.ranking(timeline, labelset, modalities)
-        n = self.settings.shortlist
-        idx = shortlist.shortlist(sims, n) if len(labelset) > n else np.arange(len(labelset))
-        t1 = time.perf_counter()
-        candidates = [labelset.readable[int(i)] for i in idx]
-        hints = [desc.get(labelset.labels[int(i)], "") for i in idx] if self.hints and desc else None
+        idx, sims, candidates, hints, shortlist_s = self.shortlisted(timeline, labelset, modalities)
         chat, _, n_prompt = self.fit_prompt(candidates, timeline, modalities, hints)
-        stats: dict[str, float] = {"shortlist_s": t1 - t0, "prompt_tokens": float(n_prompt), "candidates": float(len(candidates))}
+        stats: dict[str, float] = {"shortlist_s": shortlist_s, "prompt_tokens": float(n_prompt), "candidates": float(len(candidates))}
         probs = self._generate_choice(chat, candidates, sims[idx] / EMBEDDING_TEMPERATURE, stats)
         return _prediction(self.name, labelset, idx, probs, top_k, empty, stats)
 
