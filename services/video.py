@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -87,6 +88,17 @@ class Media:
     info: VideoInfo
     _audio: np.ndarray | None = None
     _audio_loaded: bool = False
+    _reader: "_PyAVReader | None" = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def close(self) -> None:
+        """Release the open decoder (reopened on the next request)."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def __del__(self) -> None:
+        self.close()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "Media":
@@ -106,8 +118,12 @@ class Media:
         if len(times) == 0:
             return np.zeros((0, 1, 1, 3), np.uint8)
         try:
-            frames = _frames_pyav(self.path, times, max_side)
+            with self._lock:
+                if self._reader is None:
+                    self._reader = _PyAVReader(self.path)
+                frames = _frames_pyav(self.path, times, max_side, self._reader)
         except Exception as exc:  # noqa: BLE001 - any PyAV failure falls back to OpenCV
+            self.close()
             log.debug("PyAV failed on %s (%s); trying OpenCV", self.path, exc)
             frames = _frames_opencv(self.path, times, max_side)
         if frames is None or len(frames) == 0:
@@ -282,40 +298,67 @@ def _scan_duration(c, vs, aus, duration: float, fps: float) -> tuple[float, floa
     return max(duration, last), fps, count if vs is not None else 0
 
 
-def _frames_pyav(path: Path, times: Sequence[float], max_side: int | None) -> np.ndarray | None:
-    order = np.argsort(np.asarray(times, dtype=float))
-    out: list[np.ndarray | None] = [None] * len(times)
-    with _open_av(path) as c:
-        vs = c.streams.video[0]
-        vs.thread_type = "AUTO"
-        tb = float(vs.time_base) if vs.time_base else 1.0 / 90000
-        offset = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
-        decoder = None
-        prev = None  # (time, av.VideoFrame) of the last frame decoded
-        for idx in order:
-            t = float(times[idx])
-            if decoder is None or prev is None or t < prev[0] or t - prev[0] > SEEK_GAP_S:
-                try:
-                    c.seek(int((t + offset) / tb), stream=vs, backward=True, any_frame=False)
-                except Exception:  # noqa: BLE001 - unseekable streams decode from the start
-                    c.seek(0)
-                decoder = c.decode(vs)
-                prev = None
-            chosen = None
-            if prev is not None and prev[0] + 1e-6 >= t:
-                chosen = prev[1]
-            else:
-                for frame in decoder:
-                    ft = (frame.time - offset) if frame.time is not None else (prev[0] if prev else 0.0)
-                    if ft + 1e-6 >= t:
-                        # Of the two frames straddling t, take the nearer one.
-                        chosen = prev[1] if prev is not None and abs(prev[0] - t) < abs(ft - t) else frame
-                        prev = (ft, frame)
-                        break
+class _PyAVReader:
+    """An open video stream with a decode cursor that survives between requests.
+
+    Perception models ask for a few frames per window, window after window; a
+    fresh open + seek per request re-decodes from the previous keyframe each
+    time (seconds on an 80 s AVI with sparse keyframes). Keeping the cursor,
+    a request just ahead of it decodes forward instead.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.c = _open_av(path)
+        self.vs = self.c.streams.video[0]
+        self.vs.thread_type = "AUTO"
+        self.tb = float(self.vs.time_base) if self.vs.time_base else 1.0 / 90000
+        vs = self.vs
+        self.offset = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+        self.decoder = None
+        self.prev = None  # (time, av.VideoFrame) of the last frame decoded
+
+    def close(self) -> None:
+        self.c.close()
+
+    def frame_at(self, t: float):
+        """The decoded frame nearest to ``t`` (None if the stream yields nothing)."""
+        prev = self.prev
+        if self.decoder is None or prev is None or t < prev[0] - 1e-6 or t - prev[0] > SEEK_GAP_S:
+            try:
+                self.c.seek(int((t + self.offset) / self.tb), stream=self.vs, backward=True, any_frame=False)
+            except Exception:  # noqa: BLE001 - unseekable streams decode from the start
+                self.c.seek(0)
+            self.decoder = self.c.decode(self.vs)
+            prev = None
+        chosen = None
+        if prev is not None and prev[0] + 1e-6 >= t:
+            chosen = prev[1]
+        else:
+            for frame in self.decoder:
+                ft = (frame.time - self.offset) if frame.time is not None else (prev[0] if prev else 0.0)
+                if ft + 1e-6 >= t:
+                    # Of the two frames straddling t, take the nearer one.
+                    chosen = prev[1] if prev is not None and abs(prev[0] - t) < abs(ft - t) else frame
                     prev = (ft, frame)
-            if chosen is None and prev is not None:
-                chosen = prev[1]  # past the end: the last frame is the nearest
+                    break
+                prev = (ft, frame)
+        if chosen is None and prev is not None:
+            chosen = prev[1]  # past the end: the last frame is the nearest
+        self.prev = prev
+        return chosen
+
+
+def _frames_pyav(path: Path, times: Sequence[float], max_side: int | None, reader: _PyAVReader | None = None) -> np.ndarray | None:
+    own = reader is None
+    r = _PyAVReader(path) if own else reader
+    try:
+        out: list[np.ndarray | None] = [None] * len(times)
+        for idx in np.argsort(np.asarray(times, dtype=float), kind="stable"):
+            chosen = r.frame_at(float(times[idx]))
             out[idx] = None if chosen is None else _resize(chosen.to_ndarray(format="rgb24"), max_side)
+    finally:
+        if own:
+            r.close()
     return _stack(out)
 
 
