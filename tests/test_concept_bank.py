@@ -218,3 +218,19 @@ def test_merge_with_the_bundled_sentence_encoder():
     )
     merged = merge_near_duplicates(bank, enc.encode, threshold=0.88)
     assert [c.text for c in merged.concepts] == ["soccer ball", "acoustic guitar"]
+
+
+def test_bundled_ucf101_bank_covers_every_class():
+    from vidsense.agents.labels import load_labels
+    from vidsense.concepts.bank import bundled_bank
+
+    bank = bundled_bank("ucf101")
+    assert bank is not None and bank.generator.startswith("llm:")
+    ucf = load_labels("ucf101")
+    assert bank.labels == ucf.labels
+    supported = {label for c in bank.concepts for label, _ in c.supports}
+    assert supported == set(ucf.labels)
+    kinds = {c.kind for c in bank.concepts}
+    assert {"object", "scene", "sub-action", "sound"} <= kinds
+    # Richer than the name-only fallback: several concepts per class on average.
+    assert len(bank) > 3 * len(ucf)
