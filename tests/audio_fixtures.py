@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from media_fixtures import write_audio_stream
 
 SR = 16000
 
@@ -95,15 +96,5 @@ def mux_mp4(path: Path, audio: np.ndarray, *, video: bool = True, sr: int = SR, 
                     out.mux(packet)
             for packet in vstream.encode():
                 out.mux(packet)
-        chunk = 1024
-        for i, start in enumerate(range(0, len(audio), chunk)):
-            block = np.ascontiguousarray(audio[start : start + chunk], dtype=np.float32)[None, :]
-            frame = av.AudioFrame.from_ndarray(block, format="flt", layout="mono")
-            frame.sample_rate = sr
-            frame.pts = start
-            frame.time_base = Fraction(1, sr)
-            for packet in astream.encode(frame):
-                out.mux(packet)
-        for packet in astream.encode():
-            out.mux(packet)
+        write_audio_stream(out, astream, np.asarray(audio, dtype=np.float32), sr)
     return path

@@ -8,11 +8,11 @@ downloads anything.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from media_fixtures import write_audio_stream
 
 WORDS = "a an the person bicycle dog cat street car on in of with riding man woman photo ball red blue sound speech music".split()
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
@@ -37,17 +37,7 @@ def write_video(path: Path, frames: Sequence[np.ndarray], fps: int = 10, audio: 
         for pkt in vs.encode():
             c.mux(pkt)
         if aus is not None and audio is not None:
-            step = 1024
-            for i in range(0, len(audio), step):
-                chunk = audio[i : i + step].astype(np.float32)[None]
-                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-                frame.sample_rate = audio_rate
-                frame.pts = i
-                frame.time_base = Fraction(1, audio_rate)
-                for pkt in aus.encode(frame):
-                    c.mux(pkt)
-            for pkt in aus.encode():
-                c.mux(pkt)
+            write_audio_stream(c, aus, np.asarray(audio, dtype=np.float32), audio_rate)
     return path
 
 
