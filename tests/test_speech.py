@@ -168,6 +168,9 @@ def _tiny_openai_whisper(path: Path) -> Path:
     model = Whisper(dims)
     eot = get_tokenizer(multilingual=True).eot
     with torch.no_grad():
+        # openai-whisper allocates the decoder's positional embedding with torch.empty
+        # (a real checkpoint overwrites it); uninitialised memory can hold NaN.
+        model.decoder.positional_embedding.normal_(0.0, 0.02)
         # logits = ln(x) @ E.T; with ln's weight 0 its output is its bias, so logits = E @ bias.
         direction = torch.nn.functional.normalize(torch.randn(dims.n_text_state), dim=0)
         model.decoder.token_embedding.weight[eot] = 50 * direction
