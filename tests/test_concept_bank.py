@@ -220,13 +220,14 @@ def test_merge_with_the_bundled_sentence_encoder():
     assert [c.text for c in merged.concepts] == ["soccer ball", "acoustic guitar"]
 
 
-def test_bundled_ucf101_bank_covers_every_class():
+@pytest.mark.parametrize("name", ["ucf101", "hmdb51"])
+def test_bundled_banks_cover_every_class(name):
     from vidsense.agents.labels import load_labels
     from vidsense.concepts.bank import bundled_bank
 
-    bank = bundled_bank("ucf101")
+    bank = bundled_bank(name)
     assert bank is not None and bank.generator.startswith("llm:")
-    ucf = load_labels("ucf101")
+    ucf = load_labels(name)
     assert bank.labels == ucf.labels
     supported = {label for c in bank.concepts for label, _ in c.supports}
     assert supported == set(ucf.labels)
