@@ -33,8 +33,8 @@ def sentence_model(settings):
 
 def embed(settings, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """L2-normalised embeddings, shape ``[len(texts), dim]`` (float32)."""
-    if len(texts) == 0:
-        return np.zeros((0, 384), np.float32)
     model = sentence_model(settings)
+    if len(texts) == 0:
+        return np.zeros((0, model.get_sentence_embedding_dimension()), np.float32)
     vecs = model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     return np.asarray(vecs, dtype=np.float32)

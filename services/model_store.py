@@ -317,15 +317,6 @@ def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def _hash_chain(paths: Iterable[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as f:
-            while block := f.read(1 << 22):
-                h.update(block)
-    return h.hexdigest()
-
-
 def is_installed(name: str, home: Path) -> bool:
     """True when the model folder is complete (its manifest exists)."""
     return (models_root(home) / name / MANIFEST).is_file()

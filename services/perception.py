@@ -74,11 +74,6 @@ PERCEPTION_MODELS: dict[str, str] = {
 }
 
 
-def available() -> list[str]:
-    """Names of every registered perception model."""
-    return list(PERCEPTION_MODELS)
-
-
 def _factory(name: str) -> Callable[[Any], PerceptionModel]:
     from vidsense.services.errors import InputError
 

@@ -8,7 +8,6 @@ resized on the way in, so memory does not grow with the video's length.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -20,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from vidsense.services.errors import InputError, ProcessingError
+from vidsense.services.model_store import sha256_of
 from vidsense.services.timeline import VideoInfo
 
 log = logging.getLogger(__name__)
@@ -43,18 +43,9 @@ def check_video_path(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 @lru_cache(maxsize=256)
 def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
-    return file_sha256(path)
+    return sha256_of(Path(path))
 
 
 def content_hash(path: str | os.PathLike[str]) -> str:
