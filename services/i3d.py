@@ -299,7 +299,6 @@ def build_model() -> Any:
 
 def load_torch_model(weights: Path) -> Any:
     """The torch model with the converted weights loaded (strict)."""
-    import torch
     from safetensors.torch import load_file
 
     model = build_model()
@@ -307,7 +306,9 @@ def load_torch_model(weights: Path) -> Any:
         model.load_state_dict(load_file(str(weights)), strict=True)
     except (RuntimeError, OSError) as exc:
         raise ModelError(f"{weights}: does not fit the I3D architecture ({exc})") from exc
-    torch.set_grad_enabled(False)
+    # Gradients stay globally enabled: callers wrap inference in ``torch.inference_mode`` and
+    # flipping the global switch here broke concept training later in the same process.
+    model.requires_grad_(False)
     return model
 
 

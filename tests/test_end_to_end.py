@@ -61,7 +61,8 @@ def test_cli_json_output(example_video, vidsense_home):
         (["classify", "missing.mp4", "--labels", "ucf101"], 2, "missing.mp4: no such file"),
         (["classify", "{video}", "--labels", "ucf1001"], 2, "unknown label set 'ucf1001'"),
         (["classify", "{video}", "--labels", " , "], 2, "label list is empty"),
-        (["classify", "{tmp}", "--labels", "ucf101"], 2, "is a directory"),
+        # A folder is a batch input: one without videos is a bad input (exit 2).
+        (["classify", "{tmp}/empty", "--labels", "ucf101"], 2, "directory has no video files"),
         (["classify", "{text}", "--labels", "ucf101"], 1, "not a readable video"),
         (["classify", "{video}", "--labels", "ucf101", "--llm-model", "{text}"], 2, "not a GGUF model file"),
     ],
@@ -69,6 +70,7 @@ def test_cli_json_output(example_video, vidsense_home):
 def test_cli_bad_input_one_line_errors(args, code, message, example_video, tmp_path):
     text = tmp_path / "notes.mp4"
     text.write_text("not a video\n" * 40)
+    (tmp_path / "empty").mkdir()
     argv = [a.format(video=example_video, tmp=tmp_path, text=text) for a in args]
     proc = subprocess.run([sys.executable, "-m", "vidsense.app.cli", *argv], capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == code, proc.stderr
