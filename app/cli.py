@@ -56,6 +56,11 @@ LlmOpt = typer.Option(None, "--llm-model", help="Bundled LLM name or path of a G
 WindowOpt = typer.Option(None, "--window-s", help="Window length in seconds (default 2).")
 ModalitiesOpt = typer.Option(None, "--modalities", help="Comma-separated subset of sight,speech,sound,text.")
 NoCacheOpt = typer.Option(False, "--no-cache", help="Do not read or write the perception cache.")
+JointOpt = typer.Option(
+    None, "--joint-model",
+    help="Joint model whose frame/audio similarity to the concepts is blended into the activations (CLIP or CLAP folder, "
+    "'imagebind' or an ImageBind .pth); repeatable; sets concept_joint_models.",
+)
 
 
 @app.command(epilog="Example: vidsense classify clip.mp4 --labels ucf101 --top-k 5 --format json  |  batch: vidsense classify clips/ 'more/*.avi' --labels ucf101 --output results.jsonl --workers 2 --resume")
@@ -206,6 +211,7 @@ def explain(
     profile: Optional[str] = ProfileOpt,
     llm_model: Optional[str] = LlmOpt,
     window_s: Optional[float] = WindowOpt,
+    joint_model: Optional[list[str]] = JointOpt,
 ) -> None:
     """Classify a video and explain the prediction: which concepts, when, and how they relate in time."""
     from vidsense import Pipeline
@@ -213,7 +219,7 @@ def explain(
 
     if fmt not in ("text", "json"):
         raise InputError(f"--format: expected text or json, got {fmt!r}")
-    pipe = Pipeline(settings=_settings(profile=profile, llm_model=llm_model, window_s=window_s))
+    pipe = Pipeline(settings=_settings(profile=profile, llm_model=llm_model, window_s=window_s, concept_joint_models=joint_model or None))
     res = pipe.explain(video, labels, modalities=_modalities(modalities), reasoner=reasoner, llm_occlusion=not no_occlusion)
     if fmt == "json":
         print(json.dumps(res.to_dict(), indent=2))
@@ -273,11 +279,12 @@ def concepts_fit(
     epochs: int = typer.Option(100, "--epochs", min=1),
     seed: int = typer.Option(0, "--seed"),
     profile: Optional[str] = ProfileOpt,
+    joint_model: Optional[list[str]] = JointOpt,
 ) -> None:
     """Train the concept model on labelled videos (few-shot) and save it for `explain`."""
     from vidsense import Pipeline
 
-    pipe = Pipeline(settings=_settings(profile=profile))
+    pipe = Pipeline(settings=_settings(profile=profile, concept_joint_models=joint_model or None))
     report = pipe.fit_concepts(manifest, labels, epochs=epochs, seed=seed)
     print(json.dumps(report, indent=2))
 

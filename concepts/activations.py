@@ -7,13 +7,18 @@ bundled MiniLM, and the activation is their cosine similarity. A window with no
 observations gets a row of zeros, so "no evidence" and "window removed" look the
 same to the concept model.
 
-When a joint image-text or audio-text model is configured, :class:`JointScorer`
-is the seam: it scores a window's frames or audio against the concept texts,
-and :func:`blend` mixes that with the text activations.
+When joint image-text or audio-text models are configured
+(``settings.concept_joint_models``: CLIP, CLAP, ImageBind), each scores the
+window's frames or audio against the concept texts (a :class:`JointScorer`,
+implemented in :mod:`vidsense.concepts.joint`); the per-model matrices make a
+:class:`JointEvidence`, whose mean is blended with the text activations by
+``settings.concept_joint_weight``. :func:`activations_for` is the one entry
+point that applies the settings.
 
 Results are cached in memory and as ``.npz`` under
-``<home>/cache/concepts/``, keyed on the timeline's content hash, the bank hash,
-the encoder and the modality restriction.
+``<home>/cache/concepts/``: text matrices keyed on the timeline's content hash,
+the bank hash, the encoder and the modality restriction; joint matrices on the
+video file's hash, the windows, the model and the frame sampling.
 """
 
 from __future__ import annotations
@@ -220,6 +225,7 @@ def activations_by_modality(
     encoder: TextEncoder,
     mode: Literal["only", "without"] = "without",
     cache: ActivationCache | None = None,
+    joint: "JointEvidence | None" = None,
 ) -> dict[str, Activations]:
     """Activations per present modality, from the timeline rendered restricted to it.
 
@@ -227,17 +233,59 @@ def activations_by_modality(
         mode: ``only`` renders each modality alone (what that modality says by
             itself); ``without`` renders everything but it (the counterfactual
             used for modality ablation and the drop-modality intervention).
+        joint: joint-model evidence to blend in; a modality left out loses its
+            joint part too (dropping ``sight`` also drops CLIP's contribution),
+            and a modality only a joint model sees is a group of its own.
     """
-    present = present_modalities(timeline)
+    seen = set(present_modalities(timeline)) | set(joint.present if joint is not None else ())
+    present = tuple(m for m in MODALITIES if m in seen)
     out = {}
     for m in present:
         keep = (m,) if mode == "only" else tuple(x for x in present if x != m)
-        out[m] = concept_activations(timeline, bank, encoder, keep, cache)
+        text = concept_activations(timeline, bank, encoder, keep, cache)
+        out[m] = text if joint is None else joint.apply(text, keep)
     return out
 
 
+def activations_for(
+    settings: "Settings",
+    timeline: Timeline,
+    bank: ConceptBank,
+    *,
+    encoder: TextEncoder | None = None,
+    media: "Media | None" = None,
+    modalities: Iterable[str] | None = None,
+    cache: ActivationCache | None = None,
+    scorers: "Sequence[JointScorer] | None" = None,
+) -> Activations:
+    """The activations the concept model reads for one video, as the settings ask.
+
+    Text activations, blended with :func:`~vidsense.concepts.joint.joint_evidence`
+    when ``settings.concept_joint_models`` is set, its weight is above 0 and the
+    video file is available.
+
+    Args:
+        settings: the :class:`~vidsense.services.settings.Settings`.
+        timeline: the video's timeline.
+        bank: the concept bank (columns).
+        encoder: sentence encoder (default: :class:`SentenceEncoder` of ``settings``).
+        media: the opened video (default: opened from ``timeline.video.path`` when a joint matrix is not cached).
+        modalities: restrict text and joint evidence to these modalities (``None``: all).
+        cache: where to look up / store matrices.
+        scorers: the joint scorers (default: those of ``settings``; pass them to resolve the models once per batch).
+
+    Raises:
+        InputError: a configured joint model cannot be found.
+    """
+    from vidsense.concepts.joint import joint_evidence  # loads the joint-model machinery only when asked
+
+    text = concept_activations(timeline, bank, encoder or SentenceEncoder(settings), modalities, cache)
+    joint = joint_evidence(settings, timeline, bank, media=media, cache=cache, scorers=scorers)
+    return text if joint is None else joint.apply(text, modalities)
+
+
 # ---------------------------------------------------------------------------
-# Joint image-text / audio-text models (seam)
+# Joint image-text / audio-text models
 
 
 class JointScorer(Protocol):
@@ -245,37 +293,90 @@ class JointScorer(Protocol):
 
     ``similarity`` receives one input per window (for ``sight`` an RGB uint8
     array ``[k, H, W, 3]`` of the window's frames, for ``sound`` the window's
-    16 kHz mono float32 samples) and returns ``[windows, len(texts)]`` cosine
-    similarities; pooling several frames of a window is the scorer's choice.
+    16 kHz mono float32 samples; ``None`` when the window has nothing to read)
+    and returns ``[windows, len(texts)]`` cosine similarities, rows of zeros for
+    ``None``; pooling several frames of a window is the scorer's choice.
+
+    Attributes:
+        name: the model (``clip:/models/clip-vit-b16``), for encoder names.
+        version: changes whenever the weights change (cache keys).
+        modality: what it reads.
     """
 
     name: str
+    version: str
     modality: Literal["sight", "sound"]
 
-    def similarity(self, inputs: Sequence[np.ndarray], texts: Sequence[str]) -> np.ndarray: ...
+    def similarity(self, inputs: Sequence[np.ndarray | None], texts: Sequence[str]) -> np.ndarray: ...
 
 
-def joint_activations(
-    media: "Media",
-    windows: Sequence[Window],
-    bank: ConceptBank,
-    scorer: JointScorer,
-    frames_per_window: int = 2,
-    max_side: int = 336,
-) -> Activations:
-    """Activations from a joint model: each window's frames or audio against each concept."""
-    if scorer.modality == "sight":
-        inputs = [media.sample(w.start_s, w.end_s, frames_per_window, max_side=max_side) for w in windows]
-    else:
-        inputs = [media.audio_between(w.start_s, w.end_s) for w in windows]
-    matrix = np.asarray(scorer.similarity(inputs, bank.texts), dtype=np.float32)
-    if matrix.shape != (len(windows), len(bank)):
-        raise ValueError(f"{scorer.name}: similarity returned shape {matrix.shape}, expected {(len(windows), len(bank))}")
-    return Activations(matrix, tuple(windows), tuple(bank.texts), bank.hash, scorer.name, (scorer.modality,))
+@dataclass(frozen=True, eq=False)
+class JointPart:
+    """One joint scorer's ``[T, C]`` similarities for a video."""
+
+    name: str
+    modality: str
+    matrix: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class JointEvidence:
+    """The joint models' activations of one video, and how much they weigh against the text.
+
+    The joint matrix is the mean over :attr:`parts`; a part whose modality is
+    left out (:meth:`only`, or ``keep`` in :meth:`matrix`) contributes zeros but
+    still counts in the mean, so leaving ``sight`` out removes exactly CLIP's
+    share and nothing else.
+
+    Attributes:
+        parts: one per (model, modality it reads).
+        weight: ``settings.concept_joint_weight``.
+        bank_hash: the bank the columns belong to.
+        modalities: the modalities kept (``None``: all).
+    """
+
+    parts: tuple[JointPart, ...]
+    weight: float
+    bank_hash: str
+    modalities: tuple[str, ...] | None = None
+
+    @property
+    def encoder(self) -> str:
+        """The joint models' names, joined by ``+``."""
+        return "+".join(dict.fromkeys(p.name for p in self.parts))
+
+    @property
+    def present(self) -> tuple[str, ...]:
+        """The kept modalities some part reads, in :data:`MODALITIES` order."""
+        seen = {p.modality for p in self.parts if self.modalities is None or p.modality in self.modalities}
+        return tuple(m for m in MODALITIES if m in seen)
+
+    def only(self, modalities: Iterable[str] | None) -> "JointEvidence":
+        """The evidence restricted to ``modalities`` (``None``: unchanged)."""
+        if modalities is None:
+            return self
+        kept = set(modalities) if self.modalities is None else set(modalities) & set(self.modalities)
+        return replace(self, modalities=tuple(sorted(kept)))
+
+    def matrix(self, keep: Iterable[str] | None = None) -> np.ndarray:
+        """``[T, C]`` mean over the parts, with the parts outside ``keep`` (and :attr:`modalities`) zeroed."""
+        kept = self.only(keep)
+        total = np.zeros_like(self.parts[0].matrix)
+        for p in self.parts:
+            if kept.modalities is None or p.modality in kept.modalities:
+                total += p.matrix
+        return (total / len(self.parts)).astype(np.float32)
+
+    def apply(self, text: Activations, keep: Iterable[str] | None = None) -> Activations:
+        """``text`` blended with the joint matrix restricted to ``keep``."""
+        if text.bank_hash != self.bank_hash:
+            raise ValueError("joint evidence and text activations use different concept banks")
+        joint = Activations(self.matrix(keep), text.windows, text.concepts, self.bank_hash, self.encoder, text.modalities)
+        return blend(text, joint, self.weight)
 
 
 def blend(text: Activations, joint: Activations, joint_weight: float = 0.5) -> Activations:
-    """Weighted mean of text and joint activations (same windows and bank)."""
+    """Weighted mean of text and joint activations (same windows and bank); the encoder names both."""
     if text.bank_hash != joint.bank_hash or text.shape != joint.shape:
         raise ValueError("blend needs activations of the same windows and concept bank")
     matrix = (1.0 - joint_weight) * text.matrix + joint_weight * joint.matrix

@@ -56,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vidsense.concepts.activations import (
     ActivationCache,
     Activations,
+    JointEvidence,
     TextEncoder,
     activations_by_modality,
     concept_activations,
@@ -261,6 +262,7 @@ class Explanation(_Frozen):
     schema_version: str = SCHEMA_VERSION
     label_set: str
     bank_hash: str
+    encoder: str = Field("", description="what produced the activations: the sentence encoder, then any joint models blended in, joined by '+'")
     model: dict[str, Any] = Field(description="trained flag, seed, config of the concept model")
     prediction: Prediction
     agreement: Agreement
@@ -356,12 +358,19 @@ def explain_timeline(
     score_fn: ScoreFn | None = None,
     target: str | None = None,
     cache: ActivationCache | None = None,
+    joint: JointEvidence | None = None,
     options: ExplainOptions = ExplainOptions(),
 ) -> Explanation:
-    """Compute activations for ``timeline`` (all modalities and each modality left out) and :func:`explain`."""
+    """Compute activations for ``timeline`` (all modalities and each modality left out) and :func:`explain`.
+
+    ``joint`` (from :func:`~vidsense.concepts.joint.joint_evidence`) is blended
+    into every one of them, its parts of a left-out modality zeroed.
+    """
     start = time.perf_counter()
     acts = concept_activations(timeline, bank, encoder, cache=cache)
-    by_modality = activations_by_modality(timeline, bank, encoder, "without", cache)
+    if joint is not None:
+        acts = joint.apply(acts)
+    by_modality = activations_by_modality(timeline, bank, encoder, "without", cache, joint)
     seconds = time.perf_counter() - start
     expl = explain(
         model, card, bank, acts,
@@ -495,6 +504,7 @@ def explain(
     return Explanation(
         label_set=card.label_set,
         bank_hash=bank.hash,
+        encoder=activations.encoder,
         model={"trained": card.trained, "seed": card.seed, "tau": model.config.tau, "nonneg": model.config.nonneg},
         prediction=prediction,
         agreement=agreement,

@@ -17,22 +17,25 @@ class names from the bundled YAMNet class map) or any supplied texts, such as
 a label set's concepts (:func:`concept_vocabulary`).
 
 Backends are picked by factory: :func:`make_clip_tagger`, :func:`make_clap_tagger`
-and :func:`make_imagebind_tagger`.
+and :func:`make_imagebind_tagger`. The concept activations (:mod:`vidsense.concepts.joint`)
+load the same encoders through :data:`JOINT_KINDS` / :func:`locate_joint` and read
+windows through the same :func:`window_input` and :func:`embed_window`.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
 from vidsense.services import model_store, pretrained
-from vidsense.services.errors import InputError
+from vidsense.services.errors import InputError, ModelError
 from vidsense.services.perception import ModelCard
 from vidsense.services.timeline import Modality, Observation, Window
 from vidsense.services.video import SAMPLE_RATE, Media
@@ -157,6 +160,37 @@ def resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
     return resample_poly(audio, dst // g, src // g).astype(np.float32)
 
 
+def embed_texts(encoder: JointEncoder, texts: Sequence[str]) -> np.ndarray:
+    """``[len(texts), d]`` L2-normalised text embeddings, in batches of :data:`TEXT_BATCH`."""
+    texts = list(texts)
+    rows = [encoder.embed_texts(texts[i : i + TEXT_BATCH]) for i in range(0, len(texts), TEXT_BATCH)]
+    return np.concatenate(rows)
+
+
+def window_input(media: Media, modality: Modality, window: Window, frames_per_window: int, max_side: int, min_audio_s: float = 0.25) -> np.ndarray | None:
+    """What a joint model reads of one window: its frames (``sight``) or 16 kHz audio (``sound``).
+
+    Returns:
+        ``[k, H, W, 3]`` uint8 frames or float32 samples; ``None`` when the video
+        has no video stream, or the window has less than ``min_audio_s`` of audio.
+    """
+    if modality == "sight":
+        if not media.info.has_video:
+            return None
+        return media.sample(window.start_s, window.end_s, frames_per_window, max_side)
+    clip = media.audio_between(window.start_s, window.end_s)
+    if len(clip) == 0 or len(clip) < min_audio_s * SAMPLE_RATE:
+        return None
+    return clip
+
+
+def embed_window(encoder: JointEncoder, modality: Modality, data: np.ndarray) -> np.ndarray:
+    """L2-normalised embeddings of one :func:`window_input`: one row per frame, or one for the audio."""
+    if modality == "sight":
+        return encoder.embed_images(data)
+    return encoder.embed_audio([resample(data, SAMPLE_RATE, encoder.audio_rate)])
+
+
 class JointEmbeddingTagger:
     """Tags windows by matching their frames and/or audio to text vocabularies."""
 
@@ -178,9 +212,7 @@ class JointEmbeddingTagger:
         self._text = [self._embed_vocabulary(c.vocabulary) for c in self.channels]
 
     def _embed_vocabulary(self, vocab: Vocabulary) -> np.ndarray:
-        prompts = vocab.prompts()
-        rows = [self.encoder.embed_texts(prompts[i : i + TEXT_BATCH]) for i in range(0, len(prompts), TEXT_BATCH)]
-        return np.concatenate(rows)
+        return embed_texts(self.encoder, vocab.prompts())
 
     def params(self) -> dict[str, Any]:
         """Model identity, vocabularies, sampling and thresholds."""
@@ -196,16 +228,10 @@ class JointEmbeddingTagger:
     def scores(self, channel: int, media: Media, window: Window) -> np.ndarray | None:
         """Probability of every vocabulary term for one window (``None`` when there is nothing to read)."""
         c = self.channels[channel]
-        if c.modality == "sight":
-            if not media.info.has_video:
-                return None
-            frames = media.sample(window.start_s, window.end_s, self.settings.frames_per_window, self.settings.frame_max_side)
-            emb = self.encoder.embed_images(frames)
-        else:
-            clip = media.audio_between(window.start_s, window.end_s)
-            if len(clip) < self.tuning.min_audio_s * SAMPLE_RATE:
-                return None
-            emb = self.encoder.embed_audio([resample(clip, SAMPLE_RATE, self.encoder.audio_rate)])
+        data = window_input(media, c.modality, window, self.settings.frames_per_window, self.settings.frame_max_side, self.tuning.min_audio_s)
+        if data is None:
+            return None
+        emb = embed_window(self.encoder, c.modality, data)
         return _softmax(self.encoder.logit_scale * emb @ self._text[channel].T).mean(axis=0)
 
     def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
@@ -304,19 +330,20 @@ class ImageBindEncoder:
     PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
     PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
 
-    def __init__(self, checkpoint: Path, device: str) -> None:
+    def __init__(self, ref: pretrained.Pretrained) -> None:
+        """Load the checkpoint ``ref.path`` (see :func:`locate_imagebind`) onto ``ref.device``."""
         import torch
         from imagebind import data
         from imagebind.models import imagebind_model
         from imagebind.models.imagebind_model import ModalityType
 
+        checkpoint = Path(ref.path)
         self.name = "imagebind-huge"
-        # Name and size, not a hash: hashing 4.5 GB on every start costs more than a run.
-        self.fingerprint = f"{checkpoint.name}:{checkpoint.stat().st_size}"
-        self._data, self._types, self._device = data, ModalityType, device
+        self.fingerprint = ref.fingerprint
+        self._data, self._types, self._device = data, ModalityType, ref.device
         model = imagebind_model.imagebind_huge(pretrained=False)  # pretrained=True would download
         model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-        self._model = model.to(device).eval()
+        self._model = model.to(ref.device).eval()
 
     def _embed(self, kind: str, value: Any) -> np.ndarray:
         import torch
@@ -352,6 +379,84 @@ class ImageBindEncoder:
         return self._embed(self._types.AUDIO, torch.stack(specs)[:, None].to(self._device))
 
 
+@dataclass(frozen=True)
+class JointKind:
+    """A family of joint models: the modalities its media towers read and its encoder class."""
+
+    modalities: tuple[Modality, ...]
+    encoder: Callable[[pretrained.Pretrained], JointEncoder]
+
+
+JOINT_KINDS: dict[str, JointKind] = {
+    "clip": JointKind(("sight",), HfClipEncoder),
+    "clap": JointKind(("sound",), HfClapEncoder),
+    "imagebind": JointKind(("sight", "sound"), ImageBindEncoder),
+}
+
+
+def locate_imagebind(checkpoint: str | Path | None, settings: Any, who: str = "imagebind-tagger") -> pretrained.Pretrained:
+    """Check that ImageBind can run and resolve its checkpoint (nothing is loaded yet).
+
+    Args:
+        checkpoint: the ``.pth`` file; ``None``: ``settings.imagebind_model``, else
+            ``$VIDSENSE_HOME/models/imagebind-huge/imagebind_huge.pth``.
+        settings: the :class:`~vidsense.services.settings.Settings`.
+        who: what needs it, for messages.
+
+    Raises:
+        InputError: the ``imagebind`` source package or the checkpoint is missing.
+    """
+    try:
+        # PyPI's "imagebind" is an empty placeholder, and imagebind.data needs
+        # torchaudio, torchvision and pytorchvideo: import both to find out early.
+        import imagebind.data  # noqa: F401
+        import imagebind.models.imagebind_model  # noqa: F401
+    except ImportError as exc:
+        raise InputError(f"{who}: ImageBind cannot be imported ({exc}); install it from source: {IMAGEBIND_INSTALL}") from None
+    path = Path(checkpoint or getattr(settings, "imagebind_model", None) or Path(settings.home) / "models" / IMAGEBIND_CHECKPOINT).expanduser()
+    if not path.is_file():
+        raise InputError(f"{who}: checkpoint {path} not found; put imagebind_huge.pth there (vidsense never downloads it)")
+    # Name and size, not a hash: hashing 4.5 GB on every start costs more than a run.
+    return pretrained.Pretrained(str(path), "imagebind", settings.resolved_device(), True, f"{path.name}:{path.stat().st_size}")
+
+
+def locate_joint(reference: str, settings: Any, *, role: str, setting: str) -> tuple[str, pretrained.Pretrained]:
+    """Resolve a joint model reference to its kind (a key of :data:`JOINT_KINDS`) and location.
+
+    ``imagebind`` or a ``.pth`` / ``.pt`` file is ImageBind; anything else is a
+    ``transformers`` folder (or, with ``allow_hub``, a hub id) whose config names
+    its model type.
+
+    Raises:
+        InputError: the reference names no local path (hub off) or a model of another type.
+        ModelError: the folder has no readable config.
+    """
+    if reference == "imagebind" or reference.endswith((".pth", ".pt")):
+        return "imagebind", locate_imagebind(None if reference == "imagebind" else reference, settings, who=f"{role} model {reference}")
+    ref = pretrained.locate(reference, settings, role=role, setting=setting)
+    kind = model_type(ref)
+    if kind not in JOINT_KINDS:
+        raise InputError(f"{role} model {reference}: a {kind!r} model; {setting} takes {', '.join(JOINT_KINDS)} models")
+    return kind, ref
+
+
+def model_type(ref: pretrained.Pretrained) -> str:
+    """The ``model_type`` of a ``transformers`` folder or hub id (``clip``, ``clap``, ...).
+
+    Raises:
+        ModelError: there is no readable ``config.json``.
+    """
+    try:
+        folder = Path(ref.path)
+        if folder.is_dir():
+            return str(json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"])
+        from transformers import AutoConfig
+
+        return str(AutoConfig.from_pretrained(ref.path, local_files_only=ref.local_only).model_type)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{ref.role} model {ref.path}: no readable config.json with a model_type ({type(exc).__name__}: {exc})") from exc
+
+
 def make_clip_tagger(settings: Any, vocabulary: Vocabulary | None = None, tuning: TagParams | None = None) -> JointEmbeddingTagger:
     """``clip-tagger``: frames against the visual vocabulary with ``settings.clip_model``."""
     encoder = HfClipEncoder(pretrained.locate(settings.clip_model, settings, role="clip", setting="clip_model"))
@@ -375,17 +480,7 @@ def make_imagebind_tagger(settings: Any, tuning: TagParams | None = None) -> Joi
     Raises:
         InputError: the ``imagebind`` source package or the checkpoint is missing.
     """
-    try:
-        # PyPI's "imagebind" is an empty placeholder, and imagebind.data needs
-        # torchaudio, torchvision and pytorchvideo: import both to find out early.
-        import imagebind.data  # noqa: F401
-        import imagebind.models.imagebind_model  # noqa: F401
-    except ImportError as exc:
-        raise InputError(f"imagebind-tagger: ImageBind cannot be imported ({exc}); install it from source: {IMAGEBIND_INSTALL}") from None
-    checkpoint = Path(getattr(settings, "imagebind_model", None) or Path(settings.home) / "models" / IMAGEBIND_CHECKPOINT).expanduser()
-    if not checkpoint.is_file():
-        raise InputError(f"imagebind-tagger: checkpoint {checkpoint} not found; put imagebind_huge.pth there (vidsense never downloads it)")
-    encoder = ImageBindEncoder(checkpoint, settings.resolved_device())
+    encoder = ImageBindEncoder(locate_imagebind(None, settings))
     card = ModelCard(name="imagebind-tagger", version="1", modalities=("sight", "sound"), note="ImageBind zero-shot tags")
     channels = [Channel("sight", visual_vocabulary()), Channel("sound", audioset_vocabulary(settings.home, template="{}"))]
     return JointEmbeddingTagger(card, encoder, channels, settings, tuning)

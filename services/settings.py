@@ -8,12 +8,13 @@ defaults, then the field defaults. Profiles are data in :data:`PROFILES`.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from vidsense.services.errors import InputError
 
@@ -79,6 +80,20 @@ class Settings(BaseSettings):
     clap_model: str | None = None
     imagebind_model: str | None = Field(None, description="ImageBind checkpoint (imagebind_huge.pth), from-source install")
 
+    # Concept activations
+    concept_joint_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "joint models whose frame / audio similarity to each concept text joins the text activations: "
+            "CLIP folders (sight), CLAP folders (sound), 'imagebind' or an ImageBind .pth (both); local paths, "
+            "or hub ids with allow_hub. In the environment: a JSON list or comma-separated paths"
+        ),
+    )
+    concept_joint_weight: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="weight of the joint models' activations: 0 = text only, 1 = joint only, in between = the weighted mean",
+    )
+
     # Reasoning
     shortlist: int = Field(20, ge=1)
     top_k: int = Field(5, ge=1)
@@ -96,6 +111,15 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
+
+    @field_validator("concept_joint_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        # One path is the common case in an environment variable; JSON lists stay possible.
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
+        return value
 
     @model_validator(mode="after")
     def _apply_profile(self) -> "Settings":

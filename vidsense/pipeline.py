@@ -52,6 +52,7 @@ class Pipeline:
         self._reasoner_lock = threading.Lock()
         self._concept_models: dict[str, tuple[Any, Any, Any]] = {}
         self._encoder: Any = None
+        self._activation_cache: Any = None
 
     def reasoner(self, name: str = "llm") -> Reasoner:
         """The reasoner ``name`` (``llm`` or ``embedding``), created once (thread-safe)."""
@@ -103,6 +104,15 @@ class Pipeline:
             self._encoder = SentenceEncoder(self.settings)
         return self._encoder
 
+    @property
+    def activation_cache(self):
+        """The concept-activation cache (``$VIDSENSE_HOME/cache/concepts``; memory only with ``cache`` off)."""
+        if self._activation_cache is None:
+            from vidsense.concepts.activations import ActivationCache
+
+            self._activation_cache = ActivationCache.for_settings(self.settings)
+        return self._activation_cache
+
     def score_fn(self, labelset: LabelSet, candidates: Iterable[str], reasoner: str = "llm"):
         """``timeline -> {label: probability}`` over a fixed candidate list (for occlusion).
 
@@ -142,7 +152,9 @@ class Pipeline:
             top_k: labels to report.
         """
         from vidsense.concepts.explain import ExplainOptions, explain_timeline
+        from vidsense.concepts.joint import joint_evidence, joint_scorers
 
+        scorers = joint_scorers(self.settings)  # a missing joint model fails before the slow part
         result = self.classify(video, labels, top_k=top_k, modalities=modalities, reasoner=reasoner)
         labelset = load_labels(labels)
         timeline = result.timeline.only(modalities) if modalities is not None else result.timeline
@@ -151,8 +163,14 @@ class Pipeline:
         llm_scores = {c.label: c.score for c in pred.candidates} if pred else None
         score_fn = self.score_fn(labelset, [c.label for c in pred.candidates], reasoner) if (llm_occlusion and pred) else None
         t0 = time.perf_counter()
+        # The joint models read the video file itself; a modality restriction applies to them too.
+        joint = joint_evidence(self.settings, result.timeline, bank, cache=self.activation_cache, scorers=scorers)
+        joint = joint.only(modalities) if joint is not None else None
         options = ExplainOptions(top_k=top_k or self.settings.top_k, interventions=tuple(interventions))
-        expl = explain_timeline(timeline, bank, model, card, self.encoder, llm_scores=llm_scores, score_fn=score_fn, target=result.label, options=options)
+        expl = explain_timeline(
+            timeline, bank, model, card, self.encoder, llm_scores=llm_scores, score_fn=score_fn, target=result.label,
+            cache=self.activation_cache, joint=joint, options=options,
+        )
         timings = dict(result.timings, explanation=time.perf_counter() - t0)
         return ExplanationResult(video=str(video), classification=result, explanation=expl, timings=timings)
 
@@ -166,7 +184,8 @@ class Pipeline:
             The saved folder, the fit metrics and the skipped videos.
         """
         from vidsense.concepts import motif, train
-        from vidsense.concepts.activations import concept_activations
+        from vidsense.concepts.activations import activations_for
+        from vidsense.concepts.joint import joint_scorers
         from vidsense.services.errors import VidsenseError
         from vidsense.services.manifest import read_manifest
 
@@ -176,19 +195,22 @@ class Pipeline:
             if r.label not in labelset.labels:
                 raise InputError(f"{manifest}:{r.line}: label {r.label!r} is not in label set {labelset.name!r}")
         bank, _, _ = self.concept_model(labelset)
-        examples, skipped = [], []
+        scorers = joint_scorers(self.settings)  # a missing joint model fails before any video is described
+        examples, skipped, encoders = [], [], set()
         for r in rows:
             try:
                 tl = self.describe(r.path)
             except VidsenseError as exc:
                 skipped.append({"video": str(r.path), "error": str(exc)})
                 continue
-            acts = concept_activations(tl, bank, self.encoder)
+            acts = activations_for(self.settings, tl, bank, encoder=self.encoder, cache=self.activation_cache, scorers=scorers)
+            encoders.add(acts.encoder)
             examples.append(train.LabelledActivations(acts.matrix, r.label, str(r.path)))
         if not examples:
             raise InputError(f"{manifest}: no usable videos to train on")
         model, metrics = train.fit(examples, bank, labelset.labels, epochs=epochs, seed=seed)
-        card = train.trained_card(bank, model, metrics, {"manifest": str(manifest)})
+        # The card says what the activations came from: a model fitted on blended activations reads those best.
+        card = train.trained_card(bank, model, metrics, {"manifest": str(manifest), "encoder": "|".join(sorted(encoders))})
         folder = Path(self.settings.home) / "concepts" / "models" / labelset.name
         motif.save_model(model, card, folder)
         # The bank travels with the model: a later change of the bundled bank must not
