@@ -29,6 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from vidsense.agents.labels import BUNDLED, LabelSet, load_labels
 from vidsense.agents.llm import LanguageModel
 
@@ -44,9 +46,10 @@ MIN_WORDS = 6
 TOKENS_PER_LABEL = 44
 
 SYSTEM = (
-    "You describe video classes for a video classifier. For each class you write one plain "
-    "sentence of 12 to 25 words saying what is seen in such a video (people, objects, place), "
-    "what is heard, and how people or things move."
+    "You describe video classes for a video classifier. The classes come from a human action "
+    "recognition dataset: read every class name as something a person does with their body or "
+    "with objects. For each class you write one plain sentence of 12 to 25 words saying what is "
+    "seen in such a video (people, objects, place), what is heard, and how people or things move."
 )
 _NUMBERED = re.compile(r"^\s*(\d{1,3})\s*[.):-]\s*(.+?)\s*$")
 # Answers that talk about the task rather than the video.
@@ -63,6 +66,15 @@ def _user_prompt(names: list[str]) -> str:
     )
 
 
+def _single_prompt(name: str) -> str:
+    # Asked alone with the batch prompt, the model lists several five-word
+    # variants ("1. A man climbs a ladder. 2. ..."), too thin to use.
+    return (
+        f"Class: {name}\n\nDescribe a typical video of this class in one sentence of 12 to 25 words: "
+        "who is there and where, what is heard, and how they move."
+    )
+
+
 def clean(text: str, label: str) -> str:
     """Normalise one generated description; '' when it is unusable.
 
@@ -70,6 +82,11 @@ def clean(text: str, label: str) -> str:
     the label repeated.
     """
     text = text.strip().strip('"').strip()
+    text = re.sub(r"^(\d{1,3}\s*[.):-]\s*)+", "", text)  # a number the model repeated ("1. 1. A man ...")
+    text = re.sub(r"\s*\.\.\.\s*", " ", text)  # "A man ... arranging flowers"
+    typical = re.match(r"A typical video of .{1,60}? (shows|features) (.+)", text)
+    if typical:
+        text = typical.group(2)[:1].upper() + typical.group(2)[1:]
     text = re.sub(r"^\*\*[^*]+\*\*\s*[:-]?\s*", "", text)  # "**Archery**: ..." headings
     text = re.sub(r"^[^:]{1,60}:\s+", lambda m: "" if label.lower() in m.group(0).lower() else m.group(0), text)
     text = re.sub(r"\s+", " ", text)
@@ -113,8 +130,29 @@ def _parse(answer: str, names: list[str]) -> list[str]:
 
 
 def _ask(llm: LanguageModel, names: list[str]) -> list[str]:
+    if len(names) == 1:
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": _single_prompt(names[0])}]
+        answer = llm.generate(messages, max_tokens=TOKENS_PER_LABEL + 16).strip()
+        return [clean(answer.splitlines()[0] if answer else "", names[0])]
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": _user_prompt(names)}]
     return _parse(llm.generate(messages, max_tokens=TOKENS_PER_LABEL * len(names)), names)
+
+
+Similarity = Callable[[list[str], list[str]], "np.ndarray"]
+
+
+def misaligned(descriptions: list[str], names: list[str], similarity: Similarity | None) -> set[int]:
+    """Positions whose description is closer to another label of the batch than to its own.
+
+    A small model answering a numbered batch sometimes skips a number, so every
+    later line describes its neighbour ("kick ball: A woman kisses a man");
+    sentence embeddings catch that shift.
+    """
+    live = [i for i, d in enumerate(descriptions) if d]
+    if similarity is None or len(names) < 2 or not live:
+        return set()
+    sims = np.asarray(similarity([descriptions[i] for i in live], names))
+    return {i for row, i in zip(sims, live) if int(np.argmax(row)) != i}
 
 
 def generate_descriptions(
@@ -125,6 +163,7 @@ def generate_descriptions(
     batch: int = BATCH,
     on_batch: Callable[[dict[str, str]], None] | None = None,
     reuse: dict[str, str] | None = None,
+    similarity: Similarity | None = None,
 ) -> dict[str, str]:
     """Describe every label of ``labelset`` not yet in ``existing``.
 
@@ -141,6 +180,9 @@ def generate_descriptions(
         on_batch: called with the descriptions so far after every batch (to save them).
         reuse: ``{readable label (lower case): description}`` made for other sets
             (most Kinetics-700 classes are Kinetics-400 classes); taken as is.
+        similarity: ``(texts, names) -> [len(texts), len(names)]`` similarities
+            (sentence embeddings); when given, batch answers that fit another
+            label of the batch better than their own are asked again alone.
 
     Returns:
         ``{label: description}`` for every label, in label-set order.
@@ -160,8 +202,12 @@ def generate_descriptions(
         part = todo[start : start + batch]
         names = [labelset.readable[i] for i in part]
         got = _ask(llm, names)
+        shifted = misaligned(got, names, similarity)
         seen = set(done.values())
-        for i, name, desc in zip(part, names, got):
+        for k, (i, name, desc) in enumerate(zip(part, names, got)):
+            if k in shifted:
+                log.info("%s: %r's batch answer fits another label; asking again", labelset.name, labelset.labels[i])
+                desc = ""
             if not desc or desc in seen or not on_topic(desc, name.lower(), names_all):
                 desc = _ask(llm, [name])[0]
             if not desc or desc in seen or not on_topic(desc, name.lower(), names_all):
@@ -200,12 +246,22 @@ def cache_path(settings, labelset: LabelSet) -> Path:
     return Path(settings.home) / "descriptions" / f"{labelset.sha256}.json"
 
 
-def describe_to_file(llm: LanguageModel, labelset: LabelSet, path: Path, batch: int = BATCH, reuse: dict[str, str] | None = None) -> dict[str, str]:
+def describe_to_file(
+    llm: LanguageModel, labelset: LabelSet, path: Path, batch: int = BATCH, reuse: dict[str, str] | None = None, similarity: Similarity | None = None
+) -> dict[str, str]:
     """Generate descriptions into ``path``, resuming from what it holds."""
     existing = {k: v for k, v in _read_json(path).items() if k in set(labelset.labels) and v}
     if len(existing) < len(labelset):
         log.info("%s: describing %d of %d labels", labelset.name, len(labelset) - len(existing), len(labelset))
-    return _finish(path, generate_descriptions(llm, labelset, existing=existing, batch=batch, on_batch=lambda d: _write_json(path, d), reuse=reuse))
+    done = generate_descriptions(llm, labelset, existing=existing, batch=batch, on_batch=lambda d: _write_json(path, d), reuse=reuse, similarity=similarity)
+    return _finish(path, done)
+
+
+def embedding_similarity(settings) -> Similarity:
+    """Cosine similarity in the configured sentence-embedding space."""
+    from vidsense.services import embeddings
+
+    return lambda texts, names: embeddings.embed(settings, list(texts)) @ embeddings.embed(settings, list(names)).T
 
 
 def _finish(path: Path, data: dict[str, str]) -> dict[str, str]:
@@ -249,7 +305,7 @@ def label_descriptions(settings, labelset: LabelSet, llm: LanguageModel | None =
 
         llm = load_llm(settings)
     with _DIR_LOCK:
-        return describe_to_file(llm, labelset, path)
+        return describe_to_file(llm, labelset, path, similarity=embedding_similarity(settings))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.labelsets:
         ls = load_labels(spec)
         path = (args.out / f"{ls.name}.descriptions.json") if args.out else bundled_path(ls.name)
-        describe_to_file(llm, ls, path, batch=args.batch, reuse=_pool(path.parent))
+        describe_to_file(llm, ls, path, batch=args.batch, reuse=_pool(path.parent), similarity=embedding_similarity(settings))
         log.info("%s: %s written", ls.name, path)
     return 0
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import sys
 import time
@@ -352,13 +353,15 @@ def compare_variants(
     labels: str | None = None,
     variants: dict[str, tuple[bool, float, float]] | None = None,
     progress: Callable[[str], None] | None = None,
+    grammar: bool = True,
 ) -> dict[str, EvalReport]:
     """Evaluate calibration / evidence-combination variants of the LLM reasoner.
 
     Each video is described once and the LLM scores each (video, label set,
     hints) once; the variants only recombine that evidence, so comparing nine
     variants costs about two LLM passes. The embedding-only reasoner is
-    included as ``embedding``.
+    included as ``embedding``, and with ``grammar`` the second strategy
+    (one grammar-constrained generation per row, its own LLM pass) as ``grammar``.
 
     Returns:
         ``{variant name: report}``.
@@ -380,7 +383,8 @@ def compare_variants(
 
     def classifier(hints: bool, cw: float, ew: float) -> ClassifyFn:
         def classify(tl: Timeline, ls: LabelSet, *, modalities=None, top_k: int = 5) -> Prediction:
-            key = (tl.video.sha256, tl.video.path, ls.sha256, hints, tuple(modalities or ()))
+            # Keyed on the timeline's content: two rows of one video share the LLM pass.
+            key = (hashlib.sha256(tl.to_json(sort_keys=True).encode()).hexdigest(), ls.sha256, hints, tuple(modalities or ()))
             if key not in evidence:
                 evidence[key] = reasoners[hints].evidence(tl, ls, modalities)
             ev = evidence[key]
@@ -394,6 +398,10 @@ def compare_variants(
         out[name] = evaluate(manifest_path, (describe, classifier(hints, cw, ew)), labels)
         if progress:
             progress(f"{name}: top1={out[name].top1:.3f} top5={out[name].top5:.3f}")
+    if grammar:
+        out["grammar"] = evaluate(manifest_path, (describe, LLMReasoner(settings, llm=base.llm, strategy="grammar").classify), labels)
+        if progress:
+            progress(f"grammar: top1={out['grammar'].top1:.3f} top5={out['grammar'].top5:.3f}")
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -29,6 +29,32 @@ BUNDLED: dict[str, str] = {
 }
 # Accepted spellings of the bundled names.
 ALIASES: dict[str, str] = {"k400": "kinetics400", "k700": "kinetics700", "something-something-v2": "ssv2", "sthsthv2": "ssv2"}
+
+# Bundled labels whose mechanical readable form misleads a language model or a
+# sentence embedding ("pullup" became "pulls up her pants", "wave" a water wave
+# in generated descriptions). Outputs still use the label as the set spells it.
+READABLE_OVERRIDES: dict[str, dict[str, str]] = {
+    "hmdb51": {
+        "catch": "catch something thrown",
+        "dive": "dive into water",
+        "fall_floor": "fall to the floor",
+        "flic_flac": "flic flac (back handspring)",
+        "golf": "golf swing",
+        "hit": "hit something with a stick or hand",
+        "kick": "kick something",
+        "kiss": "kiss someone",
+        "pick": "pick something up",
+        "pullup": "pull ups on a bar",
+        "pushup": "push ups on the floor",
+        "shoot_ball": "shoot a ball at a basket",
+        "shoot_bow": "shoot a bow and arrow",
+        "situp": "sit ups on the floor",
+        "swing_baseball": "swing a baseball bat",
+        "sword": "sword fight",
+        "turn": "turn around",
+        "wave": "wave a hand",
+    },
+}
 
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])")
 
@@ -116,7 +142,9 @@ def bundled_names() -> list[str]:
 @lru_cache(maxsize=16)
 def _bundled(name: str) -> LabelSet:
     text = resources.files("vidsense.agents").joinpath("labelsets", BUNDLED[name]).read_text(encoding="utf-8")
-    return LabelSet.from_labels(name, text.splitlines())
+    ls = LabelSet.from_labels(name, text.splitlines())
+    over = READABLE_OVERRIDES.get(name, {})
+    return replace(ls, readable=tuple(over.get(lab, r) for lab, r in zip(ls.labels, ls.readable)))
 
 
 def load_labels(spec: str | list[str] | tuple[str, ...] | LabelSet) -> LabelSet:

@@ -66,3 +66,37 @@ def test_descriptions_copied_from_a_neighbour_are_rejected():
     assert not d.on_topic("A woman performing a jump rope.", "jumping jack", names)
     assert d.on_topic("A man spins a hula hoop around his waist.", "hula hoop", names)
     assert d.on_topic("A cyclist pedals around a track.", "biking", names)
+
+
+def test_clean_strips_repeated_numbers_ellipses_and_the_typical_video_frame():
+    assert d.clean("1. A man brushes his hair with a brush in front of a mirror.", "brush hair").startswith("A man brushes")
+    assert d.clean("A man ... arranging flowers in a vase on a kitchen table.", "arranging flowers") == (
+        "A man arranging flowers in a vase on a kitchen table."
+    )
+    assert d.clean("A typical video of a hug shows two people holding each other close and smiling.", "hug").startswith("Two people")
+
+
+def test_a_shifted_batch_answer_is_detected_and_asked_again_alone():
+    from vidsense.agents.describe_labels import embedding_similarity
+
+    class Scripted:
+        """Answers a numbered batch one line off (the failure seen with Qwen), and single prompts well."""
+
+        def __init__(self):
+            self.prompts = []
+
+        def generate(self, messages, max_tokens=0, **kw):
+            user = messages[-1]["content"]
+            self.prompts.append(user)
+            if user.startswith("Classes:"):
+                return "1. A man kicks a football across a grass field.\n2. A woman laughs loudly at a joke.\n3. A person pours water into a tall glass."
+            name = user.split("\n", 1)[0].removeprefix("Class: ")
+            return {"kiss someone": "Two people lean in and kiss each other on the lips.", "laugh": "A woman laughs loudly at a joke among friends."}.get(name, "")
+
+    sim = embedding_similarity(load_settings())
+    assert d.misaligned(["A woman kisses a man.", "A child laughs at a cartoon."], ["laugh", "kiss someone"], sim) == {0, 1}
+    llm = Scripted()
+    out = d.generate_descriptions(llm, load_labels(["kick ball", "kiss someone", "laugh"]), batch=3, similarity=sim)
+    assert out["kick ball"].startswith("A man kicks")
+    assert "kiss" in out["kiss someone"] and "laughs" in out["laugh"]
+    assert len(llm.prompts) == 3  # the batch, then kiss and laugh alone

@@ -89,3 +89,43 @@ def test_works_with_a_pipeline_like_object(tmp_path):
     report = evaluate(_manifest(tmp_path), Described(), reasoner="embedding")
     assert report.reasoner == "embedding" and report.overall.n == 5
     assert all(r.in_shortlist == (r.rank <= 2) for r in report.rows if not r.error)
+
+
+@pytest.mark.slow
+def test_compare_variants_scores_each_row_once_per_hint_setting_and_adds_grammar(tmp_path):
+    from agents_fixtures import smollm
+
+    from vidsense.agents.evaluate import compare_variants
+    from vidsense.agents.reasoner import LLMReasoner
+
+    describe, calls = _describe_calls()
+    llm = smollm()
+    passes = []
+    real_score = llm.score
+
+    def counting_score(prompt, candidates, *a, **kw):
+        passes.append(prompt)
+        return real_score(prompt, candidates, *a, **kw)
+
+    llm.score = counting_score
+
+    class Described:
+        settings = load_settings(shortlist=3)
+
+        def describe(self, video, modalities=None):
+            return describe(video, modalities)
+
+        def reasoner(self, name="llm"):
+            return LLMReasoner(self.settings, llm=llm, descriptions=lambda ls: {})
+
+    variants = {"raw": (True, 0.0, 0.0), "calibrated+embedding": (True, 1.0, 1.0), "no-hints-raw": (False, 0.0, 0.0)}
+    reports = compare_variants(_manifest(tmp_path), Described(), variants=variants)
+    assert set(reports) == {"embedding", "raw", "calibrated+embedding", "no-hints-raw", "grammar"}
+    for name, rep in reports.items():
+        assert rep.overall.n == 5 and rep.overall.errors == 2, name  # missing video, unknown label
+        assert all(r.predicted for r in rep.rows if not r.error), name
+    # 3 scorable rows x 2 hint settings, plus content-free priors (cached per candidate list).
+    from vidsense.agents.prompts import NOTHING
+
+    priors = [p for p in passes if NOTHING in p]
+    assert len(passes) - len(priors) == 3 * 2 and 1 <= len(priors) <= 2 * 2
