@@ -75,6 +75,7 @@ class KineticsActions:
         modalities=("sight",),
         note="action: an Inception-I3D recogniser trained on Kinetics-400 contributed "
         "(results on Kinetics-400 itself are not zero-shot)",
+        cost=2.3,
     )
 
     def __init__(self, settings: Any, top_k: int = 3, min_prob: float = 0.05, backend: str = "onnx", clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):

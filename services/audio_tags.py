@@ -266,6 +266,7 @@ class YamnetTagger:
         needs_video=False,
         needs_audio=True,
         note="YAMNet, AudioSet 521 classes",
+        cost=0.1,
     )
 
     def __init__(self, settings: Any, *, threshold: float = 0.2, top_k: int = 3, pool: str = "mean") -> None:

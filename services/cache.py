@@ -32,6 +32,19 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
 
+# Rows of video probes share the table; the version expires them when VideoInfo changes.
+PROBE_MODEL = "probe"
+PROBE_VERSION = 1
+
+
+def _info_key(video_sha256: str) -> str:
+    return hashlib.sha256(f"{PROBE_MODEL}|{PROBE_VERSION}|{SCHEMA_VERSION}|{video_sha256}".encode()).hexdigest()
+
+
+def _bad(data: Any) -> Any:
+    raise ValueError(f"expected an object, got {type(data).__name__}")
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS observations (
     key TEXT PRIMARY KEY,
@@ -181,23 +194,7 @@ class PerceptionCache:
         A damaged row (checksum mismatch, unreadable JSON, fields that no longer
         make an :class:`Observation`) is deleted and logged, then counts as a miss.
         """
-        rows = self._rows("SELECT payload, checksum, model FROM observations WHERE key = ?", (key,))
-        if not rows:
-            self._count(hit=False)
-            return None
-        payload, checksum, model = rows[0]
-        try:
-            if hashlib.sha256(payload.encode()).hexdigest() != checksum:
-                raise ValueError("checksum mismatch")
-            observations = [Observation(**o) for o in json.loads(payload)]
-        except (ValueError, TypeError, AttributeError) as exc:
-            log.warning("perception cache %s: damaged row for %s (%s); deleting it", self.path, model or key[:12], exc)
-            with self._lock:
-                self._connect().execute("DELETE FROM observations WHERE key = ?", (key,))
-            self._count(hit=False)
-            return None
-        self._count(hit=True)
-        return observations
+        return self._load(key, lambda data: [Observation(**o) for o in data])
 
     def put(self, key: str, observations: list[Observation], *, model: str = "", video_sha256: str = "") -> None:
         """Store ``observations`` under ``key`` (replacing any previous row).
@@ -208,7 +205,41 @@ class PerceptionCache:
             model: model name, for :meth:`stats`.
             video_sha256: the video's hash, for inspection.
         """
-        payload = json.dumps([asdict(o) for o in observations], separators=(",", ":"))
+        self._store(key, [asdict(o) for o in observations], model, video_sha256)
+
+    def get_info(self, video_sha256: str) -> dict[str, Any] | None:
+        """The stored probe of a video (its :class:`VideoInfo` fields), or None.
+
+        Probing reads the end of the file to detect truncation, which was most of
+        a cached re-run's time; the result depends only on the bytes.
+        """
+        return self._load(_info_key(video_sha256), lambda data: data if isinstance(data, dict) else _bad(data))
+
+    def put_info(self, video_sha256: str, info: dict[str, Any]) -> None:
+        """Store a video's probe (see :meth:`get_info`)."""
+        self._store(_info_key(video_sha256), info, PROBE_MODEL, video_sha256)
+
+    def _load(self, key: str, parse: Any) -> Any:
+        rows = self._rows("SELECT payload, checksum, model FROM observations WHERE key = ?", (key,))
+        if not rows:
+            self._count(hit=False)
+            return None
+        payload, checksum, model = rows[0]
+        try:
+            if hashlib.sha256(payload.encode()).hexdigest() != checksum:
+                raise ValueError("checksum mismatch")
+            value = parse(json.loads(payload))
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.warning("perception cache %s: damaged row for %s (%s); deleting it", self.path, model or key[:12], exc)
+            with self._lock:
+                self._connect().execute("DELETE FROM observations WHERE key = ?", (key,))
+            self._count(hit=False)
+            return None
+        self._count(hit=True)
+        return value
+
+    def _store(self, key: str, data: Any, model: str, video_sha256: str) -> None:
+        payload = json.dumps(data, separators=(",", ":"))
         checksum = hashlib.sha256(payload.encode()).hexdigest()
         with self._lock:
             self._connect().execute(

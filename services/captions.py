@@ -48,7 +48,7 @@ class CaptionParams:
 class Blip2Captioner:
     """The ``blip2`` perception model: one caption per window."""
 
-    card = ModelCard(name="blip2", version="1", modalities=("sight",), note="BLIP-2 captions (transformers)")
+    card = ModelCard(name="blip2", version="1", modalities=("sight",), note="BLIP-2 captions (transformers)", cost=8.0)
 
     def __init__(self, settings: Any, tuning: CaptionParams | None = None) -> None:
         """Load the model named by ``settings.caption_model``.

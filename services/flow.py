@@ -204,7 +204,7 @@ def window_words(pairs: list[PairMotion]) -> str:
 class FlowDescriber:
     """Perception model ``flow``: camera motion and moving parts per window."""
 
-    card: ClassVar[ModelCard] = ModelCard(name="flow", version="1", modalities=("sight",))
+    card: ClassVar[ModelCard] = ModelCard(name="flow", version="1", modalities=("sight",), cost=0.4)
 
     def __init__(self, settings: Any, pairs_per_s: float = 5.0, clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):
         self.settings = settings

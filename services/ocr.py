@@ -92,7 +92,7 @@ def changed_fraction(a: np.ndarray, b: np.ndarray) -> float:
 class ScreenText:
     """The ``ocr`` perception model: on-screen text, read on few frames and deduplicated."""
 
-    card = ModelCard(name="ocr", version="1", modalities=("text",), note="PP-OCRv4 (Chinese + English recogniser)")
+    card = ModelCard(name="ocr", version="1", modalities=("text",), note="PP-OCRv4 (Chinese + English recogniser)", cost=0.7)
 
     def __init__(self, settings: Any, tuning: OcrParams | None = None) -> None:
         """Load PP-OCRv4 from the model store (assembled on first use, never downloaded)."""

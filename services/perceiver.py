@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -101,7 +102,7 @@ class Perceiver:
             ProcessingError: the file is not a decodable video, or every model failed.
         """
         mods = list(modalities) if modalities is not None else None
-        media = Media.open(video)
+        media = Media.open(video, cache=self.cache)
         info = media.info
         windows = make_windows(info.duration_s, self.settings.window_s, self.settings.window_count)
         names = self.selected(mods)
@@ -116,52 +117,41 @@ class Perceiver:
             notes.append("no video stream: sight models skipped")
         if not info.has_audio:
             notes.append("no audio track: speech and sound models skipped")
-        for i, name in enumerate(names):
-            if progress:
-                progress(name, i, len(names))
-            try:
-                card = self.card(name)
-                if (card.needs_video and not info.has_video) or (card.needs_audio and not info.has_audio):
-                    continue
-                model = self.model(name)
-            except VidsenseError as exc:
-                failures.append(f"{name}: {exc}")
-                continue
-            except Exception as exc:  # noqa: BLE001 - a model that cannot load must not lose the other modalities
-                failures.append(f"{name}: cannot load ({type(exc).__name__}: {exc})")
-                continue
-            key = None
-            cached = None
-            if self.cache is not None:
-                from vidsense.services.cache import cache_key
+        # Models run side by side (``perception_threads``): their runtimes (ONNX
+        # Runtime, TFLite, OpenCV, CTranslate2) release the GIL, and no single one
+        # keeps both cores busy. Media decodes under its own lock and the motion
+        # models share one decoded clip, so sharing ``media`` is safe.
+        done = 0
+        done_lock = threading.Lock()
 
-                key = cache_key(info.sha256, card, model.params(), windows)
-                cached = self.cache.get(key)
-            t0 = time.perf_counter()
-            if cached is not None:
-                obs = cached
-            else:
-                try:
-                    with self._model_locks.setdefault(name, threading.Lock()):
-                        obs = list(model.describe(media, windows))
-                except VidsenseError as exc:
-                    failures.append(f"{name}: {exc}")
-                    continue
-                except Exception as exc:  # noqa: BLE001 - one broken model must not lose the other modalities
-                    log.warning("%s failed on %s: %s", name, video, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-                    failures.append(f"{name}: {type(exc).__name__}: {exc}")
-                    continue
-                if key is not None:
-                    self.cache.put(key, obs, model=name, video_sha256=info.sha256)
-                language = getattr(model, "language", None)
-                if language is not None:
-                    notes.append(f"speech language: {language}")
-            timings[name] = time.perf_counter() - t0
-            observations.extend(obs)
-            ran.append(name)
-            if card.note and card.note not in notes:
-                notes.append(card.note)
-            notes.extend(n for n in getattr(model, "notes_for", lambda _m: [])(media) if n not in notes)
+        def run(name: str) -> _Outcome:
+            nonlocal done
+            out = self._run_model(name, media, windows, video)
+            if progress:
+                with done_lock:
+                    progress(name, done, len(names))
+                    done += 1
+            return out
+
+        workers = max(1, min(int(getattr(self.settings, "perception_threads", 1) or 1), len(names)))
+        if workers == 1:
+            outcomes = [run(n) for n in names]
+        else:
+            # Costly models first, so the cheap ones fill the gaps; results are
+            # gathered in configured order so notes stay deterministic.
+            order = sorted(names, key=lambda n: -self.card(n).cost)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="perception") as pool:
+                futures = {n: pool.submit(run, n) for n in order}
+                outcomes = [futures[n].result() for n in names]
+        for o in outcomes:
+            if o.failure:
+                failures.append(o.failure)
+            if o.observations is None:
+                continue
+            timings[o.name] = o.seconds
+            observations.extend(o.observations)
+            ran.append(o.name)
+            notes.extend(n for n in o.notes if n not in notes)
         if failures and not ran:
             raise ProcessingError(f"{video}: every perception model failed ({failures[0]})")
         notes.extend(f"model failed: {f}" for f in failures)
@@ -169,4 +159,58 @@ class Perceiver:
         timeline = Timeline(video=info, windows=windows, observations=tuple(observations), models=tuple(ran), notes=tuple(notes))
         timeline.extra["timings"] = timings
         return timeline
+
+    def _run_model(self, name: str, media: Media, windows, video) -> "_Outcome":
+        """One model over one video: cached observations, fresh ones, a skip or a failure."""
+        info = media.info
+        try:
+            card = self.card(name)
+            if (card.needs_video and not info.has_video) or (card.needs_audio and not info.has_audio):
+                return _Outcome(name)
+            model = self.model(name)
+        except VidsenseError as exc:
+            return _Outcome(name, failure=f"{name}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a model that cannot load must not lose the other modalities
+            return _Outcome(name, failure=f"{name}: cannot load ({type(exc).__name__}: {exc})")
+        key = None
+        cached = None
+        if self.cache is not None:
+            from vidsense.services.cache import cache_key
+
+            key = cache_key(info.sha256, card, model.params(), windows)
+            cached = self.cache.get(key)
+        t0 = time.perf_counter()
+        notes: list[str] = []
+        if cached is not None:
+            obs = cached
+        else:
+            try:
+                with self._model_locks.setdefault(name, threading.Lock()):
+                    obs = list(model.describe(media, windows))
+                    language = getattr(model, "language", None)  # read under the lock: it is per call
+            except VidsenseError as exc:
+                return _Outcome(name, failure=f"{name}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - one broken model must not lose the other modalities
+                log.warning("%s failed on %s: %s", name, video, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                return _Outcome(name, failure=f"{name}: {type(exc).__name__}: {exc}")
+            if key is not None:
+                self.cache.put(key, obs, model=name, video_sha256=info.sha256)
+            if language is not None:
+                notes.append(f"speech language: {language}")
+        seconds = time.perf_counter() - t0
+        if card.note:
+            notes.append(card.note)
+        notes.extend(getattr(model, "notes_for", lambda _m: [])(media))
+        return _Outcome(name, obs, seconds=seconds, notes=tuple(notes))
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one model produced for one video (``observations`` None: skipped or failed)."""
+
+    name: str
+    observations: list[Observation] | None = None
+    failure: str | None = None
+    seconds: float = 0.0
+    notes: tuple[str, ...] = ()
 

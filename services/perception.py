@@ -27,6 +27,8 @@ class ModelCard:
         needs_video / needs_audio: what it reads; skipped when the media lacks it.
         note: a fact the timeline must carry when this model contributes
             (e.g. "trained on Kinetics-400").
+        cost: rough CPU seconds per 10 s of video; when models run side by
+            side the costly ones start first so the cheap ones fill the gaps.
     """
 
     name: str
@@ -35,6 +37,7 @@ class ModelCard:
     needs_video: bool = True
     needs_audio: bool = False
     note: str = ""
+    cost: float = 1.0
 
 
 @runtime_checkable

@@ -234,7 +234,7 @@ def people_text(tracks: list[motion_words.Track]) -> str:
 class PoseDescriber:
     """Perception model ``pose``: what the people in each window do with their bodies."""
 
-    card: ClassVar[ModelCard] = ModelCard(name="pose", version="1", modalities=("sight",))
+    card: ClassVar[ModelCard] = ModelCard(name="pose", version="1", modalities=("sight",), cost=1.4)
 
     def __init__(self, settings: Any, pose_fps: float = 2.5, long_side: int = 480, clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):
         self.settings = settings

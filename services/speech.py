@@ -421,6 +421,7 @@ class SpeechRecognizer:
         modalities=("speech",),
         needs_video=False,
         needs_audio=True,
+        cost=2.0,
     )
 
     def __init__(self, engine: SpeechEngine, *, gate: SpeechGate | None = None, vad: VadSettings | None = None) -> None:

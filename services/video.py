@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -92,10 +92,25 @@ class Media:
         self.close()
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> "Media":
-        """Probe ``path`` and return a :class:`Media` (raises on unusable input)."""
+    def open(cls, path: str | os.PathLike[str], cache: Any = None) -> "Media":
+        """Probe ``path`` and return a :class:`Media` (raises on unusable input).
+
+        Args:
+            cache: a :class:`~vidsense.services.cache.PerceptionCache`; the probe
+                of a file with the same bytes is taken from it (and stored there).
+        """
         p = check_video_path(path)
+        if cache is None:
+            return cls(path=p, info=probe(p))
+        sha = content_hash(p)
+        stored = cache.get_info(sha)
+        if stored is not None:
+            try:
+                return cls(path=p, info=VideoInfo(**{**stored, "path": str(p)}))
+            except TypeError:
+                log.debug("%s: stored probe does not fit VideoInfo; probing again", p)
         info = probe(p)
+        cache.put_info(sha, asdict(info))
         return cls(path=p, info=info)
 
     def frames_at(self, times: Sequence[float], max_side: int | None = None) -> np.ndarray:

@@ -143,6 +143,7 @@ class VisualTagger:
         version="1",
         modalities=("sight",),
         note="objects: SSD MobileNet v2 (COCO, 90 classes); scene: EfficientNet-Lite3 (ImageNet-1k)",
+        cost=1.1,
     )
 
     def __init__(self, settings: Any, tuning: VisualTagParams | None = None) -> None:

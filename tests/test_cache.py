@@ -167,3 +167,26 @@ def test_concurrent_processes_share_the_cache(tmp_path: Path) -> None:
     assert all(stats.per_model[f"model{w}"] == n for w in range(4))
     assert cache.get("w3-39") == _observations(2, tag="w3")
     assert cache.get("warm") == []
+
+
+def test_a_video_probe_is_stored_and_reused_by_content(tmp_path: Path, example_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from vidsense.services import video
+
+    cache = PerceptionCache(tmp_path / "perception.sqlite")
+    first = video.Media.open(example_video, cache=cache)
+    calls = []
+    real = video.probe
+    monkeypatch.setattr(video, "probe", lambda p: calls.append(p) or real(p))
+    copy = tmp_path / "same_bytes.mp4"
+    shutil.copyfile(example_video, copy)
+    again = video.Media.open(copy, cache=cache)
+    assert calls == []  # same bytes under another name: no probe
+    assert again.info.path == str(copy) and {**vars(again.info), "path": ""} == {**vars(first.info), "path": ""}
+    assert cache.stats().per_model.get("probe") == 1
+    # A damaged probe row is a miss: the file is probed again and the row rewritten.
+    with sqlite3.connect(cache.path) as db:
+        db.execute("UPDATE observations SET payload = '[1]' WHERE model = 'probe'")
+    assert video.Media.open(copy, cache=cache).info.duration_s == first.info.duration_s
+    assert len(calls) == 1

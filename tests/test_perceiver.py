@@ -120,3 +120,12 @@ def test_a_model_that_cannot_load_is_a_note_not_a_crash(tmp_path, monkeypatch):
     tl = p.describe(video)
     assert tl.models == ("flow",)
     assert any("unloadable: cannot load" in n and "rapidocr" in n for n in tl.notes)
+
+
+def test_models_side_by_side_give_the_same_timeline(tmp_path):
+    video = write_video(tmp_path / "tone.mp4", seconds=4.0, fps=10, audio_hz=440.0)
+    names = ["flow", "audio-tags", "visual-tags"]
+    one = _perceiver(names, cache=False, perception_threads=1).describe(video)
+    two = _perceiver(names, cache=False, perception_threads=3).describe(video)
+    assert two.models == one.models == tuple(names)
+    assert two.observations == one.observations and two.notes == one.notes
