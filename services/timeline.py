@@ -9,6 +9,7 @@ round trip and one text rendering that both readers share.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable, Literal
 
@@ -229,6 +230,11 @@ def render_window(window: Window, observations: Iterable[Observation]) -> str:
     return f"[{window.label}] " + "; ".join(clauses)
 
 
+# Sight kinds whose text is several "; "-separated phrases (motion words).
+PHRASE_KINDS = ("motion", "pose")
+_MEASURE = re.compile(r"\s*\([^()]*\d[^()]*\)")
+
+
 def summarize(timeline: "Timeline", modalities: Iterable[str] | None = None, per_kind: int = 6, speech_chars: int = 400) -> str:
     """A whole-video digest: what recurs across windows, most frequent first.
 
@@ -246,10 +252,19 @@ def summarize(timeline: "Timeline", modalities: Iterable[str] | None = None, per
         if o.modality == "speech":
             speech.append(o.text)
             continue
-        name = o.text.split(" x")[0] if o.kind == "objects" else o.text
-        wins, best = groups.setdefault((o.modality, o.kind), {}).get(name, (set(), 0.0))
-        wins.add(o.window)
-        groups[(o.modality, o.kind)][name] = (wins, max(best, o.score))
+        if o.kind == "objects":
+            names = [o.text.split(" x")[0]]
+        elif o.modality == "sight" and o.kind in PHRASE_KINDS:
+            # "camera static; cut to a new shot" recurs as parts, rarely whole.
+            # Measurements ("(0.7 body heights/s)", "(3% of the frame)") vary per
+            # window; without them the same movement counts as one phrase.
+            names = list(dict.fromkeys(_MEASURE.sub("", part).strip() for part in o.text.split(";") if part.strip()))
+        else:
+            names = [o.text]
+        for name in names:
+            wins, best = groups.setdefault((o.modality, o.kind), {}).get(name, (set(), 0.0))
+            wins.add(o.window)
+            groups[(o.modality, o.kind)][name] = (wins, max(best, o.score))
     order = {m: i for i, m in enumerate(MODALITIES)}
     clauses = []
     for (modality, kind), items in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
