@@ -84,9 +84,11 @@ def clean(text: str, label: str) -> str:
     text = text.strip().strip('"').strip()
     text = re.sub(r"^(\d{1,3}\s*[.):-]\s*)+", "", text)  # a number the model repeated ("1. 1. A man ...")
     text = re.sub(r"\s*\.\.\.\s*", " ", text)  # "A man ... arranging flowers"
-    typical = re.match(r"A typical video of .{1,60}? (shows|features) (.+)", text)
+    # "A typical video of X shows ...": the frame words would make "video" look
+    # like evidence for X wherever descriptions are compared with concepts.
+    typical = re.match(r"(?:In )?an? typical video (?:of|for) .{1,80}? (?:shows|features|involves|includes|depicts|would show|has)\s+(.+)", text, re.IGNORECASE)
     if typical:
-        text = typical.group(2)[:1].upper() + typical.group(2)[1:]
+        text = typical.group(1)[:1].upper() + typical.group(1)[1:]
     text = re.sub(r"^\*\*[^*]+\*\*\s*[:-]?\s*", "", text)  # "**Archery**: ..." headings
     text = re.sub(r"^[^:]{1,60}:\s+", lambda m: "" if label.lower() in m.group(0).lower() else m.group(0), text)
     text = re.sub(r"\s+", " ", text)
@@ -250,7 +252,11 @@ def describe_to_file(
     llm: LanguageModel, labelset: LabelSet, path: Path, batch: int = BATCH, reuse: dict[str, str] | None = None, similarity: Similarity | None = None
 ) -> dict[str, str]:
     """Generate descriptions into ``path``, resuming from what it holds."""
-    existing = {k: v for k, v in _read_json(path).items() if k in set(labelset.labels) and v}
+    # Existing entries pass the current cleaning rules again, so a rule added
+    # later applies to files made before it.
+    readable = dict(zip(labelset.labels, labelset.readable))
+    existing = {k: clean(v, readable[k]) for k, v in _read_json(path).items() if k in readable and v}
+    existing = {k: v for k, v in existing.items() if v}
     if len(existing) < len(labelset):
         log.info("%s: describing %d of %d labels", labelset.name, len(labelset) - len(existing), len(labelset))
     done = generate_descriptions(llm, labelset, existing=existing, batch=batch, on_batch=lambda d: _write_json(path, d), reuse=reuse, similarity=similarity)

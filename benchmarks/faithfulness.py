@@ -30,7 +30,7 @@ import torch
 from vidsense.concepts.activations import ActivationCache, SentenceEncoder, activations_by_modality, concept_activations
 from vidsense.concepts.bank import ConceptBank, bundled_bank, fallback_bank
 from vidsense.concepts.explain import ExplainOptions, explain
-from vidsense.concepts.motif import MotifModel, load_model, zero_shot_model
+from vidsense.concepts.motif import MotifModel, load_model
 from vidsense.services.settings import load_settings
 from vidsense.services.timeline import Timeline
 
@@ -131,7 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, card = load_model(args.model)
         card.check_bank(bank)
     else:
-        model, card = zero_shot_model(bank)
+        # The concept model the product uses (zero-shot, weighted by concept specificity).
+        from vidsense.pipeline import Pipeline
+
+        bank, model, card = Pipeline(settings=settings).concept_model(label_set)
     encoder = SentenceEncoder(settings)
     cache = ActivationCache.for_settings(settings)
 

@@ -463,6 +463,28 @@ def _parse_json_concepts(answer: str) -> list[tuple[str, Any]] | None:
 # Editing
 
 
+def class_specificity(bank: ConceptBank, embed_fn: Callable[[list[str]], np.ndarray], class_texts: Sequence[str]) -> np.ndarray:
+    """``[K, C]``: how much better each concept fits each class than the other classes.
+
+    The cosine similarity of concept ``j`` to class ``k``'s text (its
+    description, or its name), as a z-score over the classes of the set. A
+    concept that fits every class alike ("camera", "person") scores about 0 for
+    all of them; "yo yo" scores high for YoYo only. The zero-shot concept model
+    weights each class's supporting concepts by it: a small LLM attaches
+    generic concepts to classes, and before this weighting one class that owned
+    three of them (UCF-101's YoYo) won on every clip.
+
+    Args:
+        bank: the concept bank (columns).
+        embed_fn: texts -> L2-normalised ``[n, d]`` embeddings.
+        class_texts: one text per label of the bank, in its order.
+    """
+    if len(class_texts) != len(bank.labels):
+        raise ValueError(f"{len(class_texts)} class texts for {len(bank.labels)} labels")
+    sims = np.asarray(embed_fn(list(class_texts))) @ np.asarray(embed_fn(list(bank.texts))).T
+    return ((sims - sims.mean(axis=0)) / (sims.std(axis=0) + 1e-6)).astype(np.float32)
+
+
 def merge_near_duplicates(bank: ConceptBank, embed_fn: Callable[[list[str]], np.ndarray], threshold: float = 0.88) -> ConceptBank:
     """Merge concepts whose embeddings' cosine similarity is at least ``threshold``.
 

@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Mapping, NamedTuple, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -257,6 +258,9 @@ def zero_shot_model(
     sharpness: float = 10.0,
     threshold: float = 0.15,
     gate: float = 0.1,
+    specificity: np.ndarray | None = None,
+    specificity_margin: float = 1.5,
+    logit_scale: float = 1.0,
 ) -> tuple[MotifModel, MotifCard]:
     """A model that classifies with no training, from the bank's support matrix.
 
@@ -266,15 +270,32 @@ def zero_shot_model(
         sharpness: affine scale: how fast evidence grows with cosine similarity.
         threshold: cosine similarity below which a concept counts as absent.
         gate: initial share of the attention-mixed signal in each concept.
+        specificity: ``[K, C]`` how much more concept ``j`` fits class ``k``
+            than the other classes (see :func:`~vidsense.concepts.bank.class_specificity`);
+            when given, each class's support is weighted by it, so generic
+            concepts a bank attaches to a class ("camera", "short video") stop
+            deciding it. Without it every supporting concept weighs the same.
+        specificity_margin: the z-score a concept must exceed to count for a class.
+        logit_scale: multiplies the classifier weights (sharper probabilities).
     """
     if not len(bank):
         raise InputError(f"concept bank {bank.label_set!r} has no concepts")
     config = config or MotifConfig(n_concepts=len(bank), n_classes=len(bank.labels))
     model = MotifModel(config)
     support = torch.from_numpy(bank.support_matrix())
-    rows = support.sum(dim=1, keepdim=True)
+    weight = support
+    if specificity is not None:
+        spec = torch.as_tensor(np.asarray(specificity), dtype=support.dtype)
+        if spec.shape != support.shape:
+            raise ValueError(f"specificity has shape {tuple(spec.shape)}, expected {tuple(support.shape)}")
+        # Only concepts clearly more typical of the class than of the others count
+        # (z above the margin); a class left with none gets no concept evidence
+        # rather than its generic ones back (tried on 7 labelled clips: mean rank
+        # of the true class 12.9 with margin 0, 10.7 with 1.5 and no fallback).
+        weight = support * (spec - specificity_margin).clamp(min=0.0)
+    rows = weight.sum(dim=1, keepdim=True)
     with torch.no_grad():
-        model.weight.copy_(torch.where(rows > 0, support / rows.clamp(min=1e-12), support))
+        model.weight.copy_(logit_scale * torch.where(rows > 0, weight / rows.clamp(min=1e-12), weight))
         model.scale.fill_(sharpness)
         model.shift.fill_(-sharpness * threshold)
         model.gate.fill_(math.log(gate / (1.0 - gate)))

@@ -185,3 +185,42 @@ def test_config_is_validated_against_the_input():
     m = MotifModel(MotifConfig(n_concepts=4, n_classes=2))
     with pytest.raises(ValueError, match="expects 4"):
         m(torch.zeros(3, 5))
+
+
+def test_specificity_stops_generic_concepts_from_deciding_a_class():
+    from vidsense.concepts.bank import class_specificity
+    from vidsense.services import embeddings
+    from vidsense.services.settings import load_settings
+
+    labels = ("YoYo", "Biking", "Rowing", "Knitting", "Diving", "Archery")
+    spec = [
+        ("yo yo", "object", "YoYo"), ("camera", "object", "YoYo"), ("short video", "scene", "YoYo"),
+        ("bicycle", "object", "Biking"), ("pedaling", "sub-action", "Biking"),
+        ("rowing boat", "object", "Rowing"), ("oars", "object", "Rowing"),
+    ]
+    bank = ConceptBank("toy", labels, tuple(make_concept(t, k, {lab: 1.0}) for t, k, lab in spec))
+    texts = [
+        "A person spins a yo yo on a string, flicking the wrist up and down.",
+        "A cyclist pedals a bicycle along a road, wheels turning.",
+        "A crew pulls oars in rhythm, a boat gliding over the water.",
+        "Hands loop yarn over two needles, a scarf growing stitch by stitch.",
+        "A diver springs off a board and enters the pool with a splash.",
+        "An archer draws a bow and releases an arrow at a round target.",
+    ]
+    settings = load_settings()
+    z = class_specificity(bank, lambda t: embeddings.embed(settings, t), texts)
+    assert z.shape == (6, 7)
+    assert z[0, 0] > 1.0 and z[1, 3] > 1.0  # "yo yo" is YoYo's, "bicycle" Biking's
+    assert z[0, 1] < z[0, 0] and z[0, 2] < z[0, 0]  # generic ones fit YoYo no better than the rest
+
+    # A street clip: the generic concepts match strongly, "bicycle" moderately.
+    x = torch.zeros(4, 7)
+    x[:, 1], x[:, 2], x[:, 3], x[:, 4] = 0.45, 0.4, 0.35, 0.3
+    plain, _ = zero_shot_model(bank)
+    weighted, _ = zero_shot_model(bank, specificity=z, specificity_margin=0.5, logit_scale=5.0)
+    with torch.no_grad():
+        assert labels[int(plain(x).logits.argmax())] == "YoYo"
+        probs = torch.softmax(weighted(x).logits[0], 0)
+    assert labels[int(probs.argmax())] == "Biking" and float(probs.max()) > 0.5
+    with pytest.raises(ValueError, match="specificity has shape"):
+        zero_shot_model(bank, specificity=z[:, :3])

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from vidsense.batch import BatchError
 
 LabelsArg = str | list[str] | tuple[str, ...] | LabelSet
+# Sharpens the zero-shot concept model's probabilities (class rows of its weights
+# sum to 1, so raw logits differ by tenths). Chosen on the shared clips: see
+# benchmarks/faithfulness.py.
+ZERO_SHOT_LOGIT_SCALE = 5.0
 
 
 def example_video() -> Path:
@@ -91,9 +95,18 @@ class Pipeline:
                 bank = banks.bundled_bank(labelset.name)
                 if bank is None or bank.labels != labelset.labels:
                     bank = banks.fallback_bank(labelset.labels, label_set=labelset.name, readable=labelset.readable)
-                model, card = motif.zero_shot_model(bank)
+                model, card = motif.zero_shot_model(bank, specificity=self._specificity(labelset, bank), logit_scale=ZERO_SHOT_LOGIT_SCALE)
             self._concept_models[key] = (bank, model, card)
         return self._concept_models[key]
+
+    def _specificity(self, labelset: LabelSet, bank: Any):
+        """Concept-to-class specificity from the label descriptions (names where there are none)."""
+        from vidsense.agents.describe_labels import label_descriptions
+        from vidsense.concepts.bank import class_specificity
+
+        desc = label_descriptions(self.settings, labelset, generate=False)
+        texts = [desc.get(lab) or f"A video of a person {read}." for lab, read in zip(labelset.labels, labelset.readable)]
+        return class_specificity(bank, self.encoder.encode, texts)
 
     @property
     def encoder(self):
