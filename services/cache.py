@@ -41,6 +41,10 @@ def _info_key(video_sha256: str) -> str:
     return hashlib.sha256(f"{PROBE_MODEL}|{PROBE_VERSION}|{SCHEMA_VERSION}|{video_sha256}".encode()).hexdigest()
 
 
+def _notes_key(key: str) -> str:
+    return hashlib.sha256(f"notes|{key}".encode()).hexdigest()
+
+
 def _bad(data: Any) -> Any:
     raise ValueError(f"expected an object, got {type(data).__name__}")
 
@@ -218,6 +222,14 @@ class PerceptionCache:
     def put_info(self, video_sha256: str, info: dict[str, Any]) -> None:
         """Store a video's probe (see :meth:`get_info`)."""
         self._store(_info_key(video_sha256), info, PROBE_MODEL, video_sha256)
+
+    def get_notes(self, key: str) -> list[str] | None:
+        """Notes a model left with the observations stored under ``key`` (e.g. the speech language)."""
+        return self._load(_notes_key(key), lambda data: [str(n) for n in data] if isinstance(data, list) else _bad(data))
+
+    def put_notes(self, key: str, notes: list[str], *, model: str = "", video_sha256: str = "") -> None:
+        """Store a model's notes next to its observations (see :meth:`get_notes`)."""
+        self._store(_notes_key(key), list(notes), f"{model}:notes" if model else "notes", video_sha256)
 
     def _load(self, key: str, parse: Any) -> Any:
         rows = self._rows("SELECT payload, checksum, model FROM observations WHERE key = ?", (key,))

@@ -183,6 +183,7 @@ class Perceiver:
         notes: list[str] = []
         if cached is not None:
             obs = cached
+            notes.extend(self.cache.get_notes(key) or [])  # e.g. the speech language found when it ran
         else:
             try:
                 with self._model_locks.setdefault(name, threading.Lock()):
@@ -193,10 +194,12 @@ class Perceiver:
             except Exception as exc:  # noqa: BLE001 - one broken model must not lose the other modalities
                 log.warning("%s failed on %s: %s", name, video, exc, exc_info=log.isEnabledFor(logging.DEBUG))
                 return _Outcome(name, failure=f"{name}: {type(exc).__name__}: {exc}")
-            if key is not None:
-                self.cache.put(key, obs, model=name, video_sha256=info.sha256)
             if language is not None:
                 notes.append(f"speech language: {language}")
+            if key is not None:
+                self.cache.put(key, obs, model=name, video_sha256=info.sha256)
+                if notes:
+                    self.cache.put_notes(key, notes, model=name, video_sha256=info.sha256)
         seconds = time.perf_counter() - t0
         if card.note:
             notes.append(card.note)

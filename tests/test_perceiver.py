@@ -129,3 +129,16 @@ def test_models_side_by_side_give_the_same_timeline(tmp_path):
     two = _perceiver(names, cache=False, perception_threads=3).describe(video)
     assert two.models == one.models == tuple(names)
     assert two.observations == one.observations and two.notes == one.notes
+
+
+def test_notes_a_model_leaves_survive_a_cache_hit(tmp_path):
+    video = write_video(tmp_path / "square.mp4", seconds=4.0, fps=10)
+    p = _perceiver(["flow"], home=tmp_path / "home")
+    counting = CountingFlow(p.model("flow"))
+    counting.language = "en (0.98)"  # what the speech model reports after a run
+    p._models["flow"] = counting
+    first = p.describe(video)
+    counting.language = None
+    again = Perceiver(p.settings, ["flow"], _models={"flow": counting}).describe(video)  # fresh process-like perceiver
+    assert counting.calls == 1
+    assert "speech language: en (0.98)" in first.notes and "speech language: en (0.98)" in again.notes
