@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -19,6 +20,8 @@ from vidsense.services.timeline import Timeline
 
 if TYPE_CHECKING:
     from vidsense.batch import BatchError
+
+log = logging.getLogger(__name__)
 
 LabelsArg = str | list[str] | tuple[str, ...] | LabelSet
 # Sharpens the zero-shot concept model's probabilities (class rows of its weights
@@ -184,6 +187,10 @@ class Pipeline:
             timeline, bank, model, card, self.encoder, llm_scores=llm_scores, score_fn=score_fn, target=result.label,
             cache=self.activation_cache, joint=joint, options=options,
         )
+        trained_on = card.metrics.get("encoder") if card.trained else None
+        if trained_on and expl.encoder not in trained_on.split("|"):
+            # Activations from other encoders sit on another scale: the model reads them poorly.
+            log.warning("concept model for %s was trained on activations from %s, explaining with %s", labelset.name, trained_on, expl.encoder)
         timings = dict(result.timings, explanation=time.perf_counter() - t0)
         return ExplanationResult(video=str(video), classification=result, explanation=expl, timings=timings)
 
