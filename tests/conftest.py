@@ -36,3 +36,19 @@ def vidsense_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def example_video() -> Path:
     """The real example clip shipped in the package (a cyclist on a street, 10 s, no audio)."""
     return Path(str(resources.files("vidsense").joinpath("examples", "bikes.mp4")))
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory):
+    """A tiny randomly initialised CLIP saved as a transformers folder."""
+    from visual_fixtures import tiny_clip
+
+    return tiny_clip(tmp_path_factory.mktemp("clip"))
+
+
+@pytest.fixture(scope="session")
+def clap_dir(tmp_path_factory):
+    """A tiny randomly initialised CLAP saved as a transformers folder."""
+    from visual_fixtures import tiny_clap
+
+    return tiny_clap(tmp_path_factory.mktemp("clap"))

@@ -25,19 +25,9 @@ from vidsense.services.settings import load_settings
 from vidsense.services.timeline import Observation, Timeline, make_windows
 from vidsense.services.video import SAMPLE_RATE, Media
 
-from visual_fixtures import noise_video, tiny_clap, tiny_clip, write_audio_only, write_video
+from visual_fixtures import noise_video, write_audio_only, write_video
 
 CONCEPTS = ("a red ball", "a dog on the street", "music", "a man riding a bicycle")
-
-
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    return tiny_clip(tmp_path_factory.mktemp("clip"))
-
-
-@pytest.fixture(scope="module")
-def clap_dir(tmp_path_factory):
-    return tiny_clap(tmp_path_factory.mktemp("clap"))
 
 
 @pytest.fixture(scope="module")

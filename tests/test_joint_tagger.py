@@ -21,19 +21,9 @@ from vidsense.services.settings import load_settings
 from vidsense.services.timeline import make_windows
 from vidsense.services.video import SAMPLE_RATE, Media
 
-from visual_fixtures import noise_video, tiny_clap, tiny_clip, write_audio_only
+from visual_fixtures import noise_video, write_audio_only
 
 VOCAB = Vocabulary("test", ("dog", "red ball", "street", "music"), "a photo of {}")
-
-
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    return tiny_clip(tmp_path_factory.mktemp("clip"))
-
-
-@pytest.fixture(scope="module")
-def clap_dir(tmp_path_factory):
-    return tiny_clap(tmp_path_factory.mktemp("clap"))
 
 
 def test_visual_vocabulary_is_a_few_hundred_unique_terms():

@@ -93,9 +93,6 @@ def test_summary_ranks_recurring_evidence():
 
 
 def test_digest_counts_motion_and_pose_phrases_without_their_measurements():
-    from vidsense.services.timeline import summarize
-
-    info = VideoInfo("clip.mp4", "ab" * 32, 6.0, 25.0, 320, 240, True, False)
     obs = (
         Observation(0, 0.0, 2.0, "sight", "flow", "camera static; moving part in the centre (24% of the frame) moving down", 1.0, "motion"),
         Observation(1, 2.0, 4.0, "sight", "flow", "camera static; moving part in the centre (5% of the frame) moving down", 1.0, "motion"),
@@ -103,7 +100,7 @@ def test_digest_counts_motion_and_pose_phrases_without_their_measurements():
         Observation(0, 0.0, 2.0, "sight", "pose", "person: upright, walking left (0.7 body heights/s); person: upright", 1.0, "pose"),
         Observation(1, 2.0, 4.0, "sight", "pose", "person: upright, walking left (0.4 body heights/s)", 1.0, "pose"),
     )
-    digest = summarize(Timeline(info, make_windows(6.0, 2.0), obs, ("flow", "pose")))
+    digest = Timeline(_tl().video, make_windows(6.0, 2.0), obs, ("flow", "pose")).summary()
     assert "camera static (2 of 3 windows)" in digest
     assert "moving part in the centre moving down (2 of 3 windows)" in digest
     assert "person: upright, walking left (2 of 3 windows)" in digest and "body heights" not in digest
