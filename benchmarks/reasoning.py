@@ -46,6 +46,7 @@ class Row:
 
     labelset: str
     strategy: str
+    hints: bool
     label: str
     first_s: float
     median_s: float
@@ -74,7 +75,7 @@ def run(args) -> list[Row]:
     llm = load_llm(settings)
     rows = []
     for strategy in args.strategies:
-        reasoner = LLMReasoner(settings, llm=llm, strategy=strategy)
+        reasoner = LLMReasoner(settings, llm=llm, strategy=strategy, hints=not args.no_hints)
         for name in args.labelsets:
             ls = load_labels(name)
             reasoner.descriptions(ls)
@@ -93,6 +94,7 @@ def run(args) -> list[Row]:
                 Row(
                     labelset=name,
                     strategy=strategy,
+                    hints=not args.no_hints,
                     label=first.label,
                     first_s=round(first_s, 3),
                     median_s=round(statistics.median(times), 3) if times else round(first_s, 3),
@@ -113,7 +115,7 @@ def run(args) -> list[Row]:
 
 def _line(r: Row) -> str:
     return (
-        f"{r.labelset:<12} {r.strategy:<8} first={r.first_s:6.2f}s median={r.median_s:6.2f}s  shortlist={r.shortlist_s:5.2f} "
+        f"{r.labelset:<12} {r.strategy:<8} hints={'on ' if r.hints else 'off'} first={r.first_s:6.2f}s median={r.median_s:6.2f}s  shortlist={r.shortlist_s:5.2f} "
         f"prompt={r.prompt_s:5.2f} scoring={r.scoring_s:5.2f} calib={r.calibration_s:5.2f} gen={r.generation_s:5.2f}  "
         f"tokens={r.prompt_tokens} (reused {r.prompt_tokens_reused}, {r.prompt_tokens_per_s} tok/s)  -> {r.label}"
     )
@@ -129,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--labelsets", nargs="+", default=list(LABELSETS))
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
+    parser.add_argument("--no-hints", action="store_true", help="leave label descriptions out of the prompt")
     parser.add_argument("--out", type=Path, default=RESULTS / "reasoning.json")
     args = parser.parse_args(argv)
     rows = run(args)
