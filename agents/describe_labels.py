@@ -44,6 +44,8 @@ MAX_WORDS = 40
 MIN_WORDS = 6
 # Tokens allowed per label in a batch answer (numbering and a ~25-word sentence).
 TOKENS_PER_LABEL = 44
+# A description whose own label is not among its nearest this many labels is asked again.
+REVIEW_RANK = 25
 
 SYSTEM = (
     "You describe video classes for a video classifier. The classes come from a human action "
@@ -199,6 +201,8 @@ def generate_descriptions(
     for lab, read in zip(labelset.labels, labelset.readable):
         if not done.get(lab) and pool.get(read.lower()):
             done[lab] = pool[read.lower()]
+    if similarity is not None:
+        _review(llm, labelset, done, similarity)
     todo = [i for i, lab in enumerate(labelset.labels) if not done.get(lab)]
     for start in range(0, len(todo), batch):
         part = todo[start : start + batch]
@@ -220,6 +224,33 @@ def generate_descriptions(
         if on_batch is not None:
             on_batch(done)
     return {lab: done[lab] for lab in labelset.labels}
+
+
+def _review(llm: LanguageModel, labelset: LabelSet, done: dict[str, str], similarity: Similarity) -> None:
+    """Ask again, alone, for every description its own label ranks badly against.
+
+    A description that sits closer to 25 other labels of the set than to its
+    own was usually written for a neighbour ("IceDancing: A woman performing a
+    hula hoop"). The better-ranked of the old and the new one is kept: some
+    labels (e.g. "hopscotch") embed poorly whatever the sentence.
+    """
+    have = [i for i, lab in enumerate(labelset.labels) if done.get(lab)]
+    if not have:
+        return
+    names = list(labelset.readable)
+    sims = np.asarray(similarity([done[labelset.labels[i]] for i in have], names))
+    for row, i in zip(sims, have):
+        rank = int((row > row[i]).sum()) + 1
+        if rank <= REVIEW_RANK:
+            continue
+        lab = labelset.labels[i]
+        new = _ask(llm, [labelset.readable[i]])[0]
+        if new:
+            new_row = np.asarray(similarity([new], names))[0]
+            new_rank = int((new_row > new_row[i]).sum()) + 1
+            log.info("%s: %r ranked its own label %d; a new description ranks it %d", labelset.name, lab, rank, new_rank)
+            if new_rank < rank:
+                done[lab] = new
 
 
 def _write_json(path: Path, data: dict[str, str]) -> None:
@@ -275,16 +306,23 @@ def _finish(path: Path, data: dict[str, str]) -> dict[str, str]:
     return data
 
 
-def _pool(folder: Path) -> dict[str, str]:
-    """Every description already written in ``folder``, keyed by readable label."""
+def _pool(folder: Path, exclude: str = "") -> dict[str, str]:
+    """Every usable description already written in ``folder`` for other sets, keyed by readable label.
+
+    Entries pass :func:`clean` again; the set being generated (``exclude``) is
+    left out, or an entry dropped from it would come straight back.
+    """
     pool: dict[str, str] = {}
     for f in sorted(folder.glob("*.descriptions.json")):
         name = f.name.removesuffix(".descriptions.json")
-        if name not in BUNDLED:
+        if name not in BUNDLED or name == exclude:
             continue
         ls = load_labels(name)
         data = _read_json(f)
-        pool.update({read.lower(): data[lab] for lab, read in zip(ls.labels, ls.readable) if data.get(lab)})
+        for lab, read in zip(ls.labels, ls.readable):
+            text = clean(data.get(lab, ""), read)
+            if text:
+                pool[read.lower()] = text
     return pool
 
 
@@ -334,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.labelsets:
         ls = load_labels(spec)
         path = (args.out / f"{ls.name}.descriptions.json") if args.out else bundled_path(ls.name)
-        describe_to_file(llm, ls, path, batch=args.batch, reuse=_pool(path.parent), similarity=embedding_similarity(settings))
+        describe_to_file(llm, ls, path, batch=args.batch, reuse=_pool(path.parent, exclude=ls.name), similarity=embedding_similarity(settings))
         log.info("%s: %s written", ls.name, path)
     return 0
 

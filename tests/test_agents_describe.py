@@ -100,3 +100,27 @@ def test_a_shifted_batch_answer_is_detected_and_asked_again_alone():
     assert out["kick ball"].startswith("A man kicks")
     assert "kiss" in out["kiss someone"] and "laughs" in out["laugh"]
     assert len(llm.prompts) == 3  # the batch, then kiss and laugh alone
+
+
+def test_review_reasks_a_description_written_for_another_label_and_keeps_the_better_one(monkeypatch):
+    from vidsense.agents.describe_labels import embedding_similarity
+
+    names = ["ice dancing", "hula hoop", "archery", "rowing", "knitting", "diving", "juggling", "fencing"]
+
+    class Single:
+        def __init__(self):
+            self.asked = []
+
+        def generate(self, messages, max_tokens=0, **kw):
+            name = messages[-1]["content"].split("\n", 1)[0].removeprefix("Class: ")
+            self.asked.append(name)
+            return "A couple glides across an ice rink, spinning and lifting each other to music."
+
+    good = {lab: f"A video of people {lab} with their whole body, clearly doing {lab}." for lab in names}
+    done = {**good, "ice dancing": "A woman spins a hula hoop around her waist in a backyard."}
+    llm = Single()
+    monkeypatch.setattr(d, "REVIEW_RANK", 1)  # a set this small: only the best rank passes
+    d._review(llm, load_labels(names), done, embedding_similarity(load_settings()))
+    assert llm.asked == ["ice dancing"]
+    assert "ice rink" in done["ice dancing"]
+    assert {k: v for k, v in done.items() if k != "ice dancing"} == {k: v for k, v in good.items() if k != "ice dancing"}
