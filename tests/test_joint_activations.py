@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,7 +58,12 @@ def timeline_of(media: Media) -> Timeline:
 
 
 def settings_with(tmp_path, *models, **extra):
-    return load_settings(home=tmp_path, device="cpu", concept_joint_models=[str(m) for m in models], **extra)
+    """Settings with a fresh home (empty caches) that still sees the installed model store."""
+    home = tmp_path / "home"
+    if not home.exists():
+        home.mkdir()
+        (home / "models").symlink_to(Path(os.environ["VIDSENSE_HOME"]) / "models", target_is_directory=True)
+    return load_settings(home=home, device="cpu", concept_joint_models=[str(m) for m in models], **extra)
 
 
 def _features(out):
@@ -145,7 +152,7 @@ def test_a_cached_matrix_costs_no_model_call(clip_dir, clip6s, tmp_path, monkeyp
 
     first = joint_evidence(settings, tl, b, cache=ActivationCache.for_settings(settings))
     assert len(calls) == 3  # one per window, the file opened from the timeline's path
-    files = list((tmp_path / "cache" / "concepts").glob("joint-*.npz"))
+    files = list((settings.home / "cache" / "concepts").glob("joint-*.npz"))
     assert len(files) == 1
 
     # A new process: an empty memory cache, the matrix read back from disk.
