@@ -218,12 +218,22 @@ def generate_descriptions(
                 desc = _ask(llm, [name])[0]
             if not desc or desc in seen or not on_topic(desc, name.lower(), names_all):
                 log.warning("%s: no usable description for %r; using the template", labelset.name, labelset.labels[i])
-                desc = f"A video of a person {name}."
+                desc = template(name)
             done[labelset.labels[i]] = desc
             seen.add(desc)
         if on_batch is not None:
             on_batch(done)
     return {lab: done[lab] for lab in labelset.labels}
+
+
+def _rank(similarities: np.ndarray, own: int) -> int:
+    """Rank (1 = best) of position ``own`` in a row of similarities."""
+    return int((similarities > similarities[own]).sum()) + 1
+
+
+def template(name: str) -> str:
+    """The plain description a label gets when none could be generated."""
+    return f"A video of a person {name}."
 
 
 def _review(llm: LanguageModel, labelset: LabelSet, done: dict[str, str], similarity: Similarity) -> None:
@@ -240,14 +250,13 @@ def _review(llm: LanguageModel, labelset: LabelSet, done: dict[str, str], simila
     names = list(labelset.readable)
     sims = np.asarray(similarity([done[labelset.labels[i]] for i in have], names))
     for row, i in zip(sims, have):
-        rank = int((row > row[i]).sum()) + 1
+        rank = _rank(row, i)
         if rank <= REVIEW_RANK:
             continue
         lab = labelset.labels[i]
         new = _ask(llm, [labelset.readable[i]])[0]
         if new:
-            new_row = np.asarray(similarity([new], names))[0]
-            new_rank = int((new_row > new_row[i]).sum()) + 1
+            new_rank = _rank(np.asarray(similarity([new], names))[0], i)
             log.info("%s: %r ranked its own label %d; a new description ranks it %d", labelset.name, lab, rank, new_rank)
             if new_rank < rank:
                 done[lab] = new
@@ -298,7 +307,17 @@ def embedding_similarity(settings) -> Similarity:
     """Cosine similarity in the configured sentence-embedding space."""
     from vidsense.services import embeddings
 
-    return lambda texts, names: embeddings.embed(settings, list(texts)) @ embeddings.embed(settings, list(names)).T
+    # The review compares one new sentence with all labels of a set (700 for
+    # Kinetics-700) again and again: the label side is embedded once per list.
+    names_memo: dict[tuple[str, ...], np.ndarray] = {}
+
+    def similarity(texts: list[str], names: list[str]) -> np.ndarray:
+        key = tuple(names)
+        if key not in names_memo:
+            names_memo[key] = embeddings.embed(settings, list(names))
+        return embeddings.embed(settings, list(texts)) @ names_memo[key].T
+
+    return similarity
 
 
 def _finish(path: Path, data: dict[str, str]) -> dict[str, str]:

@@ -198,7 +198,7 @@ class PerceptionCache:
         A damaged row (checksum mismatch, unreadable JSON, fields that no longer
         make an :class:`Observation`) is deleted and logged, then counts as a miss.
         """
-        return self._load(key, lambda data: [Observation(**o) for o in data])
+        return self._load(key, lambda data: [Observation(**o) for o in data], count=True)
 
     def put(self, key: str, observations: list[Observation], *, model: str = "", video_sha256: str = "") -> None:
         """Store ``observations`` under ``key`` (replacing any previous row).
@@ -231,10 +231,16 @@ class PerceptionCache:
         """Store a model's notes next to its observations (see :meth:`get_notes`)."""
         self._store(_notes_key(key), list(notes), f"{model}:notes" if model else "notes", video_sha256)
 
-    def _load(self, key: str, parse: Any) -> Any:
+    def _load(self, key: str, parse: Any, count: bool = False) -> Any:
+        """The parsed payload under ``key`` (None: a miss or a damaged row, which is deleted).
+
+        Only observation lookups (``count``) go into the hit/miss counters, so a
+        fully cached run reports no misses for the probe and notes rows beside them.
+        """
         rows = self._rows("SELECT payload, checksum, model FROM observations WHERE key = ?", (key,))
         if not rows:
-            self._count(hit=False)
+            if count:
+                self._count(hit=False)
             return None
         payload, checksum, model = rows[0]
         try:
@@ -245,9 +251,11 @@ class PerceptionCache:
             log.warning("perception cache %s: damaged row for %s (%s); deleting it", self.path, model or key[:12], exc)
             with self._lock:
                 self._connect().execute("DELETE FROM observations WHERE key = ?", (key,))
-            self._count(hit=False)
+            if count:
+                self._count(hit=False)
             return None
-        self._count(hit=True)
+        if count:
+            self._count(hit=True)
         return value
 
     def _store(self, key: str, data: Any, model: str, video_sha256: str) -> None:

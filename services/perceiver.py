@@ -117,10 +117,10 @@ class Perceiver:
             notes.append("no video stream: sight models skipped")
         if not info.has_audio:
             notes.append("no audio track: speech and sound models skipped")
-        # Models run side by side (``perception_threads``): their runtimes (ONNX
-        # Runtime, TFLite, OpenCV, CTranslate2) release the GIL, and no single one
-        # keeps both cores busy. Media decodes under its own lock and the motion
-        # models share one decoded clip, so sharing ``media`` is safe.
+        # With ``perception_threads`` > 1 models run side by side (their runtimes
+        # release the GIL); it pays only on machines with spare cores. Media
+        # decodes under its own lock and the motion models share one decoded
+        # clip, so sharing ``media`` is safe.
         done = 0
         done_lock = threading.Lock()
 
@@ -133,7 +133,7 @@ class Perceiver:
                     done += 1
             return out
 
-        workers = max(1, min(int(getattr(self.settings, "perception_threads", 1) or 1), len(names)))
+        workers = max(1, min(self.settings.perception_threads, len(names)))
         if workers == 1:
             outcomes = [run(n) for n in names]
         else:
