@@ -31,8 +31,9 @@ from typing import Callable
 
 import numpy as np
 
-from vidsense.agents.labels import BUNDLED, LabelSet, load_labels
+from vidsense.agents.labels import BUNDLED, load_labels
 from vidsense.agents.llm import LanguageModel
+from vidsense.services.schema import LabelSet
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
-from vidsense.agents.labels import LabelSet, load_labels
-from vidsense.agents.reasoner import Prediction
+from vidsense.agents.labels import load_labels
 from vidsense.services.errors import InputError, VidsenseError
 from vidsense.services.timeline import MODALITIES, Timeline
+from vidsense.services.schema import LabelSet, ManifestRow, Prediction, read_manifest
 
 DescribeFn = Callable[[str, Any], Timeline]
 ClassifyFn = Callable[..., Prediction]
@@ -45,16 +45,6 @@ class PipelineLike(Protocol):
     def describe(self, video: str, modalities: Iterable[str] | None = None) -> Timeline: ...
 
     def reasoner(self, name: str = "llm") -> Any: ...
-
-
-@dataclass(frozen=True)
-class ManifestRow:
-    """One labelled video of a manifest."""
-
-    line: int
-    path: str
-    label: str
-    labelset: str
 
 
 @dataclass(frozen=True)
@@ -134,50 +124,12 @@ class EvalReport:
         return d
 
 
-def read_manifest(path: str | Path, labels: str | None = None) -> list[ManifestRow]:
-    """Parse a manifest; relative video paths are resolved against its folder.
-
-    Raises:
-        InputError: unreadable file, or no ``path`` / ``label`` column.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read manifest ({exc})") from None
-    reader = csv.DictReader(text.splitlines())
-    cols = {c.strip().lower() for c in reader.fieldnames or ()}
-    if not {"path", "label"} <= cols:
-        raise InputError(f"{path}: manifest needs a header with columns path,label[,labelset]")
-    rows = []
-    for i, raw in enumerate(reader, start=2):
-        rec = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
-        if not rec.get("path"):
-            continue
-        video = Path(rec["path"]).expanduser()
-        if not video.is_absolute():
-            video = path.parent / video
-        ls = rec.get("labelset") or labels or ""
-        if ls and not Path(ls).is_absolute() and (path.parent / ls).is_file():
-            ls = str(path.parent / ls)
-        rows.append(ManifestRow(i, str(video), rec.get("label", ""), ls))
-    return rows
-
-
 def ablation_sets() -> dict[str, list[str] | None]:
     """``all``, every single modality, and every all-but-one subset."""
     out: dict[str, list[str] | None] = {"all": None}
     out.update({m: [m] for m in MODALITIES})
     out.update({f"no-{m}": [x for x in MODALITIES if x != m] for m in MODALITIES})
     return out
-
-
-def _rank(pred: Prediction, label: str, set_size: int) -> float:
-    for i, c in enumerate(pred.candidates, start=1):
-        if c.label == label:
-            return float(i)
-    scored = len(pred.candidates)
-    return (scored + 1 + set_size) / 2
 
 
 def _score(rows: list[RowResult]) -> Score:
@@ -250,21 +202,22 @@ def evaluate(
     labelsets: dict[str, LabelSet | str] = {}
     results: dict[str, list[RowResult]] = {k: [] for k in variants}
     for row in rows:
-        base = RowResult(row.line, row.path, row.label, row.labelset or "?", "all")
-        if row.path not in timelines:
+        video = str(row.path)
+        base = RowResult(row.line, video, row.label, row.labelset or "?", "all")
+        if video not in timelines:
             t0 = time.perf_counter()
             try:
-                timelines[row.path] = describe(row.path, None)
+                timelines[video] = describe(video, None)
             except (VidsenseError, OSError, ValueError, RuntimeError) as exc:
-                timelines[row.path] = f"{type(exc).__name__}: {exc}"
-            perception_s[row.path] = time.perf_counter() - t0
-        tl = timelines[row.path]
+                timelines[video] = f"{type(exc).__name__}: {exc}"
+            perception_s[video] = time.perf_counter() - t0
+        tl = timelines[video]
         ls = _labelset(row, labelsets)
         for key, mods in variants.items():
-            r = _classify_row(base, key, mods, tl, ls, classify, n_short, perception_s[row.path])
+            r = _classify_row(base, key, mods, tl, ls, classify, n_short, perception_s[video])
             results[key].append(r)
             if progress:
-                progress(f"{Path(row.path).name} [{key}] {row.label} -> {r.predicted or r.error}")
+                progress(f"{Path(video).name} [{key}] {row.label} -> {r.predicted or r.error}")
     main = results["all"]
     good_tls = [t for t in timelines.values() if isinstance(t, Timeline)]
     by_set: dict[str, list[RowResult]] = {}
@@ -317,7 +270,7 @@ def _classify_row(base: RowResult, key: str, mods, tl, ls, classify: ClassifyFn,
     except (VidsenseError, ValueError, RuntimeError) as exc:
         return replace(base, error=f"{type(exc).__name__}: {exc}")
     reasoning_s = time.perf_counter() - t0
-    rank = _rank(pred, base.label, len(ls))
+    rank = pred.rank(base.label, len(ls))
     latency = {"perception": perception_s, "reasoning": reasoning_s}
     latency.update({k: v for k, v in pred.stats.items() if k.endswith("_s")})
     return replace(

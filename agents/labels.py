@@ -8,15 +8,14 @@ the human-readable form that prompts and embeddings read is derived here, once.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from vidsense.services.errors import InputError
+from vidsense.services.schema import LabelSet, readable
 
 log = logging.getLogger(__name__)
 
@@ -55,84 +54,6 @@ READABLE_OVERRIDES: dict[str, dict[str, str]] = {
         "wave": "wave a hand",
     },
 }
-
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])")
-
-
-def readable(label: str) -> str:
-    """Human-readable form of a label as data sets spell them.
-
-    ``"SoccerJuggling"`` -> ``"soccer juggling"``, ``"draw_sword"`` -> ``"draw sword"``,
-    ``"YoYo"`` -> ``"yo yo"``; labels that already contain spaces
-    (Kinetics, SSv2) keep their words and only lose stray underscores.
-    """
-    text = label.strip()
-    if " " not in text:
-        text = text.replace("_", " ").replace("-", " ")
-        text = _CAMEL.sub(" ", text)
-    else:
-        text = text.replace("_", " ")
-    text = re.sub(r"\s+", " ", text).strip()
-    # Keep acronyms in CamelCase names readable rather than lower-casing everything blindly.
-    return " ".join(w if (w.isupper() and len(w) > 1) else w.lower() for w in text.split(" "))
-
-
-@dataclass(frozen=True)
-class LabelSet:
-    """An ordered, duplicate-free list of candidate labels.
-
-    Attributes:
-        name: bundled name, file stem, or ``"custom"`` for an inline list.
-        labels: the labels exactly as the set spells them.
-        readable: human-readable form of each label, same order.
-    """
-
-    name: str
-    labels: tuple[str, ...]
-    readable: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def sha256(self) -> str:
-        """Stable identity of the label list (for caches)."""
-        return hashlib.sha256("\n".join(self.labels).encode()).hexdigest()
-
-    def index(self, label: str) -> int:
-        """Position of ``label`` (exact spelling)."""
-        return self.labels.index(label)
-
-    @classmethod
-    def from_labels(cls, name: str, labels: list[str] | tuple[str, ...], source: str = "") -> "LabelSet":
-        """Clean a raw list: strip blanks, drop duplicates (with a warning), reject empty.
-
-        Raises:
-            InputError: when no label is left.
-        """
-        cleaned: list[str] = []
-        seen: set[str] = set()
-        dupes: list[str] = []
-        blanks = 0
-        for raw in labels:
-            lab = raw.strip()
-            if not lab or lab.startswith("#"):
-                blanks += bool(not lab)
-                continue
-            if lab in seen:
-                dupes.append(lab)
-                continue
-            seen.add(lab)
-            cleaned.append(lab)
-        where = source or name
-        if dupes:
-            log.warning("%s: dropped %d duplicate label(s): %s", where, len(dupes), ", ".join(sorted(set(dupes))[:5]))
-        if blanks and cleaned and source:
-            log.warning("%s: skipped %d blank line(s)", where, blanks)
-        if not cleaned:
-            raise InputError(f"{where}: label list is empty")
-        return cls(name=name, labels=tuple(cleaned), readable=tuple(readable(lab) for lab in cleaned))
-
 
 def bundled_names() -> list[str]:
     """Names of the label sets that ship with vidsense."""

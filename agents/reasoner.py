@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 
 from vidsense.agents import prompts, shortlist
-from vidsense.agents.labels import LabelSet
 from vidsense.agents.llm import LanguageModel, load_llm
 from vidsense.services.errors import InputError
+from vidsense.services.schema import LabelScore, LabelSet, Prediction
 from vidsense.services.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -29,46 +29,6 @@ log = logging.getLogger(__name__)
 CONTEXT_MARGIN = 64
 # Below this top-1 probability (or with nothing observed) a prediction is flagged.
 LOW_CONFIDENCE = 0.2
-
-
-@dataclass(frozen=True)
-class LabelScore:
-    """A label (exact spelling of its set) and its probability."""
-
-    label: str
-    score: float
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """A reasoner's answer for one timeline.
-
-    Attributes:
-        label: the chosen label, spelled as in the label set.
-        top_k: best labels with probabilities, best first.
-        labelset: name of the label set.
-        reasoner: registry name of the reasoner.
-        candidates: every label the reasoner scored, with its probability
-            (the shortlist for large sets), best first.
-        low_confidence: nothing was observed, or the top probability is low.
-        stats: timings (seconds) and token counts.
-    """
-
-    label: str
-    top_k: tuple[LabelScore, ...]
-    labelset: str
-    reasoner: str
-    candidates: tuple[LabelScore, ...]
-    low_confidence: bool = False
-    justification: str = ""
-    stats: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def probability(self, label: str) -> float:
-        """Probability of ``label`` (0 when it was not a candidate)."""
-        return next((c.score for c in self.candidates if c.label == label), 0.0)
 
 
 class Reasoner(Protocol):

@@ -13,9 +13,9 @@ import threading
 
 import numpy as np
 
-from vidsense.agents.labels import LabelSet
 from vidsense.agents.prompts import redact_instructions
 from vidsense.services import embeddings
+from vidsense.services.schema import LabelSet
 
 # Prompted label texts embed much closer to timeline text than bare names do.
 LABEL_TEMPLATE = "a video of a person {label}"

@@ -1,6 +1,7 @@
 import pytest
 
-from vidsense.agents.labels import BUNDLED, LabelSet, load_labels, readable
+from vidsense.agents.labels import BUNDLED, load_labels
+from vidsense.services.schema import LabelSet, readable
 from vidsense.services.errors import InputError
 
 

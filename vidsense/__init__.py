@@ -14,8 +14,7 @@ import os
 from functools import lru_cache
 from typing import Any, Iterable
 
-from vidsense.agents.labels import LabelSet, bundled_names, load_labels
-from vidsense.agents.reasoner import LabelScore, Prediction
+from vidsense.agents.labels import bundled_names, load_labels
 from vidsense.batch import VIDEO_EXTENSIONS, BatchError, collect_videos
 from vidsense.frames import to_dataframe
 from vidsense.pipeline import LabelsArg, Pipeline, example_video
@@ -23,6 +22,7 @@ from vidsense.results import ClassificationResult, ExplanationResult
 from vidsense.services.errors import InputError, ModelError, ProcessingError, VidsenseError
 from vidsense.services.settings import Settings, load_settings
 from vidsense.services.timeline import Observation, Timeline, Window
+from vidsense.services.schema import LabelScore, LabelSet, Prediction
 
 __version__ = "0.1.0"
 

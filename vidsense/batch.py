@@ -68,14 +68,14 @@ def collect_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
         inputs: video files, directories (searched recursively for files with a
             video extension, see :data:`VIDEO_EXTENSIONS`), glob patterns
             (``"clips/**/*.avi"``) and manifest CSVs (``path,label`` columns;
-            see :func:`vidsense.services.manifest.read_manifest`). A plain path
+            see :func:`vidsense.services.schema.read_manifest`). A plain path
             that does not exist is kept, so that the batch reports it as a
             failed video instead of dropping it silently.
 
     Raises:
         InputError: a directory with no videos, or a glob matching nothing.
     """
-    from vidsense.services.manifest import read_manifest
+    from vidsense.services.schema import read_manifest
 
     found: list[Path] = []
     for raw in inputs:

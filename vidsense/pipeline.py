@@ -10,13 +10,14 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from vidsense.agents.labels import LabelSet, load_labels
+from vidsense.agents.labels import load_labels
 from vidsense.agents.reasoner import REASONERS, Reasoner
 from vidsense.results import ClassificationResult, ExplanationResult
 from vidsense.services.errors import InputError
 from vidsense.services.perceiver import Perceiver
 from vidsense.services.settings import Settings, load_settings
 from vidsense.services.timeline import Timeline
+from vidsense.services.schema import LabelSet
 
 if TYPE_CHECKING:
     from vidsense.batch import BatchError
@@ -209,7 +210,7 @@ class Pipeline:
         from vidsense.concepts.activations import activations_for
         from vidsense.concepts.joint import joint_scorers
         from vidsense.services.errors import VidsenseError
-        from vidsense.services.manifest import read_manifest
+        from vidsense.services.schema import read_manifest
 
         labelset = load_labels(labels)
         rows = read_manifest(manifest)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vidsense.agents.reasoner import LabelScore, Prediction
+from vidsense.services.schema import LabelScore, Prediction
 from vidsense.services.timeline import Timeline
 
 
