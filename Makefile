@@ -8,7 +8,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # llama-cpp-python compiles llama.cpp; the multimodal part is not needed.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
-.PHONY: demo test install models system-deps bench clean
+.PHONY: demo test lint install models system-deps bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -44,7 +44,17 @@ system-deps:
 demo: models
 	$(BIN)/vidsense classify "$$($(BIN)/python -c 'import vidsense; print(vidsense.example_video())')" --labels ucf101 --top-k 5
 
-test: models system-deps
+# Lint: ruff, then the import-linter contract in pyproject.toml over a copy of the
+# package as a normal install lays it out (see the comment there).
+LINT_TREE := build/lint-tree
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	rm -rf $(LINT_TREE)
+	$(BIN)/python -m pip install -q --no-deps --target $(LINT_TREE) .
+	cd $(LINT_TREE) && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports $(CURDIR)/pyproject.toml
+	rm -rf $(LINT_TREE) build/lib
+
+test: models system-deps lint
 	$(BIN)/python -m pytest
 
 bench: models

@@ -33,6 +33,7 @@ import numpy as np
 
 from vidsense.agents.labels import BUNDLED, load_labels
 from vidsense.agents.llm import LanguageModel
+from vidsense.services.embeddings import TextEncoder
 from vidsense.services.schema import LabelSet
 
 log = logging.getLogger(__name__)
@@ -284,9 +285,9 @@ def bundled_path(name: str) -> Path:
     return Path(str(resources.files("vidsense.agents").joinpath("labelsets", f"{name}.descriptions.json")))
 
 
-def cache_path(settings, labelset: LabelSet) -> Path:
-    """Where a user label set's generated descriptions are cached."""
-    return Path(settings.home) / "descriptions" / f"{labelset.sha256}.json"
+def cache_path(home: Path, labelset: LabelSet) -> Path:
+    """Where a user label set's generated descriptions are cached (under ``home``, ``$VIDSENSE_HOME``)."""
+    return Path(home) / "descriptions" / f"{labelset.sha256}.json"
 
 
 def describe_to_file(
@@ -304,10 +305,8 @@ def describe_to_file(
     return _finish(path, done)
 
 
-def embedding_similarity(settings) -> Similarity:
-    """Cosine similarity in the configured sentence-embedding space."""
-    from vidsense.services import embeddings
-
+def embedding_similarity(encoder: TextEncoder) -> Similarity:
+    """Cosine similarity in ``encoder``'s sentence-embedding space."""
     # The review compares one new sentence with all labels of a set (700 for
     # Kinetics-700) again and again: the label side is embedded once per list.
     names_memo: dict[tuple[str, ...], np.ndarray] = {}
@@ -315,8 +314,8 @@ def embedding_similarity(settings) -> Similarity:
     def similarity(texts: list[str], names: list[str]) -> np.ndarray:
         key = tuple(names)
         if key not in names_memo:
-            names_memo[key] = embeddings.embed(settings, list(names))
-        return embeddings.embed(settings, list(texts)) @ names_memo[key].T
+            names_memo[key] = encoder.encode(list(names))
+        return encoder.encode(list(texts)) @ names_memo[key].T
 
     return similarity
 
@@ -346,30 +345,36 @@ def _pool(folder: Path, exclude: str = "") -> dict[str, str]:
     return pool
 
 
-def label_descriptions(settings, labelset: LabelSet, llm: LanguageModel | None = None, generate: bool = True) -> dict[str, str]:
+def label_descriptions(
+    labelset: LabelSet,
+    home: Path,
+    *,
+    llm: Callable[[], LanguageModel] | None = None,
+    encoder: TextEncoder | None = None,
+    generate: bool = True,
+) -> dict[str, str]:
     """Descriptions for ``labelset``: bundled, cached, or generated now and cached.
 
     Args:
-        settings: supplies ``home`` (cache root) and the LLM when one must be loaded.
         labelset: the label set.
-        llm: the model to generate with (default: the configured one, loaded on demand).
-        generate: when False, return only what exists (possibly ``{}``) without an LLM.
+        home: the cache root (``$VIDSENSE_HOME``).
+        llm: returns the model to generate with; called only when descriptions are missing.
+        encoder: sentence encoder for the review of generated descriptions (none: no review).
+        generate: when False (or without ``llm``), return only what exists (possibly ``{}``).
 
     Returns:
         ``{label: description}``; labels without one are absent.
     """
-    if labelset.name in BUNDLED and load_labels(labelset.name).labels == labelset.labels:
-        return _read_json(bundled_path(labelset.name))
-    path = cache_path(settings, labelset)
+    if labelset.name in BUNDLED and set(labelset.labels) <= set(load_labels(labelset.name).labels):
+        # A bundled set, or part of one (occlusion re-scores a shortlist): its bundled descriptions.
+        bundled = _read_json(bundled_path(labelset.name))
+        return {lab: bundled[lab] for lab in labelset.labels if lab in bundled}
+    path = cache_path(home, labelset)
     cached = _read_json(path)
-    if len(cached) >= len(labelset) or not generate:
+    if len(cached) >= len(labelset) or not generate or llm is None:
         return cached
-    if llm is None:
-        from vidsense.agents.llm import load_llm
-
-        llm = load_llm(settings)
     with _DIR_LOCK:
-        return describe_to_file(llm, labelset, path, similarity=embedding_similarity(settings))
+        return describe_to_file(llm(), labelset, path, similarity=embedding_similarity(encoder) if encoder is not None else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -384,15 +389,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     from vidsense.agents.llm import LlamaCppModel
-    from vidsense.services import model_store
+    from vidsense.services.embeddings import load_sentence_encoder
     from vidsense.services.settings import load_settings
 
     settings = load_settings()
-    llm = LlamaCppModel(model_store.resolve(args.model, settings.home, allow_hub=False, role="LLM"), n_ctx=2048, n_threads=args.threads)
+    env = settings.model_env()
+    llm = LlamaCppModel(env.resolve(args.model, role="LLM"), n_ctx=2048, n_threads=args.threads)
+    similarity = embedding_similarity(load_sentence_encoder(str(settings.embedding_model), env))
     for spec in args.labelsets:
         ls = load_labels(spec)
         path = (args.out / f"{ls.name}.descriptions.json") if args.out else bundled_path(ls.name)
-        describe_to_file(llm, ls, path, batch=args.batch, reuse=_pool(path.parent, exclude=ls.name), similarity=embedding_similarity(settings))
+        describe_to_file(llm, ls, path, batch=args.batch, reuse=_pool(path.parent, exclude=ls.name), similarity=similarity)
         log.info("%s: %s written", ls.name, path)
     return 0
 

@@ -18,33 +18,23 @@ Kinetics label sets are not zero-shot; each per-set score says so.
 
 from __future__ import annotations
 
-import argparse
-import csv
 import hashlib
-import json
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable
 
 from vidsense.agents.labels import load_labels
+from vidsense.agents.reasoner import Reasoner
+from vidsense.agents.scoring import make_prediction
 from vidsense.services.errors import InputError, VidsenseError
-from vidsense.services.timeline import MODALITIES, Timeline
 from vidsense.services.schema import LabelSet, ManifestRow, Prediction, read_manifest
+from vidsense.services.timeline import MODALITIES, Timeline
 
 DescribeFn = Callable[[str, Any], Timeline]
 ClassifyFn = Callable[..., Prediction]
 SHORTLIST_DEFAULT = 20
-
-
-class PipelineLike(Protocol):
-    """What the harness needs from :class:`vidsense.Pipeline`."""
-
-    def describe(self, video: str, modalities: Iterable[str] | None = None) -> Timeline: ...
-
-    def reasoner(self, name: str = "llm") -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -116,6 +106,10 @@ class EvalReport:
     def top5(self) -> float:
         return self.overall.top5
 
+    def to_text(self) -> str:
+        """A plain-text summary (see :func:`format_report`)."""
+        return format_report(self)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; ``top1`` / ``top5`` at the top level."""
         d = asdict(self)
@@ -152,37 +146,27 @@ def _zero_shot(labelset: str, timelines: Iterable[Timeline]) -> bool:
     return not (kinetics_in_loop and Path(labelset).stem.lower().startswith(("kinetics", "k400", "k700")))
 
 
-def _callables(pipeline_or_callables: Any, reasoner: str) -> tuple[DescribeFn, ClassifyFn]:
-    if isinstance(pipeline_or_callables, tuple):
-        describe, classify = pipeline_or_callables
-        return describe, classify
-    r = pipeline_or_callables.reasoner(reasoner)
-    return (lambda video, mods: pipeline_or_callables.describe(video, mods)), r.classify
-
-
 def evaluate(
     manifest_path: str | Path,
-    pipeline_or_callables: PipelineLike | tuple[DescribeFn, ClassifyFn],
+    describe: DescribeFn,
+    classify: ClassifyFn,
     labels: str | None = None,
-    reasoner: str = "llm",
-    ablate: bool = False,
     *,
-    shortlist_size: int | None = None,
+    name: str = "llm",
+    ablate: bool = False,
+    shortlist_size: int = SHORTLIST_DEFAULT,
     progress: Callable[[str], None] | None = None,
 ) -> EvalReport:
     """Classify every manifest row and measure accuracy.
 
     Args:
         manifest_path: CSV with ``path,label[,labelset]``.
-        pipeline_or_callables: a :class:`vidsense.Pipeline` (or anything with
-            ``describe(video, modalities)`` and ``reasoner(name).classify``),
-            or a pair ``(describe(video, modalities) -> Timeline,
-            classify(timeline, labelset, modalities=..., top_k=...) -> Prediction)``.
+        describe: ``describe(video, modalities) -> Timeline``.
+        classify: ``classify(timeline, labelset, modalities=..., top_k=...) -> Prediction``.
         labels: label set for rows without a ``labelset`` column.
-        reasoner: reasoner name (ignored with callables).
+        name: what the report calls the reasoner.
         ablate: also run every single modality and every all-but-one subset.
-        shortlist_size: the shortlist size for recall (default: the pipeline's
-            ``settings.shortlist``, else 20).
+        shortlist_size: the shortlist size for recall.
         progress: called with a short line per row.
 
     Returns:
@@ -193,9 +177,7 @@ def evaluate(
         InputError: the manifest itself is unreadable (row problems are counted instead).
     """
     rows = read_manifest(manifest_path, labels)
-    describe, classify = _callables(pipeline_or_callables, reasoner)
-    settings = getattr(pipeline_or_callables, "settings", None)
-    n_short = shortlist_size or getattr(settings, "shortlist", None) or SHORTLIST_DEFAULT
+    n_short = shortlist_size
     variants = ablation_sets() if ablate else {"all": None}
     timelines: dict[str, Timeline | str] = {}
     perception_s: dict[str, float] = {}
@@ -232,7 +214,7 @@ def evaluate(
     all_rows = tuple(r for key in variants for r in results[key])
     return EvalReport(
         manifest=str(manifest_path),
-        reasoner=reasoner if not isinstance(pipeline_or_callables, tuple) else getattr(classify, "__qualname__", "callable"),
+        reasoner=name,
         modalities="all",
         overall=_score(main),
         per_labelset=per_set,
@@ -302,7 +284,8 @@ VARIANTS: dict[str, tuple[bool, float, float]] = {
 
 def compare_variants(
     manifest_path: str | Path,
-    pipeline: PipelineLike,
+    describe: DescribeFn,
+    reasoner: Reasoner,
     labels: str | None = None,
     variants: dict[str, tuple[bool, float, float]] | None = None,
     progress: Callable[[str], None] | None = None,
@@ -316,22 +299,28 @@ def compare_variants(
     included as ``embedding``, and with ``grammar`` the second strategy
     (one grammar-constrained generation per row, its own LLM pass) as ``grammar``.
 
+    Args:
+        manifest_path: CSV with ``path,label[,labelset]``.
+        describe: ``describe(video, modalities) -> Timeline``.
+        reasoner: the reasoning room whose models every variant shares.
+        labels: label set for rows without a ``labelset`` column.
+        variants: ``{name: (hints, calibration weight, embedding weight)}`` (default :data:`VARIANTS`).
+        progress: called with one line per finished variant.
+        grammar: also evaluate the grammar strategy.
+
     Returns:
         ``{variant name: report}``.
     """
-    from vidsense.agents.reasoner import EmbeddingReasoner, LLMReasoner, _prediction
-
     variants = variants or VARIANTS
-    settings = pipeline.settings
     timelines: dict[str, Timeline] = {}
+    shortlist_size = reasoner.config.shortlist
 
-    def describe(video: str, mods) -> Timeline:
+    def described(video: str, mods) -> Timeline:
         if video not in timelines:
-            timelines[video] = pipeline.describe(video, mods)
+            timelines[video] = describe(video, mods)
         return timelines[video]
 
-    base = pipeline.reasoner("llm")
-    reasoners = {h: LLMReasoner(settings, llm=base.llm, hints=h, calibration_weight=1.0) for h in {v[0] for v in variants.values()}}
+    methods = {h: reasoner.llm_method(hints=h, calibration_weight=1.0) for h in {v[0] for v in variants.values()}}
     evidence: dict[tuple, Any] = {}
 
     def classifier(hints: bool, cw: float, ew: float) -> ClassifyFn:
@@ -339,27 +328,30 @@ def compare_variants(
             # Keyed on the timeline's content: two rows of one video share the LLM pass.
             key = (hashlib.sha256(tl.to_json(sort_keys=True).encode()).hexdigest(), ls.sha256, hints, tuple(modalities or ()))
             if key not in evidence:
-                evidence[key] = reasoners[hints].evidence(tl, ls, modalities)
+                evidence[key] = methods[hints].evidence(tl, ls, modalities)
             ev = evidence[key]
-            probs = reasoners[hints].combine(ev, cw, ew)
-            return _prediction("llm", ls, ev.idx, probs, top_k, tl.only(modalities).is_empty, ev.stats)
+            probs = methods[hints].combine(ev, cw, ew)
+            return make_prediction("llm", ls, ev.idx, probs, top_k, tl.only(modalities).is_empty, ev.stats)
 
         return classify
 
-    out = {"embedding": evaluate(manifest_path, (describe, EmbeddingReasoner(settings).classify), labels)}
+    def run(name: str, classify: ClassifyFn) -> EvalReport:
+        return evaluate(manifest_path, described, classify, labels, name=name, shortlist_size=shortlist_size)
+
+    out = {"embedding": run("embedding", reasoner.method("embedding").classify)}
     for name, (hints, cw, ew) in variants.items():
-        out[name] = evaluate(manifest_path, (describe, classifier(hints, cw, ew)), labels)
+        out[name] = run(name, classifier(hints, cw, ew))
         if progress:
             progress(f"{name}: top1={out[name].top1:.3f} top5={out[name].top5:.3f}")
     if grammar:
-        out["grammar"] = evaluate(manifest_path, (describe, LLMReasoner(settings, llm=base.llm, strategy="grammar").classify), labels)
+        out["grammar"] = run("grammar", reasoner.llm_method(strategy="grammar").classify)
         if progress:
             progress(f"grammar: top1={out['grammar'].top1:.3f} top5={out['grammar'].top5:.3f}")
     return out
 
 
 def format_report(report: EvalReport) -> str:
-    """A plain-text summary: overall, per label set, ablations, latency, confusions."""
+    """A plain-text summary: overall, per label set, ablations, latency, confusions (``EvalReport.to_text``)."""
 
     def line(name: str, s: Score, extra: str = "") -> str:
         mr = f"{s.mean_rank:.1f}" if s.mean_rank is not None else "-"
@@ -380,36 +372,3 @@ def format_report(report: EvalReport) -> str:
         out.append("errors:")
         out += [f"  line {r.line} {r.path}: {r.error}" for r in errors]
     return "\n".join(out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m vidsense.agents.evaluate --manifest FILE.csv`` (the CLI's ``vidsense eval``)."""
-    parser = argparse.ArgumentParser(description="Evaluate a reasoner on a labelled manifest.")
-    parser.add_argument("--manifest", required=True)
-    parser.add_argument("--labels", default=None)
-    parser.add_argument("--reasoner", default="llm")
-    parser.add_argument("--ablate", action="store_true")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
-    parser.add_argument("--variants", action="store_true", help="compare calibration / evidence-combination variants")
-    args = parser.parse_args(argv)
-    import vidsense
-
-    if args.variants:
-        reports = compare_variants(args.manifest, vidsense.Pipeline(), labels=args.labels, progress=lambda s: print(s, file=sys.stderr))
-        table = {k: asdict(r.overall) for k, r in reports.items()}
-        if args.out:
-            args.out.write_text(json.dumps({k: r.to_dict() for k, r in reports.items()}, indent=1) + "\n", encoding="utf-8")
-        print(json.dumps(table, indent=1) if args.format == "json" else "\n".join(f"{k:<32} {format_report(r).splitlines()[1]}" for k, r in reports.items()))
-        return 0
-
-    report = evaluate(args.manifest, vidsense.Pipeline(), labels=args.labels, reasoner=args.reasoner, ablate=args.ablate, progress=lambda s: print(s, file=sys.stderr))
-    data = json.dumps(report.to_dict(), indent=1)
-    if args.out:
-        args.out.write_text(data + "\n", encoding="utf-8")
-    print(data if args.format == "json" else format_report(report))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

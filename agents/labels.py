@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from vidsense.services.errors import InputError
-from vidsense.services.schema import LabelSet, readable
+from vidsense.services.schema import LabelSet
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def load_labels(spec: str | list[str] | tuple[str, ...] | LabelSet) -> LabelSet:
         return LabelSet.from_labels("custom", list(spec))
     raw = spec.strip()
     if not raw:
-        raise InputError("--labels: label list is empty")
+        raise InputError("labels: label list is empty")
     key = ALIASES.get(raw.lower(), raw.lower())
     if key in BUNDLED:
         return _bundled(key)
@@ -96,7 +96,7 @@ def load_labels(spec: str | list[str] | tuple[str, ...] | LabelSet) -> LabelSet:
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a label file with one label per line")
     if "," in raw:
-        return LabelSet.from_labels("custom", raw.split(","), source="--labels")
+        return LabelSet.from_labels("custom", raw.split(","), source="labels")
     if path.suffix or "/" in raw:
         raise InputError(f"{raw}: label file not found")
     raise InputError(f"unknown label set {raw!r}; use one of {', '.join(BUNDLED)}, a file with one label per line, or 'a,b,c'")

@@ -8,11 +8,11 @@ generate short text (justifications, label descriptions).
 
 from __future__ import annotations
 
-import atexit
 import logging
 import struct
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
@@ -133,6 +133,12 @@ class LlamaCppModel:
         self._end_ids = self._answer_end_ids()
         self._lock = threading.Lock()
         self._scorer: _BatchScorer | None = None
+        # llama-cpp-python frees its model in __del__ during interpreter shutdown, when the
+        # module globals it needs are already gone, and prints a TypeError; closing first
+        # (at exit, or when this object is collected) avoids it. The finalizer holds the
+        # llama.cpp objects, not ``self``, so an unused model can still be collected.
+        self._contexts: list[Any] = [self._llm]
+        self._finalizer = weakref.finalize(self, _close_contexts, self._contexts)
 
     def _answer_end_ids(self) -> list[int]:
         """Tokens that close an assistant answer in this chat format (e.g. ``<|im_end|>``)."""
@@ -159,15 +165,14 @@ class LlamaCppModel:
         with self._lock:
             if self._scorer is None:
                 self._scorer = _BatchScorer(self._llm)
+                self._contexts.insert(0, self._scorer.ctx)
             return self._scorer.score(p_tokens, cand_tokens, list(continuations))
 
     def close(self) -> None:
         """Free the llama.cpp contexts and the model (scorer first: it shares the model)."""
         with self._lock:
-            if self._scorer is not None:
-                self._scorer.ctx.close()
-                self._scorer = None
-            self._llm.close()
+            self._scorer = None
+            self._finalizer()
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int = 96, grammar: str | None = None) -> str:
         kwargs: dict[str, Any] = {}
@@ -284,49 +289,71 @@ class _BatchScorer:
         return out, LLMStats(len(p_tokens), reused, scored, t1 - t0, t2 - t1)
 
 
+def _close_contexts(contexts: list[Any]) -> None:
+    """Close llama.cpp objects in order (the scorer's context before the model it shares)."""
+    for obj in contexts:
+        obj.close()
+    contexts.clear()
+
+
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64, copy=False)
     m = x.max(axis=-1, keepdims=True)
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
-def _make_llama_cpp(settings) -> LanguageModel:
-    ref = settings.llm_model
-    if not ref:
+@dataclass(frozen=True)
+class LLMConfig:
+    """Which language model the reasoning room loads, and how.
+
+    Attributes:
+        backend: a key of :data:`LLM_BACKENDS`.
+        model: a store name or GGUF path (``llama-cpp``), or the server's model name.
+        n_ctx: context window in tokens.
+        threads: llama.cpp CPU threads (``None``: its default).
+        base_url / api_key / timeout_s: the ``openai-compatible`` server.
+    """
+
+    backend: str = "llama-cpp"
+    model: str = ""
+    n_ctx: int = 4096
+    threads: int | None = None
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key: str = "not-needed"
+    timeout_s: float = 60.0
+
+
+def _make_llama_cpp(config: LLMConfig, env: model_store.ModelEnv) -> LanguageModel:
+    if not config.model:
         raise InputError("llm_model is not set: point it at a GGUF file (the 'full' profile has no bundled LLM)")
-    path = Path(model_store.resolve(ref, settings.home, allow_hub=False, role="LLM"))
-    gpu_layers = -1 if settings.resolved_device() == "cuda" else 0
-    return LlamaCppModel(path, n_ctx=settings.llm_n_ctx, n_threads=settings.llm_threads, n_gpu_layers=gpu_layers)
+    # A GGUF is always local: hub downloads of multi-GB LLMs are not something to do implicitly.
+    path = Path(model_store.resolve(config.model, env.home, allow_hub=False, role="LLM"))
+    gpu_layers = -1 if env.device == "cuda" else 0
+    return LlamaCppModel(path, n_ctx=config.n_ctx, n_threads=config.threads, n_gpu_layers=gpu_layers)
 
 
-# name -> factory(settings). The openai-compatible backend registers itself from agents/openai_backend.py.
-LLM_BACKENDS: dict[str, Callable[[Any], LanguageModel]] = {"llama-cpp": _make_llama_cpp}
+def _make_openai(config: LLMConfig, env: model_store.ModelEnv) -> LanguageModel:
+    from vidsense.agents.openai_backend import OpenAICompatibleModel  # langchain loads only for this backend
 
-_CACHE: dict[tuple, LanguageModel] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-@atexit.register
-def _close_all() -> None:
-    # llama-cpp-python frees its model in __del__ during interpreter shutdown, when the
-    # module globals it needs are already gone, and prints a TypeError; closing first avoids it.
-    for model in list(_CACHE.values()):
-        close = getattr(model, "close", None)
-        if callable(close):
-            close()
-    _CACHE.clear()
+    return OpenAICompatibleModel(config.base_url, config.model or "default", api_key=config.api_key, n_ctx=config.n_ctx, timeout_s=config.timeout_s)
 
 
-def load_llm(settings) -> LanguageModel:
-    """The configured LLM, loaded once per process per (backend, model, context)."""
-    key = (settings.llm_backend, settings.llm_model, settings.llm_n_ctx, str(settings.home), settings.llm_base_url)
-    import vidsense.agents.openai_backend  # noqa: F401  (registers "openai-compatible")
+# name -> factory(config, env).
+LLM_BACKENDS: dict[str, Callable[[LLMConfig, model_store.ModelEnv], LanguageModel]] = {
+    "llama-cpp": _make_llama_cpp,
+    "openai-compatible": _make_openai,
+}
 
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            try:
-                factory = LLM_BACKENDS[settings.llm_backend]
-            except KeyError:
-                raise InputError(f"unknown LLM backend {settings.llm_backend!r}; known: {', '.join(LLM_BACKENDS)}") from None
-            _CACHE[key] = factory(settings)
-        return _CACHE[key]
+
+def load_llm(config: LLMConfig, env: model_store.ModelEnv) -> LanguageModel:
+    """Load the language model ``config`` names (each call loads a new one: the caller owns it).
+
+    Raises:
+        InputError: unknown backend, or no model configured.
+        ModelError: the model file cannot be loaded.
+    """
+    try:
+        factory = LLM_BACKENDS[config.backend]
+    except KeyError:
+        raise InputError(f"unknown LLM backend {config.backend!r}; known: {', '.join(LLM_BACKENDS)}") from None
+    return factory(config, env)

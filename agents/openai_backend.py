@@ -22,7 +22,8 @@ import logging
 import time
 from typing import Any, Sequence
 
-from vidsense.agents.llm import LLM_BACKENDS, ContinuationScore, LanguageModel, LLMStats
+from vidsense.agents.llm import ContinuationScore, LLMStats
+from vidsense.agents.prompts import choice_grammar
 from vidsense.services.errors import ProcessingError
 
 log = logging.getLogger(__name__)
@@ -148,10 +149,8 @@ class OpenAICompatibleModel:
         return ContinuationScore(continuation, total, n)
 
     def _choice_score(self, prompt: str, continuations: Sequence[str], t0: float) -> tuple[list[ContinuationScore], LLMStats]:
-        from vidsense.agents.reasoner import _grammar
-
         resp = self._call(
-            self._client.completions.create, model=self.model, prompt=prompt, max_tokens=48, temperature=0.0, extra_body={"grammar": _grammar(list(continuations))}
+            self._client.completions.create, model=self.model, prompt=prompt, max_tokens=48, temperature=0.0, extra_body={"grammar": choice_grammar(list(continuations))}
         )
         answer = (resp.choices[0].text or "").strip().split("\n")[0].strip()
         out = [ContinuationScore(c, 0.0 if c == answer else UNCHOSEN_LOGPROB, 0) for c in continuations]
@@ -166,16 +165,3 @@ class OpenAICompatibleModel:
         except (self._openai.APIConnectionError, self._openai.APITimeoutError) as exc:
             raise self._fail(exc) from None
         return str(msg.content or "").strip()
-
-
-def _make_openai(settings) -> LanguageModel:
-    return OpenAICompatibleModel(
-        settings.llm_base_url,
-        settings.llm_model or "default",
-        api_key=settings.llm_api_key,
-        n_ctx=settings.llm_n_ctx,
-        timeout_s=settings.llm_timeout_s,
-    )
-
-
-LLM_BACKENDS["openai-compatible"] = _make_openai

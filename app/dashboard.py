@@ -48,19 +48,21 @@ def reclassify(timeline: dict[str, Any], labels: str | tuple[str, ...], reasoner
     """The reasoner's prediction for the timeline with windows / modalities removed."""
     tl = vidsense.Timeline.from_dict(timeline).without_windows(drop_windows)
     keep = sorted({o.modality for o in tl.observations} - set(drop_modalities))
-    tl = tl.only(keep)
-    pred = pipeline().reasoner(reasoner).classify(tl, vidsense.load_labels(_labels(labels)), top_k=5)
+    pred = pipeline().classify_timeline(tl, _labels(labels), modalities=keep, top_k=5, reasoner=reasoner)
     return {"label": pred.label, "top_k": [{"label": s.label, "score": s.score} for s in pred.top_k], "low_confidence": pred.low_confidence}
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def intervene(video: str, stamp: tuple[int, int], labels: str | tuple[str, ...], reasoner: str, action: str, concepts: tuple[int, ...], factor: float) -> list[dict[str, Any]]:
-    """The concept model's label before / after removing or boosting each concept."""
+def intervene(video: str, stamp: tuple[int, int], labels: str | tuple[str, ...], reasoner: str, occlusion: bool, action: str, concepts: tuple[int, ...], factor: float) -> list[dict[str, Any]]:
+    """The concept model's label before / after removing or boosting each concept.
+
+    Runs on the explained timeline (cached by :func:`explain`): no perception or LLM call again.
+    """
+    data = explain(video, stamp, labels, reasoner, occlusion)
+    timeline = vidsense.Timeline.from_dict(data["timeline"])
+    target = data["result"]["explanation"]["agreement"]["explained_label"]
     specs = [vidsense.InterventionSpec(action, concept=c, factor=factor) for c in concepts]  # type: ignore[arg-type]
-    res = pipeline().explain(video, _labels(labels), reasoner=reasoner, interventions=specs, llm_occlusion=False)
-    rows = res.to_dict()["explanation"]["interventions"]
-    # The explanation also records its standard interventions; keep the ones asked for, in order.
-    return rows[-len(specs):]
+    return [r.model_dump(by_alias=True, mode="json") for r in pipeline().intervene(timeline, specs, labels=_labels(labels), target=target)]
 
 
 def _labels(spec: str | tuple[str, ...]) -> str | list[str]:
@@ -191,8 +193,8 @@ def show_interventions(req: dict[str, Any], data: dict[str, Any]) -> None:
     action = c4.radio("Action", ["remove_concept", "boost_concept"], key="concept_action", horizontal=True)
     if st.button("Apply to the concept model", key="intervene") and picked:
         try:
-            with st.spinner("Re-running the explanation with the interventions..."):
-                st.session_state["concept_intervention"] = intervene(req["video"], req["stamp"], req["labels"], req["reasoner"], action, tuple(picked), 2.0)
+            with st.spinner("Applying the interventions to the concept model..."):
+                st.session_state["concept_intervention"] = intervene(req["video"], req["stamp"], req["labels"], req["reasoner"], req["occlusion"], action, tuple(picked), 2.0)
         except vidsense.VidsenseError as exc:
             st.error(str(exc))
     if st.session_state.get("concept_intervention"):

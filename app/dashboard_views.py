@@ -41,7 +41,7 @@ def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
 def probability_figure(top_k: Sequence[Mapping[str, Any]], title: str = "Prediction") -> go.Figure:
     """Horizontal probability bars, best label on top."""
     labels = [t["label"] for t in top_k][::-1]
-    scores = [t.get("score", t.get("probability", 0.0)) for t in top_k][::-1]
+    scores = [t["score"] for t in top_k][::-1]
     fig = go.Figure(go.Bar(x=scores, y=labels, orientation="h", text=[f"{s:.2f}" for s in scores], textposition="auto", marker_color="#1f77b4"))
     fig.update_xaxes(range=[0, 1], title="probability")
     return _layout(fig, title, height=60 + 36 * len(labels))

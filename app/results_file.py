@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from vidsense.services.errors import InputError
+from vidsense import InputError
 
 CSV_COLUMNS = ("video", "label", "score", "top_k", "labelset", "reasoner", "low_confidence", "sha256", "total_s", "error", "notes")
 

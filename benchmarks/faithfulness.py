@@ -27,11 +27,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from vidsense.concepts.activations import ActivationCache, SentenceEncoder, activations_by_modality, concept_activations
-from vidsense.concepts.bank import ConceptBank, bundled_bank, fallback_bank
-from vidsense.concepts.explain import ExplainOptions, explain
+import vidsense
+from vidsense.concepts.activations import ActivationCache, activations_by_modality, concept_activations
+from vidsense.concepts.bank import ConceptBank
+from vidsense.concepts.explain import explain
 from vidsense.concepts.motif import MotifModel, load_model
-from vidsense.services.settings import load_settings
+from vidsense.concepts.schema import ExplainOptions
+from vidsense.services.embeddings import TextEncoder
 from vidsense.services.timeline import Timeline
 
 SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
@@ -63,7 +65,7 @@ def deletion_auc(probability: Callable[[Sequence[int]], float], order: Sequence[
     return float(np.mean([probability(order[:i]) for i in range(len(order) + 1)]) / base)
 
 
-def evaluate(name: str, timeline: Timeline, bank: ConceptBank, model: MotifModel, card, encoder, cache, random_orders: int, max_concepts: int) -> VideoResult:
+def evaluate(name: str, timeline: Timeline, bank: ConceptBank, model: MotifModel, card, encoder: TextEncoder, cache: ActivationCache, random_orders: int, max_concepts: int) -> VideoResult:
     t0 = time.perf_counter()
     acts = concept_activations(timeline, bank, encoder, cache=cache)
     x = torch.from_numpy(acts.matrix).unsqueeze(0)
@@ -122,33 +124,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS / "faithfulness.json"))
     args = ap.parse_args(argv)
 
-    from vidsense.agents.labels import load_labels
-
-    settings = load_settings()
-    label_set = load_labels(args.labels)
-    bank = bundled_bank(label_set.name) or fallback_bank(list(label_set.labels), None, label_set.name, list(label_set.readable))
+    pipe = vidsense.Pipeline()
+    label_set = vidsense.load_labels(args.labels)
+    # The concept model the product uses (a trained one when saved, else zero-shot weighted by concept specificity).
+    concept_model = pipe.concept_model(label_set)
+    bank, model, card = concept_model.bank, concept_model.model, concept_model.card
     if args.model:
         model, card = load_model(args.model)
+        if (Path(args.model) / "bank.json").is_file():
+            bank = ConceptBank.load(Path(args.model) / "bank.json")
         card.check_bank(bank)
-    else:
-        # The concept model the product uses (zero-shot, weighted by concept specificity).
-        from vidsense.pipeline import Pipeline
-
-        bank, model, card = Pipeline(settings=settings).concept_model(label_set)
-    encoder = SentenceEncoder(settings)
-    cache = ActivationCache.for_settings(settings)
+    encoder, cache = pipe.concepts.encoder, pipe.concepts.cache
 
     timelines: list[tuple[str, Timeline]] = []
     for path in args.timelines or []:
         timelines.append((Path(path).name, Timeline.from_json(Path(path).read_text())))
     if not args.timelines:
-        from vidsense.services.perceiver import Perceiver
-
         clips = [Path(c) for c in args.clips] if args.clips else [SHARED_CLIPS / c for c in DEFAULT_CLIPS if (SHARED_CLIPS / c).exists()]
-        perceiver = Perceiver(settings)
         for clip in clips:
             t0 = time.perf_counter()
-            timelines.append((clip.name, perceiver.describe(clip)))
+            timelines.append((clip.name, pipe.describe(clip)))
             print(f"perceived {clip.name} in {time.perf_counter() - t0:.1f} s")
 
     results = [evaluate(n, tl, bank, model, card, encoder, cache, args.random_orders, args.max_concepts) for n, tl in timelines]

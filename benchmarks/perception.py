@@ -99,6 +99,7 @@ def main() -> None:
 
     from vidsense import example_video
     from vidsense.services.perceiver import Perceiver
+    from vidsense.services.perception import PerceptionConfig
     from vidsense.services.settings import load_settings
 
     if args.clips:
@@ -114,7 +115,7 @@ def main() -> None:
         real = load_settings().home
         (home / "models").symlink_to(Path(real) / "models", target_is_directory=True)
         settings = load_settings(home=home, **({"perception": models} if models else {}))
-        perceiver = Perceiver(settings)
+        perceiver = Perceiver(PerceptionConfig.from_settings(settings))
         # Models load lazily: one run over a short synthetic clip loads them all, so the
         # per-clip numbers below are "after models are loaded", as the targets are stated.
         t0 = time.perf_counter()
@@ -130,9 +131,9 @@ def main() -> None:
                 row["cold_s"] = time.perf_counter() - t
                 row["duration_s"] = tl.video.duration_s
                 row["size"] = f"{tl.video.width}x{tl.video.height}"
-                for name, sec in tl.extra.get("timings", {}).items():
+                for name, sec in tl.timings.items():
                     row[f"model.{name}"] = sec
-                row["motion_s"] = sum(tl.extra.get("timings", {}).get(m, 0.0) for m in MOTION)
+                row["motion_s"] = sum(tl.timings.get(m, 0.0) for m in MOTION)
                 row["motion_share"] = row["motion_s"] / row["cold_s"] if row["cold_s"] else 0.0
                 t = time.perf_counter()
                 perceiver.describe(clip)

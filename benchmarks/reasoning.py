@@ -29,11 +29,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vidsense.agents.labels import load_labels
-from vidsense.agents.llm import load_llm
-from vidsense.agents.reasoner import LLMReasoner
-from vidsense.services.settings import load_settings
-from vidsense.services.timeline import Timeline
+import vidsense
+from vidsense import Timeline, load_labels
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LABELSETS = ("ucf101", "kinetics400", "kinetics700")
@@ -61,21 +58,18 @@ class Row:
     candidates: int
 
 
-def _timeline(args) -> Timeline:
+def _timeline(args, pipe: vidsense.Pipeline) -> Timeline:
     if args.timeline:
         return Timeline.from_json(Path(args.timeline).read_text(encoding="utf-8"))
-    import vidsense
-
-    return vidsense.Pipeline().describe(args.video or vidsense.example_video())
+    return pipe.describe(args.video or vidsense.example_video())
 
 
 def run(args) -> list[Row]:
-    settings = load_settings(llm_model=args.model, llm_threads=args.threads, shortlist=args.shortlist)
-    tl = _timeline(args)
-    llm = load_llm(settings)
+    pipe = vidsense.Pipeline(llm_model=args.model, llm_threads=args.threads, shortlist=args.shortlist)
+    tl = _timeline(args, pipe)
     rows = []
     for strategy in args.strategies:
-        reasoner = LLMReasoner(settings, llm=llm, strategy=strategy, hints=not args.no_hints)
+        reasoner = pipe.reasoner.llm_method(strategy=strategy, hints=not args.no_hints)
         for name in args.labelsets:
             ls = load_labels(name)
             reasoner.descriptions(ls)

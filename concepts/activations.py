@@ -7,13 +7,12 @@ bundled MiniLM, and the activation is their cosine similarity. A window with no
 observations gets a row of zeros, so "no evidence" and "window removed" look the
 same to the concept model.
 
-When joint image-text or audio-text models are configured
-(``settings.concept_joint_models``: CLIP, CLAP, ImageBind), each scores the
-window's frames or audio against the concept texts (a :class:`JointScorer`,
-implemented in :mod:`vidsense.concepts.joint`); the per-model matrices make a
-:class:`JointEvidence`, whose mean is blended with the text activations by
-``settings.concept_joint_weight``. :func:`activations_for` is the one entry
-point that applies the settings.
+When joint image-text or audio-text models are configured (CLIP, CLAP,
+ImageBind), each scores the window's frames or audio against the concept texts
+(:mod:`vidsense.concepts.joint`); the per-model matrices make a
+:class:`JointEvidence`, whose mean is blended with the text activations.
+:meth:`vidsense.concepts.explainer.ConceptExplainer.activations` is the one
+entry point that applies the configuration.
 
 Results are cached in memory and as ``.npz`` under
 ``<home>/cache/concepts/``: text matrices keyed on the timeline's content hash,
@@ -28,48 +27,16 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Literal, Protocol, Sequence
+from typing import Iterable, Literal
 
 import numpy as np
 
 from vidsense.concepts.bank import ConceptBank
+from vidsense.services.embeddings import TextEncoder
 from vidsense.services.timeline import MODALITIES, Timeline, Window, render_window
-
-if TYPE_CHECKING:
-    from vidsense.services.settings import Settings
-    from vidsense.services.video import Media
 
 _STAMP = re.compile(r"^\[[^\]]*\]\s*")
 _SCORE = re.compile(r"\s\d(?:\.\d+)?(?=,|;|$)")
-
-
-class TextEncoder(Protocol):
-    """Anything that embeds sentences: ``encode(texts) -> [n, d]`` L2-normalised float32."""
-
-    name: str
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-class SentenceEncoder:
-    """The configured sentence-transformers model (default: the bundled all-MiniLM-L6-v2).
-
-    Loads through :mod:`vidsense.services.embeddings`, so the shortlist, the
-    reasoner and the concept activations share one model per process.
-    """
-
-    def __init__(self, settings: "Settings", model: str | None = None) -> None:
-        from vidsense.services import embeddings
-
-        self._settings = settings if model is None else settings.model_copy(update={"embedding_model": model})
-        self.name = str(self._settings.embedding_model)
-        embeddings.sentence_model(self._settings)  # fail early (missing model) rather than mid-explanation
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` as L2-normalised float32 rows."""
-        from vidsense.services import embeddings
-
-        return embeddings.embed(self._settings, list(texts))
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,11 +89,6 @@ class ActivationCache:
         self._mem: OrderedDict[str, np.ndarray] = OrderedDict()
         self._size = memory
 
-    @classmethod
-    def for_settings(cls, settings: "Settings") -> "ActivationCache":
-        """The cache under ``<home>/cache/concepts`` (memory only when ``settings.cache`` is off)."""
-        return cls(Path(settings.home) / "cache" / "concepts" if settings.cache else None)
-
     def get(self, key: str) -> np.ndarray | None:
         if key in self._mem:
             self._mem.move_to_end(key)
@@ -143,9 +105,10 @@ class ActivationCache:
                 return matrix
         return None
 
-    def put(self, key: str, matrix: np.ndarray) -> None:
+    def put(self, key: str, matrix: np.ndarray, *, disk: bool = True) -> None:
+        """Keep ``matrix`` in memory and, with ``disk`` and a root, as ``<root>/<key>.npz``."""
         self._remember(key, matrix)
-        if self.root is not None:
+        if disk and self.root is not None:
             self.root.mkdir(parents=True, exist_ok=True)
             tmp = self.root / f"{key}.tmp.npz"
             np.savez_compressed(tmp, matrix=matrix)
@@ -194,29 +157,22 @@ def concept_activations(
         matrix = np.zeros((len(texts), len(bank)), dtype=np.float32)
         filled = [i for i, t in enumerate(texts) if t]
         if filled and len(bank):
-            matrix[filled] = encoder.encode([texts[i] for i in filled]) @ concept_embeddings(bank, encoder).T
+            matrix[filled] = encoder.encode([texts[i] for i in filled]) @ concept_embeddings(bank, encoder, cache).T
         if cache is not None:
             cache.put(key, matrix)
     return Activations(matrix, timeline.windows, tuple(bank.texts), bank.hash, encoder.name, mods, tuple(texts))
 
 
-_CONCEPT_EMB: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-
-
-def concept_embeddings(bank: ConceptBank, encoder: TextEncoder) -> np.ndarray:
-    """``[C, d]`` embeddings of the bank's concept texts (memoised per encoder and bank)."""
-    key = (encoder.name, bank.hash)
-    if key not in _CONCEPT_EMB:
-        _CONCEPT_EMB[key] = encoder.encode(bank.texts)
-        while len(_CONCEPT_EMB) > 8:
-            _CONCEPT_EMB.popitem(last=False)
-    return _CONCEPT_EMB[key]
-
-
-def present_modalities(timeline: Timeline) -> tuple[str, ...]:
-    """The modalities that have at least one observation, in :data:`MODALITIES` order."""
-    seen = {o.modality for o in timeline.observations}
-    return tuple(m for m in MODALITIES if m in seen)
+def concept_embeddings(bank: ConceptBank, encoder: TextEncoder, cache: ActivationCache | None = None) -> np.ndarray:
+    """``[C, d]`` embeddings of the bank's concept texts (kept in ``cache``, per encoder and bank)."""
+    key = "concepts-" + hashlib.sha256(f"{encoder.name}|{bank.hash}".encode("utf-8")).hexdigest()[:40]
+    emb = cache.get(key) if cache is not None else None
+    if emb is None or emb.shape[0] != len(bank):
+        emb = encoder.encode(bank.texts)
+        if cache is not None:
+            # Memory only: the encoder is at hand whenever this is needed, and re-embedding a bank takes a second.
+            cache.put(key, emb, disk=False)
+    return emb
 
 
 def activations_by_modality(
@@ -237,7 +193,7 @@ def activations_by_modality(
             joint part too (dropping ``sight`` also drops CLIP's contribution),
             and a modality only a joint model sees is a group of its own.
     """
-    seen = set(present_modalities(timeline)) | set(joint.present if joint is not None else ())
+    seen = set(timeline.modalities) | set(joint.present if joint is not None else ())
     present = tuple(m for m in MODALITIES if m in seen)
     out = {}
     for m in present:
@@ -247,67 +203,8 @@ def activations_by_modality(
     return out
 
 
-def activations_for(
-    settings: "Settings",
-    timeline: Timeline,
-    bank: ConceptBank,
-    *,
-    encoder: TextEncoder | None = None,
-    media: "Media | None" = None,
-    modalities: Iterable[str] | None = None,
-    cache: ActivationCache | None = None,
-    scorers: "Sequence[JointScorer] | None" = None,
-) -> Activations:
-    """The activations the concept model reads for one video, as the settings ask.
-
-    Text activations, blended with :func:`~vidsense.concepts.joint.joint_evidence`
-    when ``settings.concept_joint_models`` is set, its weight is above 0 and the
-    video file is available.
-
-    Args:
-        settings: the :class:`~vidsense.services.settings.Settings`.
-        timeline: the video's timeline.
-        bank: the concept bank (columns).
-        encoder: sentence encoder (default: :class:`SentenceEncoder` of ``settings``).
-        media: the opened video (default: opened from ``timeline.video.path`` when a joint matrix is not cached).
-        modalities: restrict text and joint evidence to these modalities (``None``: all).
-        cache: where to look up / store matrices.
-        scorers: the joint scorers (default: those of ``settings``; pass them to resolve the models once per batch).
-
-    Raises:
-        InputError: a configured joint model cannot be found.
-    """
-    from vidsense.concepts.joint import joint_evidence  # loads the joint-model machinery only when asked
-
-    text = concept_activations(timeline, bank, encoder or SentenceEncoder(settings), modalities, cache)
-    joint = joint_evidence(settings, timeline, bank, media=media, cache=cache, scorers=scorers)
-    return text if joint is None else joint.apply(text, modalities)
-
-
 # ---------------------------------------------------------------------------
-# Joint image-text / audio-text models
-
-
-class JointScorer(Protocol):
-    """A joint embedding model (CLIP, CLAP, ImageBind) scoring raw media against concept texts.
-
-    ``similarity`` receives one input per window (for ``sight`` an RGB uint8
-    array ``[k, H, W, 3]`` of the window's frames, for ``sound`` the window's
-    16 kHz mono float32 samples; ``None`` when the window has nothing to read)
-    and returns ``[windows, len(texts)]`` cosine similarities, rows of zeros for
-    ``None``; pooling several frames of a window is the scorer's choice.
-
-    Attributes:
-        name: the model (``clip:/models/clip-vit-b16``), for encoder names.
-        version: changes whenever the weights change (cache keys).
-        modality: what it reads.
-    """
-
-    name: str
-    version: str
-    modality: Literal["sight", "sound"]
-
-    def similarity(self, inputs: Sequence[np.ndarray | None], texts: Sequence[str]) -> np.ndarray: ...
+# Joint image-text / audio-text evidence (the scorers live in vidsense.concepts.joint)
 
 
 @dataclass(frozen=True, eq=False)

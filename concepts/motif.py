@@ -271,7 +271,7 @@ def zero_shot_model(
         threshold: cosine similarity below which a concept counts as absent.
         gate: initial share of the attention-mixed signal in each concept.
         specificity: ``[K, C]`` how much more concept ``j`` fits class ``k``
-            than the other classes (see :func:`~vidsense.concepts.bank.class_specificity`);
+            than the other classes (see :func:`~vidsense.concepts.merge.class_specificity`);
             when given, each class's support is weighted by it, so generic
             concepts a bank attaches to a class ("camera", "short video") stop
             deciding it. Without it every supporting concept weighs the same.

@@ -19,8 +19,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vidsense.services import i3d
+from vidsense.services.model_store import ModelEnv
 from vidsense.services.motion_clip import CLIP_FRAMES, GROUP_S, MotionClip, motion_clips
-from vidsense.services.perception import ModelCard
+from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window
 from vidsense.services.video import Media
 
@@ -78,15 +79,30 @@ class KineticsActions:
         cost=2.3,
     )
 
-    def __init__(self, settings: Any, top_k: int = 3, min_prob: float = 0.05, backend: str = "onnx", clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):
-        self.settings = settings
+    def __init__(self, env: ModelEnv, top_k: int = 3, min_prob: float = 0.05, backend: str = "onnx", clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):
+        """Remember where I3D is and how to run it; it loads on first use.
+
+        Args:
+            env: where the model store is and the device to run on.
+            top_k / min_prob: at most ``top_k`` classes per window, those at or above ``min_prob``
+                (always the best one).
+            backend: ``onnx`` or ``torch`` (a CUDA device always uses torch).
+            clip_frames / group_s: the shared motion clips (see :mod:`vidsense.services.motion_clip`).
+        """
+        self.home = Path(env.home)
+        self.device = env.device
         self.top_k = top_k
         self.min_prob = min_prob
         # ONNX Runtime is the faster CPU path; torch is used on a GPU (and when export fails).
-        self.backend = "torch" if settings.resolved_device() == "cuda" else backend
+        self.backend = "torch" if env.device == "cuda" else backend
         self.clip_frames = clip_frames
         self.group_s = group_s
         self._runtime: i3d.Runtime | None = None
+
+    @classmethod
+    def from_config(cls, config: PerceptionConfig) -> "KineticsActions":
+        """The registry's ``action`` model."""
+        return cls(config.env)
 
     def params(self) -> dict[str, Any]:
         from vidsense.services import model_store
@@ -103,15 +119,15 @@ class KineticsActions:
     @property
     def runtime(self) -> i3d.Runtime:
         if self._runtime is None:
-            self._runtime = i3d.load_runtime(Path(self.settings.home), self.backend, self.clip_frames, self.settings.resolved_device())
+            self._runtime = i3d.load_runtime(self.home, self.backend, self.clip_frames, self.device)
         return self._runtime
 
-    def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
+    def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """Per window, one ``action`` observation per likely Kinetics class (text = class name, score = probability)."""
         out = []
         for clip in motion_clips(media, windows, self.clip_frames, self.group_s):
             out.extend(self._describe_clip(clip))
-        return out
+        return Perception(out)
 
     def _describe_clip(self, clip: MotionClip) -> list[Observation]:
         logits = self.runtime.run(i3d.preprocess(clip.frames))

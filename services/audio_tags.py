@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from vidsense.services.errors import ModelError
-from vidsense.services.perception import ModelCard
+from vidsense.services.model_store import ModelEnv
+from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window
 from vidsense.services.video import Media
 
@@ -269,8 +270,12 @@ class YamnetTagger:
         cost=0.1,
     )
 
-    def __init__(self, settings: Any, *, threshold: float = 0.2, top_k: int = 3, pool: str = "mean") -> None:
+    def __init__(self, env: ModelEnv, *, threshold: float = 0.2, top_k: int = 3, pool: str = "mean") -> None:
         """Locate (assemble on first use) the bundled model; the session opens lazily.
+
+        Args:
+            env: where the model store is.
+            threshold / top_k / pool: see the class docstring.
 
         Raises:
             ValueError: for an unknown ``pool``.
@@ -279,13 +284,18 @@ class YamnetTagger:
 
         if pool not in POOLS:
             raise ValueError(f"unknown pool {pool!r}; known: {', '.join(POOLS)}")
-        self.folder = Path(model_store.ensure(STORE_NAME, settings.home))
+        self.folder = Path(model_store.ensure(STORE_NAME, env.home))
         self.threshold = threshold
         self.top_k = top_k
         self.pool = pool
         self._session = None
         self._names: list[str] = []
         self._in_q = self._out_q = Quantisation(1.0, 0)
+
+    @classmethod
+    def from_config(cls, config: PerceptionConfig) -> "YamnetTagger":
+        """The registry's ``audio-tags`` model."""
+        return cls(config.env)
 
     def params(self) -> dict[str, Any]:
         """Weights hash and every knob that changes the tags."""
@@ -331,7 +341,7 @@ class YamnetTagger:
         best = np.argsort(-pooled)[: self.top_k]
         return [(self._names[i], float(pooled[i])) for i in best if pooled[i] >= self.threshold]
 
-    def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
+    def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """One ``sound`` observation per tag per window; windows without audio get none."""
         observations = []
         for w in windows:
@@ -351,4 +361,4 @@ class YamnetTagger:
                         kind="sound",
                     )
                 )
-        return observations
+        return Perception(observations)

@@ -139,9 +139,9 @@ class PerceptionCache:
             self._counts = _COUNTERS.setdefault(str(self.path.resolve()), [0, 0])
 
     @classmethod
-    def for_settings(cls, settings: Any) -> "PerceptionCache":
-        """The cache under ``settings.home / "cache" / "perception.sqlite"``."""
-        return cls(Path(settings.home) / "cache" / "perception.sqlite")
+    def for_home(cls, home: str | os.PathLike[str]) -> "PerceptionCache":
+        """The cache of a vidsense home: ``home / "cache" / "perception.sqlite"``."""
+        return cls(Path(home) / "cache" / "perception.sqlite")
 
     def _connect(self) -> sqlite3.Connection:
         # A connection must not cross fork(): reopen in a child process.

@@ -1,6 +1,6 @@
 """Visual captions with BLIP-2 through ``transformers``.
 
-The model comes from ``settings.caption_model``: a local folder holding a
+The model comes from the ``caption_model`` setting: a local folder holding a
 BLIP-2 checkpoint and its processor, or (only with ``allow_hub`` on) a hub id
 such as ``Salesforce/blip2-opt-2.7b``. No captioning weights ship on PyPI, so
 there is no bundled default.
@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vidsense.services import pretrained
-from vidsense.services.perception import ModelCard
+from vidsense.services.model_store import ModelEnv
+from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window
 from vidsense.services.video import Media
 
@@ -50,19 +51,30 @@ class Blip2Captioner:
 
     card = ModelCard(name="blip2", version="1", modalities=("sight",), note="BLIP-2 captions (transformers)", cost=8.0)
 
-    def __init__(self, settings: Any, tuning: CaptionParams | None = None) -> None:
-        """Load the model named by ``settings.caption_model``.
+    def __init__(self, model: str | None, env: ModelEnv, tuning: CaptionParams | None = None, *, frame_max_side: int = 640) -> None:
+        """Load the BLIP-2 model ``model``.
+
+        Args:
+            model: a BLIP-2 folder or (hub access on) a hub id: the ``caption_model`` setting.
+            env: where models are found and run.
+            tuning: decoding settings.
+            frame_max_side: frames are scaled so their long side is at most this.
 
         Raises:
-            InputError: ``caption_model`` is not set, or is no local path while hub access is off.
+            InputError: ``model`` is not set, or is no local path while hub access is off.
             ModelError: the folder holds no loadable BLIP-2 model.
         """
-        self.settings = settings
         self.tuning = tuning or CaptionParams()
-        self.ref = pretrained.locate(settings.caption_model, settings, role="caption", setting="caption_model")
+        self.frame_max_side = frame_max_side
+        self.ref = pretrained.locate(model, env, role="caption", setting="caption_model")
         from transformers import Blip2ForConditionalGeneration, Blip2Processor  # slow import: only once the setting checks out
 
         self._processor, self._model = pretrained.load(self.ref, Blip2ForConditionalGeneration, Blip2Processor)
+
+    @classmethod
+    def from_config(cls, config: PerceptionConfig) -> "Blip2Captioner":
+        """The registry's ``blip2`` model (``config.caption_model``)."""
+        return cls(config.caption_model, config.env, frame_max_side=config.frame_max_side)
 
     def params(self) -> dict[str, Any]:
         """Model identity, sampling and decoding: everything that changes the output."""
@@ -70,7 +82,7 @@ class Blip2Captioner:
             "model": self.ref.path,
             "fingerprint": self.ref.fingerprint,
             "half": self.ref.half,
-            "frame_max_side": self.settings.frame_max_side,
+            "frame_max_side": self.frame_max_side,
             **asdict(self.tuning),
         }
 
@@ -91,16 +103,16 @@ class Blip2Captioner:
             )
         return [" ".join(text.split()) for text in self._processor.batch_decode(ids, skip_special_tokens=True)]
 
-    def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
+    def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """A caption for each window (none for a video without frames)."""
         if not media.info.has_video:
-            return []
+            return Perception()
         out: list[Observation] = []
         step = self.tuning.batch_size
         for i in range(0, len(windows), step):
             batch = windows[i : i + step]
-            frames = [media.sample(w.start_s, w.end_s, 1, self.settings.frame_max_side)[0] for w in batch]
+            frames = [media.sample(w.start_s, w.end_s, 1, self.frame_max_side)[0] for w in batch]
             for w, text in zip(batch, self.caption(frames)):
                 if text:
                     out.append(Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, text, 1.0, "caption"))
-        return out
+        return Perception(out)

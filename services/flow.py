@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vidsense.services.motion_clip import CLIP_FRAMES, GROUP_S, MotionClip, motion_clips
-from vidsense.services.perception import ModelCard
+from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window
 from vidsense.services.video import Media
 
@@ -206,11 +206,21 @@ class FlowDescriber:
 
     card: ClassVar[ModelCard] = ModelCard(name="flow", version="1", modalities=("sight",), cost=0.4)
 
-    def __init__(self, settings: Any, pairs_per_s: float = 5.0, clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):
-        self.settings = settings
+    def __init__(self, pairs_per_s: float = 5.0, clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):
+        """Flow needs no model file: only its sampling.
+
+        Args:
+            pairs_per_s: frame pairs measured per second of video.
+            clip_frames / group_s: the shared motion clips (see :mod:`vidsense.services.motion_clip`).
+        """
         self.pairs_per_s = pairs_per_s
         self.clip_frames = clip_frames
         self.group_s = group_s
+
+    @classmethod
+    def from_config(cls, config: PerceptionConfig) -> "FlowDescriber":
+        """The registry's ``flow`` model (it reads nothing from the config)."""
+        return cls()
 
     def params(self) -> dict[str, Any]:
         import cv2
@@ -224,7 +234,7 @@ class FlowDescriber:
             "thresholds": [PAN, ZOOM, SHAKE, MOVING, MOVING_PX, MIN_SHARE, LARGE_SHARE, CUT_HIST, CUT_HIST_WITH_DIFF, CUT_DIFF],
         }
 
-    def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
+    def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """One ``motion`` observation per window."""
         out = []
         for clip in motion_clips(media, windows, self.clip_frames, self.group_s):
@@ -233,7 +243,7 @@ class FlowDescriber:
                 text = window_words([p for p in pairs if w.start_s <= p.t < w.end_s])
                 if text:
                     out.append(Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, text, 1.0, "motion"))
-        return out
+        return Perception(out)
 
 
 def clip_pairs(clip: MotionClip, pairs_per_s: float) -> list[PairMotion]:

@@ -36,7 +36,8 @@ import numpy as np
 
 from vidsense.services import model_store, pretrained
 from vidsense.services.errors import InputError, ModelError
-from vidsense.services.perception import ModelCard
+from vidsense.services.model_store import ModelEnv
+from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Modality, Observation, Window
 from vidsense.services.video import SAMPLE_RATE, Media
 
@@ -194,21 +195,32 @@ def embed_window(encoder: JointEncoder, modality: Modality, data: np.ndarray) ->
 class JointEmbeddingTagger:
     """Tags windows by matching their frames and/or audio to text vocabularies."""
 
-    def __init__(self, card: ModelCard, encoder: JointEncoder, channels: Sequence[Channel], settings: Any, tuning: TagParams | None = None) -> None:
+    def __init__(
+        self,
+        card: ModelCard,
+        encoder: JointEncoder,
+        channels: Sequence[Channel],
+        tuning: TagParams | None = None,
+        *,
+        frames_per_window: int = 2,
+        frame_max_side: int = 640,
+    ) -> None:
         """Embed every channel's vocabulary once.
 
         Args:
             card: the perception model's card (name, modalities).
             encoder: the joint embedding model.
             channels: what to read and which vocabulary to score it against.
-            settings: the :class:`~vidsense.services.settings.Settings`.
             tuning: thresholds.
+            frames_per_window: frames read per window (``sight`` channels).
+            frame_max_side: frames are scaled so their long side is at most this.
         """
         self.card = card
         self.encoder = encoder
         self.channels = tuple(channels)
-        self.settings = settings
         self.tuning = tuning or TagParams()
+        self.frames_per_window = frames_per_window
+        self.frame_max_side = frame_max_side
         self._text = [self._embed_vocabulary(c.vocabulary) for c in self.channels]
 
     def _embed_vocabulary(self, vocab: Vocabulary) -> np.ndarray:
@@ -220,21 +232,21 @@ class JointEmbeddingTagger:
             "encoder": self.encoder.name,
             "fingerprint": self.encoder.fingerprint,
             "vocabularies": {c.modality: f"{c.vocabulary.name}:{c.vocabulary.digest()}" for c in self.channels},
-            "frames_per_window": self.settings.frames_per_window,
-            "frame_max_side": self.settings.frame_max_side,
+            "frames_per_window": self.frames_per_window,
+            "frame_max_side": self.frame_max_side,
             **asdict(self.tuning),
         }
 
     def scores(self, channel: int, media: Media, window: Window) -> np.ndarray | None:
         """Probability of every vocabulary term for one window (``None`` when there is nothing to read)."""
         c = self.channels[channel]
-        data = window_input(media, c.modality, window, self.settings.frames_per_window, self.settings.frame_max_side, self.tuning.min_audio_s)
+        data = window_input(media, c.modality, window, self.frames_per_window, self.frame_max_side, self.tuning.min_audio_s)
         if data is None:
             return None
         emb = embed_window(self.encoder, c.modality, data)
         return _softmax(self.encoder.logit_scale * emb @ self._text[channel].T).mean(axis=0)
 
-    def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
+    def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """Top vocabulary matches per window and channel."""
         out: list[Observation] = []
         for w in windows:
@@ -245,7 +257,7 @@ class JointEmbeddingTagger:
                 for i in np.argsort(-probs)[: self.tuning.top_k]:
                     if probs[i] >= self.tuning.min_score:
                         out.append(Observation(w.index, w.start_s, w.end_s, c.modality, self.card.name, c.vocabulary.terms[i], round(float(probs[i]), 3), "tags"))
-        return out
+        return Perception(out)
 
 
 class HfClipEncoder:
@@ -394,13 +406,13 @@ JOINT_KINDS: dict[str, JointKind] = {
 }
 
 
-def locate_imagebind(checkpoint: str | Path | None, settings: Any, who: str = "imagebind-tagger") -> pretrained.Pretrained:
+def locate_imagebind(checkpoint: str | Path | None, env: ModelEnv, who: str = "imagebind-tagger") -> pretrained.Pretrained:
     """Check that ImageBind can run and resolve its checkpoint (nothing is loaded yet).
 
     Args:
-        checkpoint: the ``.pth`` file; ``None``: ``settings.imagebind_model``, else
-            ``$VIDSENSE_HOME/models/imagebind-huge/imagebind_huge.pth``.
-        settings: the :class:`~vidsense.services.settings.Settings`.
+        checkpoint: the ``.pth`` file (the ``imagebind_model`` setting); ``None``:
+            ``<env.home>/models/imagebind-huge/imagebind_huge.pth``.
+        env: where models are found and run.
         who: what needs it, for messages.
 
     Raises:
@@ -413,27 +425,42 @@ def locate_imagebind(checkpoint: str | Path | None, settings: Any, who: str = "i
         import imagebind.models.imagebind_model  # noqa: F401
     except ImportError as exc:
         raise InputError(f"{who}: ImageBind cannot be imported ({exc}); install it from source: {IMAGEBIND_INSTALL}") from None
-    path = Path(checkpoint or getattr(settings, "imagebind_model", None) or Path(settings.home) / "models" / IMAGEBIND_CHECKPOINT).expanduser()
+    path = Path(checkpoint or Path(env.home) / "models" / IMAGEBIND_CHECKPOINT).expanduser()
     if not path.is_file():
         raise InputError(f"{who}: checkpoint {path} not found; put imagebind_huge.pth there (vidsense never downloads it)")
     # Name and size, not a hash: hashing 4.5 GB on every start costs more than a run.
-    return pretrained.Pretrained(str(path), "imagebind", settings.resolved_device(), True, f"{path.name}:{path.stat().st_size}")
+    return pretrained.Pretrained(str(path), "imagebind", env.device, True, f"{path.name}:{path.stat().st_size}")
 
 
-def locate_joint(reference: str, settings: Any, *, role: str, setting: str) -> tuple[str, pretrained.Pretrained]:
+def locate_joint(
+    reference: str,
+    env: ModelEnv,
+    *,
+    role: str,
+    setting: str,
+    imagebind: str | Path | None = None,
+) -> tuple[str, pretrained.Pretrained]:
     """Resolve a joint model reference to its kind (a key of :data:`JOINT_KINDS`) and location.
 
     ``imagebind`` or a ``.pth`` / ``.pt`` file is ImageBind; anything else is a
-    ``transformers`` folder (or, with ``allow_hub``, a hub id) whose config names
+    ``transformers`` folder (or, with ``env.allow_hub``, a hub id) whose config names
     its model type.
+
+    Args:
+        reference: the model reference.
+        env: where models are found and run.
+        role / setting: what the model is for and the setting that named it, for messages.
+        imagebind: the checkpoint the bare name ``imagebind`` stands for (the
+            ``imagebind_model`` setting); ``None``: the one under ``env.home``.
 
     Raises:
         InputError: the reference names no local path (hub off) or a model of another type.
         ModelError: the folder has no readable config.
     """
     if reference == "imagebind" or reference.endswith((".pth", ".pt")):
-        return "imagebind", locate_imagebind(None if reference == "imagebind" else reference, settings, who=f"{role} model {reference}")
-    ref = pretrained.locate(reference, settings, role=role, setting=setting)
+        checkpoint = imagebind if reference == "imagebind" else reference
+        return "imagebind", locate_imagebind(checkpoint, env, who=f"{role} model {reference}")
+    ref = pretrained.locate(reference, env, role=role, setting=setting)
     kind = model_type(ref)
     if kind not in JOINT_KINDS:
         raise InputError(f"{role} model {reference}: a {kind!r} model; {setting} takes {', '.join(JOINT_KINDS)} models")
@@ -457,30 +484,35 @@ def model_type(ref: pretrained.Pretrained) -> str:
         raise ModelError(f"{ref.role} model {ref.path}: no readable config.json with a model_type ({type(exc).__name__}: {exc})") from exc
 
 
-def make_clip_tagger(settings: Any, vocabulary: Vocabulary | None = None, tuning: TagParams | None = None) -> JointEmbeddingTagger:
-    """``clip-tagger``: frames against the visual vocabulary with ``settings.clip_model``."""
-    encoder = HfClipEncoder(pretrained.locate(settings.clip_model, settings, role="clip", setting="clip_model"))
+def _tagger_sampling(config: PerceptionConfig) -> dict[str, int]:
+    return {"frames_per_window": config.frames_per_window, "frame_max_side": config.frame_max_side}
+
+
+def make_clip_tagger(config: PerceptionConfig, vocabulary: Vocabulary | None = None, tuning: TagParams | None = None) -> JointEmbeddingTagger:
+    """``clip-tagger``: frames against the visual vocabulary with ``config.clip_model``."""
+    encoder = HfClipEncoder(pretrained.locate(config.clip_model, config.env, role="clip", setting="clip_model"))
     card = ModelCard(name="clip-tagger", version="1", modalities=("sight",), note="CLIP zero-shot tags")
-    return JointEmbeddingTagger(card, encoder, [Channel("sight", vocabulary or visual_vocabulary())], settings, tuning)
+    return JointEmbeddingTagger(card, encoder, [Channel("sight", vocabulary or visual_vocabulary())], tuning, **_tagger_sampling(config))
 
 
-def make_clap_tagger(settings: Any, vocabulary: Vocabulary | None = None, tuning: TagParams | None = None) -> JointEmbeddingTagger:
-    """``clap-tagger``: audio against the AudioSet names with ``settings.clap_model``."""
-    encoder = HfClapEncoder(pretrained.locate(settings.clap_model, settings, role="clap", setting="clap_model"))
+def make_clap_tagger(config: PerceptionConfig, vocabulary: Vocabulary | None = None, tuning: TagParams | None = None) -> JointEmbeddingTagger:
+    """``clap-tagger``: audio against the AudioSet names with ``config.clap_model``."""
+    encoder = HfClapEncoder(pretrained.locate(config.clap_model, config.env, role="clap", setting="clap_model"))
     card = ModelCard(name="clap-tagger", version="1", modalities=("sound",), needs_video=False, needs_audio=True, note="CLAP zero-shot audio tags")
-    return JointEmbeddingTagger(card, encoder, [Channel("sound", vocabulary or audioset_vocabulary(settings.home))], settings, tuning)
+    channels = [Channel("sound", vocabulary or audioset_vocabulary(config.env.home))]
+    return JointEmbeddingTagger(card, encoder, channels, tuning, **_tagger_sampling(config))
 
 
-def make_imagebind_tagger(settings: Any, tuning: TagParams | None = None) -> JointEmbeddingTagger:
+def make_imagebind_tagger(config: PerceptionConfig, tuning: TagParams | None = None) -> JointEmbeddingTagger:
     """``imagebind-tagger``: frames (visual vocabulary) and audio (AudioSet names) with ImageBind.
 
-    The checkpoint is ``settings.imagebind_model`` when that setting exists, else
+    The checkpoint is ``config.imagebind_model`` when set, else
     ``$VIDSENSE_HOME/models/imagebind-huge/imagebind_huge.pth``.
 
     Raises:
         InputError: the ``imagebind`` source package or the checkpoint is missing.
     """
-    encoder = ImageBindEncoder(locate_imagebind(None, settings))
+    encoder = ImageBindEncoder(locate_imagebind(config.imagebind_model, config.env))
     card = ModelCard(name="imagebind-tagger", version="1", modalities=("sight", "sound"), note="ImageBind zero-shot tags")
-    channels = [Channel("sight", visual_vocabulary()), Channel("sound", audioset_vocabulary(settings.home, template="{}"))]
-    return JointEmbeddingTagger(card, encoder, channels, settings, tuning)
+    channels = [Channel("sight", visual_vocabulary()), Channel("sound", audioset_vocabulary(config.env.home, template="{}"))]
+    return JointEmbeddingTagger(card, encoder, channels, tuning, **_tagger_sampling(config))

@@ -565,3 +565,25 @@ def resolve(name_or_path: str, home: Path, *, allow_hub: bool, role: str) -> str
         f"{role} model {name_or_path!r}: not a bundled model name or an existing path "
         "(hub downloads are off; set allow_hub = true or VIDSENSE_ALLOW_HUB=1 to allow them)"
     )
+
+
+@dataclass(frozen=True)
+class ModelEnv:
+    """Where every room's models come from and where they run.
+
+    Built once from the settings by the Pipeline and handed to each room, so
+    no model loader needs the whole product configuration.
+
+    Attributes:
+        home: the model store and cache root (``$VIDSENSE_HOME``).
+        device: ``cpu`` or ``cuda`` (already resolved from ``auto``).
+        allow_hub: full backends may download from a model hub.
+    """
+
+    home: Path
+    device: str = "cpu"
+    allow_hub: bool = False
+
+    def resolve(self, name_or_path: str, role: str) -> str:
+        """:func:`resolve` with this environment's store and hub permission."""
+        return resolve(name_or_path, self.home, allow_hub=self.allow_hub, role=role)

@@ -5,13 +5,14 @@ frames, so they ask for them here and the video is decoded once per group
 instead of three times (decoding a 10 s clip costs about as much as the
 flow itself). Windows are grouped into spans of at most ``group_s`` seconds;
 each group becomes ``frames`` evenly spaced frames scaled to a short side of
-256 pixels, the size the action recogniser crops from.
+256 pixels, the size the action recogniser crops from. The decoded frames are
+kept on the video's :class:`~vidsense.services.video.Media`
+(:meth:`~vidsense.services.video.Media.shared_frames`), so they go when the
+video does.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +23,6 @@ from vidsense.services.video import Media, sample_times
 CLIP_FRAMES = 64
 GROUP_S = 10.0
 SHORT_SIDE = 256
-
-_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ def group_windows(windows: tuple[Window, ...], group_s: float = GROUP_S) -> list
 
 
 def motion_clips(media: Media, windows: tuple[Window, ...], frames: int = CLIP_FRAMES, group_s: float = GROUP_S) -> list[MotionClip]:
-    """One :class:`MotionClip` per group of ``windows`` (decoded once per process and group)."""
+    """One :class:`MotionClip` per group of ``windows`` (decoded once per video and group)."""
     info = media.info
     long_side = max(info.width, info.height)
     short_side = max(1, min(info.width, info.height))
@@ -73,27 +72,5 @@ def motion_clips(media: Media, windows: tuple[Window, ...], frames: int = CLIP_F
     clips = []
     for group in group_windows(windows, group_s):
         times = tuple(round(t, 4) for t in sample_times(group[0].start_s, group[-1].end_s, frames))
-        clips.append(MotionClip(group, times, _decode(media, times, max_side)))
+        clips.append(MotionClip(group, times, media.shared_frames(times, max_side=max_side)))
     return clips
-
-
-# (video sha256, times, max_side) -> frames, most recent last. Keyed on content,
-# so an edited file is decoded afresh; a few entries cover one video's groups
-# while its three motion models run one after another.
-_DECODED: OrderedDict[tuple[str, tuple[float, ...], int | None], np.ndarray] = OrderedDict()
-_CACHE_ENTRIES = 8
-
-
-def _decode(media: Media, times: tuple[float, ...], max_side: int | None) -> np.ndarray:
-    key = (media.info.sha256, times, max_side)
-    with _LOCK:
-        if key in _DECODED:
-            _DECODED.move_to_end(key)
-            return _DECODED[key]
-    frames = media.frames_at(list(times), max_side=max_side)
-    frames.setflags(write=False)
-    with _LOCK:
-        _DECODED[key] = frames
-        while len(_DECODED) > _CACHE_ENTRIES:
-            _DECODED.popitem(last=False)
-    return frames

@@ -31,7 +31,8 @@ import numpy as np
 
 from vidsense.services import model_store
 from vidsense.services.errors import ModelError
-from vidsense.services.perception import ModelCard
+from vidsense.services.model_store import ModelEnv
+from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window
 from vidsense.services.video import Media
 
@@ -94,17 +95,23 @@ class ScreenText:
 
     card = ModelCard(name="ocr", version="1", modalities=("text",), note="PP-OCRv4 (Chinese + English recogniser)", cost=0.7)
 
-    def __init__(self, settings: Any, tuning: OcrParams | None = None) -> None:
-        """Load PP-OCRv4 from the model store (assembled on first use, never downloaded)."""
+    def __init__(self, env: ModelEnv, tuning: OcrParams | None = None, *, frame_max_side: int = 640) -> None:
+        """Load PP-OCRv4 from the model store (assembled on first use, never downloaded).
+
+        Args:
+            env: where the model store is.
+            tuning: thresholds and sampling.
+            frame_max_side: frames are scaled so their long side is at most this.
+        """
         try:
             from rapidocr_onnxruntime import RapidOCR
         except ImportError:
             spec = model_store.get_spec(STORE_NAME)
             raise ModelError(f"ocr needs {spec.carriers[0].requirement}: run vidsense models install --pip (it installs it with --no-deps)") from None
 
-        self.settings = settings
         self.tuning = tuning or OcrParams()
-        folder = model_store.ensure(STORE_NAME, settings.home)
+        self.frame_max_side = frame_max_side
+        folder = model_store.ensure(STORE_NAME, env.home)
         self._engine = RapidOCR(
             **{key: str(folder / name) for key, name in MODEL_FILES.items()},
             text_score=self.tuning.min_score,
@@ -115,11 +122,16 @@ class ScreenText:
             intra_op_num_threads=max(1, min(4, os.cpu_count() or 1)),
         )
 
+    @classmethod
+    def from_config(cls, config: PerceptionConfig) -> "ScreenText":
+        """The registry's ``ocr`` model."""
+        return cls(config.env, frame_max_side=config.frame_max_side)
+
     def params(self) -> dict[str, Any]:
         """Weights, thresholds and sampling: everything that changes the output."""
         return {
             "det_sha256": model_store.MODELS[STORE_NAME].sha256,
-            "frame_max_side": self.settings.frame_max_side,
+            "frame_max_side": self.frame_max_side,
             **asdict(self.tuning),
         }
 
@@ -134,15 +146,15 @@ class ScreenText:
                 lines.append((text, float(score)))
         return lines
 
-    def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
+    def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """Text lines as they appear on screen (none for a video without frames)."""
         if not media.info.has_video or not windows:
-            return []
+            return Perception()
         out: list[Observation] = []
         last_thumb: np.ndarray | None = None
         on_screen: set[str] = set()
         for w in windows[:: frame_stride(len(windows), self.tuning.max_frames)]:
-            frame = media.sample(w.start_s, w.end_s, 1, self.settings.frame_max_side)[0]
+            frame = media.sample(w.start_s, w.end_s, 1, self.frame_max_side)[0]
             thumb = thumbnail(frame)
             if last_thumb is not None and changed_fraction(thumb, last_thumb) < self.tuning.change_threshold:
                 continue
@@ -155,4 +167,4 @@ class ScreenText:
                     out.append(Observation(w.index, w.start_s, w.end_s, "text", self.card.name, text, round(score, 3), "ocr"))
                 seen_now.add(key)
             on_screen = seen_now
-        return out
+        return Perception(out)

@@ -14,50 +14,66 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 from vidsense.services import perception
-from vidsense.services.errors import ProcessingError, VidsenseError
-from vidsense.services.perception import PerceptionModel
-from vidsense.services.timeline import MODALITIES, Observation, Timeline, make_windows
+from vidsense.services.errors import InputError, ProcessingError, VidsenseError
+from vidsense.services.perception import ModelCard, Perception, PerceptionConfig, PerceptionModel
+from vidsense.services.timeline import MODALITIES, Observation, Timeline, Window, make_windows
 from vidsense.services.video import Media
+
+if TYPE_CHECKING:
+    from vidsense.services.cache import PerceptionCache
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, int, int], None]
 
 
-@dataclass
 class Perceiver:
     """Runs the configured perception models over videos.
 
+    Threads may share one Perceiver (batch workers): models load once, and each
+    model runs one video at a time while different models run side by side.
+
     Args:
-        settings: a :class:`~vidsense.services.settings.Settings`.
-        model_names: override ``settings.perception``.
+        config: what to run and how (:meth:`PerceptionConfig.from_settings` builds it).
+        cache: the perception cache to use; default: the one under
+            ``config.env.home`` when ``config.cache`` is on, else none.
+        models: ready models by name, used instead of loading those names from
+            the registry (a name need not be registered then).
+
+    Raises:
+        InputError: a name in ``config.models`` is neither injected nor registered.
     """
 
-    settings: object
-    model_names: list[str] | None = None
-    _models: dict[str, PerceptionModel] = field(default_factory=dict)
-    _cache: object | None = None
-    # Threads may share one Perceiver (batch workers): models load once, and each
-    # model runs one video at a time while different models run side by side.
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _model_locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        names = self.model_names if self.model_names is not None else list(self.settings.perception or [])
-        unknown = [n for n in names if n not in perception.PERCEPTION_MODELS]
+    def __init__(
+        self,
+        config: PerceptionConfig,
+        *,
+        cache: "PerceptionCache | None" = None,
+        models: Mapping[str, PerceptionModel] | None = None,
+    ) -> None:
+        self.config = config
+        self._models: dict[str, PerceptionModel] = dict(models or {})
+        self._model_locks: dict[str, threading.Lock] = {name: threading.Lock() for name in self._models}
+        self._cache = cache
+        self._lock = threading.Lock()
+        unknown = [n for n in config.models if n not in self._models and n not in perception.PERCEPTION_MODELS]
         if unknown:
-            perception.card_of(unknown[0], self.settings)  # raises the one-line InputError
-        self.model_names = names
+            perception.card_of(unknown[0], config)  # raises the one-line InputError
+
+    @property
+    def model_names(self) -> list[str]:
+        """The models :meth:`describe` runs, in order."""
+        return list(self.config.models)
 
     def model(self, name: str) -> PerceptionModel:
-        """The loaded model ``name`` (loaded on first use; thread-safe)."""
+        """The loaded model ``name`` (loaded on first use unless injected; thread-safe)."""
         with self._lock:
             if name not in self._models:
-                self._models[name] = perception.create(name, self.settings)
+                self._models[name] = perception.create(name, self.config)
                 self._model_locks[name] = threading.Lock()
             return self._models[name]
 
@@ -68,43 +84,46 @@ class Perceiver:
         _ = self.cache
 
     @property
-    def cache(self):
+    def cache(self) -> "PerceptionCache | None":
+        """The perception cache in use (None when caching is off)."""
         with self._lock:
-            if self._cache is None and self.settings.cache:
+            if self._cache is None and self.config.cache:
                 from vidsense.services.cache import PerceptionCache
 
-                self._cache = PerceptionCache.for_settings(self.settings)
+                self._cache = PerceptionCache.for_home(self.config.env.home)
             return self._cache
 
     def selected(self, modalities: Iterable[str] | None) -> list[str]:
-        """Model names whose modalities intersect ``modalities`` (all when None)."""
+        """Model names whose modalities intersect ``modalities`` (all when None).
+
+        Raises:
+            InputError: an unknown modality.
+        """
         if modalities is None:
-            return list(self.model_names or [])
+            return self.model_names
         want = set(modalities)
         bad = want - set(MODALITIES)
         if bad:
-            from vidsense.services.errors import InputError
+            raise InputError(f"unknown modality {sorted(bad)[0]!r}; choose from {', '.join(MODALITIES)}")
+        return [n for n in self.model_names if set(self.card(n).modalities) & want]
 
-            raise InputError(f"--modalities: unknown modality {sorted(bad)[0]!r}; choose from {', '.join(MODALITIES)}")
-        return [n for n in self.model_names or [] if set(self.card(n).modalities) & want]
-
-    def card(self, name: str):
+    def card(self, name: str) -> ModelCard:
         """The card of model ``name`` (from its class when possible, so nothing loads)."""
         with self._lock:
             loaded = self._models.get(name)
-        return loaded.card if loaded is not None else perception.card_of(name, self.settings)
+        return loaded.card if loaded is not None else perception.card_of(name, self.config)
 
     def describe(self, video: str | os.PathLike[str], modalities: Iterable[str] | None = None, progress: ProgressFn | None = None) -> Timeline:
         """Build the timeline of ``video``.
 
         Raises:
-            InputError: the path is missing, a directory or empty.
+            InputError: the path is missing, a directory or empty; an unknown modality.
             ProcessingError: the file is not a decodable video, or every model failed.
         """
         mods = list(modalities) if modalities is not None else None
         media = Media.open(video, cache=self.cache)
         info = media.info
-        windows = make_windows(info.duration_s, self.settings.window_s, self.settings.window_count)
+        windows = make_windows(info.duration_s, self.config.window_s, self.config.window_count)
         names = self.selected(mods)
         observations: list[Observation] = []
         notes: list[str] = []
@@ -120,7 +139,7 @@ class Perceiver:
         # With ``perception_threads`` > 1 models run side by side (their runtimes
         # release the GIL); it pays only on machines with spare cores. Media
         # decodes under its own lock and the motion models share one decoded
-        # clip, so sharing ``media`` is safe.
+        # clip kept on the Media, so sharing ``media`` is safe.
         done = 0
         done_lock = threading.Lock()
 
@@ -133,7 +152,7 @@ class Perceiver:
                     done += 1
             return out
 
-        workers = max(1, min(self.settings.perception_threads, len(names)))
+        workers = max(1, min(self.config.perception_threads, len(names)))
         if workers == 1:
             outcomes = [run(n) for n in names]
         else:
@@ -156,11 +175,16 @@ class Perceiver:
             raise ProcessingError(f"{video}: every perception model failed ({failures[0]})")
         notes.extend(f"model failed: {f}" for f in failures)
         observations.sort(key=lambda o: (o.window, MODALITIES.index(o.modality), o.start_s))
-        timeline = Timeline(video=info, windows=windows, observations=tuple(observations), models=tuple(ran), notes=tuple(notes))
-        timeline.extra["timings"] = timings
-        return timeline
+        return Timeline(
+            video=info,
+            windows=windows,
+            observations=tuple(observations),
+            models=tuple(ran),
+            notes=tuple(notes),
+            timings=timings,
+        )
 
-    def _run_model(self, name: str, media: Media, windows, video) -> "_Outcome":
+    def _run_model(self, name: str, media: Media, windows: tuple[Window, ...], video: object) -> "_Outcome":
         """One model over one video: cached observations, fresh ones, a skip or a failure."""
         info = media.info
         try:
@@ -172,39 +196,36 @@ class Perceiver:
             return _Outcome(name, failure=f"{name}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a model that cannot load must not lose the other modalities
             return _Outcome(name, failure=f"{name}: cannot load ({type(exc).__name__}: {exc})")
+        cache = self.cache
         key = None
         cached = None
-        if self.cache is not None:
+        if cache is not None:
             from vidsense.services.cache import cache_key
 
             key = cache_key(info.sha256, card, model.params(), windows)
-            cached = self.cache.get(key)
+            cached = cache.get(key)
         t0 = time.perf_counter()
-        notes: list[str] = []
         if cached is not None:
-            obs = cached
-            notes.extend(self.cache.get_notes(key) or [])  # e.g. the speech language found when it ran
+            # Notes the model returned when it ran (e.g. the speech language) are stored beside its observations.
+            found = Perception(tuple(cached), tuple(cache.get_notes(key) or ()))
         else:
             try:
                 with self._model_locks.setdefault(name, threading.Lock()):
-                    obs = list(model.describe(media, windows))
-                    language = getattr(model, "language", None)  # read under the lock: it is per call
+                    found = model.describe(media, windows)
+                if not isinstance(found, Perception):
+                    raise TypeError(f"describe returned a {type(found).__name__}, expected a Perception")
             except VidsenseError as exc:
                 return _Outcome(name, failure=f"{name}: {exc}")
             except Exception as exc:  # noqa: BLE001 - one broken model must not lose the other modalities
                 log.warning("%s failed on %s: %s", name, video, exc, exc_info=log.isEnabledFor(logging.DEBUG))
                 return _Outcome(name, failure=f"{name}: {type(exc).__name__}: {exc}")
-            if language is not None:
-                notes.append(f"speech language: {language}")
             if key is not None:
-                self.cache.put(key, obs, model=name, video_sha256=info.sha256)
-                if notes:
-                    self.cache.put_notes(key, notes, model=name, video_sha256=info.sha256)
+                cache.put(key, list(found.observations), model=name, video_sha256=info.sha256)
+                if found.notes:
+                    cache.put_notes(key, list(found.notes), model=name, video_sha256=info.sha256)
         seconds = time.perf_counter() - t0
-        if card.note:
-            notes.append(card.note)
-        notes.extend(getattr(model, "notes_for", lambda _m: [])(media))
-        return _Outcome(name, obs, seconds=seconds, notes=tuple(notes))
+        notes = found.notes + ((card.note,) if card.note else ())
+        return _Outcome(name, found.observations, seconds=seconds, notes=notes)
 
 
 @dataclass(frozen=True)
@@ -212,8 +233,7 @@ class _Outcome:
     """What one model produced for one video (``observations`` None: skipped or failed)."""
 
     name: str
-    observations: list[Observation] | None = None
+    observations: tuple[Observation, ...] | None = None
     failure: str | None = None
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
-

@@ -21,8 +21,9 @@ import numpy as np
 
 from vidsense.services import motion_words
 from vidsense.services.errors import ModelError
+from vidsense.services.model_store import ModelEnv
 from vidsense.services.motion_clip import CLIP_FRAMES, GROUP_S, MotionClip, motion_clips
-from vidsense.services.perception import ModelCard
+from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window
 from vidsense.services.video import Media
 
@@ -236,8 +237,16 @@ class PoseDescriber:
 
     card: ClassVar[ModelCard] = ModelCard(name="pose", version="1", modalities=("sight",), cost=1.4)
 
-    def __init__(self, settings: Any, pose_fps: float = 2.5, long_side: int = 480, clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):
-        self.settings = settings
+    def __init__(self, env: ModelEnv, pose_fps: float = 2.5, long_side: int = 480, clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):
+        """Remember where the MoveNet models are; the detector loads on first use.
+
+        Args:
+            env: where the model store is.
+            pose_fps: pose runs on about this many clip frames per second (at least 3 per window).
+            long_side: frames are scaled to this long side for MultiPose.
+            clip_frames / group_s: the shared motion clips (see :mod:`vidsense.services.motion_clip`).
+        """
+        self.home = Path(env.home)
         self.pose_fps = pose_fps
         self.long_side = long_side
         self.clip_frames = clip_frames
@@ -247,8 +256,13 @@ class PoseDescriber:
     @property
     def detector(self) -> Any:
         if self._detector is None:
-            self._detector = load_detector(Path(self.settings.home), self.long_side)
+            self._detector = load_detector(self.home, self.long_side)
         return self._detector
+
+    @classmethod
+    def from_config(cls, config: PerceptionConfig) -> "PoseDescriber":
+        """The registry's ``pose`` model."""
+        return cls(config.env)
 
     def params(self) -> dict[str, Any]:
         from vidsense.services import model_store
@@ -263,12 +277,12 @@ class PoseDescriber:
             "person_score": PERSON_SCORE,
         }
 
-    def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
+    def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """One ``pose`` observation per window where a person is seen."""
         out = []
         for clip in motion_clips(media, windows, self.clip_frames, self.group_s):
             out.extend(self._describe_clip(clip))
-        return out
+        return Perception(out)
 
     def _describe_clip(self, clip: MotionClip) -> list[Observation]:
         picks = pose_frames(clip, self.pose_fps)

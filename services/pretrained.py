@@ -1,7 +1,8 @@
 """Loading the full-size ``transformers`` backends (BLIP-2, CLIP, CLAP).
 
 Their weights are not bundled: the user points a setting at a local folder or,
-with ``allow_hub`` on, at a hub id. This module turns that setting into a
+with ``allow_hub`` on, at a hub id; a :class:`~vidsense.services.model_store.ModelEnv`
+says where the store is, which device to use and whether the hub may be asked. This module turns that setting into a
 :class:`Pretrained` reference (resolved, with the device, dtype and a
 fingerprint for cache keys) and loads a model and its processor from it with
 one-line errors.
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vidsense.services import model_store
 from vidsense.services.errors import InputError, ModelError
+from vidsense.services.model_store import ModelEnv
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -44,12 +45,12 @@ class Pretrained:
         return self.device == "cuda"
 
 
-def locate(reference: str | None, settings: Any, *, role: str, setting: str) -> Pretrained:
+def locate(reference: str | None, env: ModelEnv, *, role: str, setting: str) -> Pretrained:
     """Resolve a model setting (a local folder, a store name or an opt-in hub id).
 
     Args:
         reference: the setting's value.
-        settings: the :class:`~vidsense.services.settings.Settings`.
+        env: where models are found and run (store, device, hub permission).
         role: what the model is for, for messages.
         setting: the setting's name, so the message says what to set.
 
@@ -61,8 +62,8 @@ def locate(reference: str | None, settings: Any, *, role: str, setting: str) -> 
             f"{role} model: not set; set {setting} (VIDSENSE_{setting.upper()}) to a local model folder, "
             "or to a hub id with allow_hub = true"
         )
-    path = model_store.resolve(reference, settings.home, allow_hub=settings.allow_hub, role=role)
-    return Pretrained(path, role, settings.resolved_device(), not settings.allow_hub, fingerprint(path))
+    path = env.resolve(reference, role=role)
+    return Pretrained(path, role, env.device, not env.allow_hub, fingerprint(path))
 
 
 def fingerprint(path: str) -> str:

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from vidsense.services.errors import InputError
+
+if TYPE_CHECKING:
+    from vidsense.services.model_store import ModelEnv
 
 # What each profile turns on when the user does not say otherwise.
 PROFILES: dict[str, dict[str, Any]] = {
@@ -33,6 +37,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "embedding_model": "minilm-l6-v2",
     },
 }
+
+
+# Present when a GPU driver is loaded (NVIDIA, ROCm).
+GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
 
 
 def default_home() -> Path:
@@ -139,12 +147,22 @@ class Settings(BaseSettings):
         """``cuda`` when asked for or available under ``auto``, else ``cpu``."""
         if self.device != "auto":
             return self.device
+        # Importing torch costs seconds, and every Pipeline resolves the device at start: without a
+        # GPU driver (NVIDIA's or ROCm's) torch could not see a GPU either, so skip it.
+        if "torch" not in sys.modules and not any(os.path.exists(p) for p in GPU_DRIVER_FILES):
+            return "cpu"
         try:
             import torch
 
             return "cuda" if torch.cuda.is_available() else "cpu"
         except ImportError:
             return "cpu"
+
+    def model_env(self) -> "ModelEnv":
+        """The :class:`~vidsense.services.model_store.ModelEnv` every room loads its models from."""
+        from vidsense.services.model_store import ModelEnv
+
+        return ModelEnv(home=Path(self.home), device=self.resolved_device(), allow_hub=self.allow_hub)
 
 
 def load_settings(**overrides: Any) -> Settings:

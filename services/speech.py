@@ -15,11 +15,11 @@ window holding its midpoint, and the consecutive words of one segment that land
 in the same window become one observation. So a sentence that spans a window
 boundary is split at the word where the boundary falls, never duplicated.
 
-Two backends, picked by ``settings.speech_backend`` from :data:`BACKENDS`:
+Two backends, picked by the ``speech_backend`` setting from :data:`BACKENDS`:
 ``faster-whisper`` (default: the bundled tiny.en / base CTranslate2 models, a
 local CTranslate2 folder, or an opt-in hub id) and ``openai-whisper`` (a ``.pt``
-checkpoint the user has). The language the model detected is kept in
-:attr:`SpeechRecognizer.language` for the timeline's notes.
+checkpoint the user has). The language the model detected comes back with the
+observations of each call, as the note ``speech language: en (0.98)``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from vidsense.services.errors import InputError, ModelError, ProcessingError, VidsenseError
-from vidsense.services.perception import ModelCard
+from vidsense.services.model_store import ModelEnv
+from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window, window_of
 from vidsense.services.video import SAMPLE_RATE, Media
 
@@ -235,18 +236,24 @@ class FasterWhisperEngine:
 
     name = "faster-whisper"
 
-    def __init__(self, settings: Any, *, beam_size: int = 1) -> None:
+    def __init__(self, model: str | None, env: ModelEnv, *, beam_size: int = 1) -> None:
         """Resolve the model reference now (cheap); load the weights on first use.
+
+        Args:
+            model: a bundled model name, a CTranslate2 folder or (hub access on) a hub id;
+                None: ``whisper-tiny-en``.
+            env: where models are found and run.
+            beam_size: decoding beam width.
 
         Raises:
             InputError: a model reference that is no bundled name, no path, and hub access is off.
         """
         from vidsense.services import model_store
 
-        ref = settings.speech_model or "whisper-tiny-en"
+        ref = model or "whisper-tiny-en"
         self.ref = ref
-        self.model_dir = model_store.resolve(ref, settings.home, allow_hub=settings.allow_hub, role="speech")
-        self.device = settings.resolved_device()
+        self.model_dir = env.resolve(ref, role="speech")
+        self.device = env.device
         self.compute_type = "float16" if self.device == "cuda" else "int8"
         self.beam_size = beam_size
         if ref in model_store.MODELS:
@@ -316,11 +323,15 @@ class OpenAIWhisperEngine:
 
     name = "openai-whisper"
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, model: str | None, env: ModelEnv) -> None:
         """Check the checkpoint reference now; load it on first use.
 
+        Args:
+            model: a ``.pt`` checkpoint file, or (hub access on) an official model name.
+            env: where models are found and run (official models download under ``env.home``).
+
         Raises:
-            InputError: the package is missing, or ``speech_model`` is not a ``.pt`` file
+            InputError: the package is missing, or ``model`` is not a ``.pt`` file
                 (official model names are accepted only with hub access on).
         """
         try:
@@ -329,15 +340,15 @@ class OpenAIWhisperEngine:
             raise InputError(
                 "speech backend openai-whisper: the openai-whisper package is not installed (pip install 'vidsense[openai-whisper]')"
             ) from None
-        ref = settings.speech_model or ""
+        ref = model or ""
         self.ref = ref
-        self.device = settings.resolved_device()
-        self.download_root = str(Path(settings.home) / "models" / "openai-whisper")
+        self.device = env.device
+        self.download_root = str(Path(env.home) / "models" / "openai-whisper")
         path = Path(ref).expanduser()
         if path.is_file():
             self.checkpoint = str(path)
             self._weights = weights_fingerprint(path)
-        elif settings.allow_hub and ref in whisper.available_models():
+        elif env.allow_hub and ref in whisper.available_models():
             self.checkpoint = ref
             self._weights = f"hub:{ref}"
         else:
@@ -403,7 +414,8 @@ class OpenAIWhisperEngine:
         return Transcript(segs, language)
 
 
-BACKENDS: dict[str, Callable[[Any], SpeechEngine]] = {
+# backend name -> engine class, called with (model reference, ModelEnv).
+BACKENDS: dict[str, Callable[[str | None, ModelEnv], SpeechEngine]] = {
     "faster-whisper": FasterWhisperEngine,
     "openai-whisper": OpenAIWhisperEngine,
 }
@@ -429,15 +441,13 @@ class SpeechRecognizer:
         self.engine = engine
         self.gate = gate or SpeechGate()
         self.vad = vad or VadSettings()
-        self.language: DetectedLanguage | None = None
-        """Language heard in the last :meth:`describe` call; None when it heard no speech."""
 
     def params(self) -> dict[str, Any]:
         """Backend, weights, decoding settings, VAD and gate thresholds."""
         return {"backend": self.engine.name, **self.engine.fingerprint(), "vad": asdict(self.vad), "gate": asdict(self.gate)}
 
     def transcript(self, audio: np.ndarray) -> Transcript:
-        """The gated transcript of 16 kHz mono audio (also sets :attr:`language`)."""
+        """The gated transcript of 16 kHz mono audio (no language when no segment passed the gate)."""
         try:
             raw = self.engine.transcribe(np.ascontiguousarray(audio, dtype=np.float32), self.vad)
         except VidsenseError:
@@ -451,29 +461,46 @@ class SpeechRecognizer:
                     "speech gate dropped %r (no_speech %.2f, logprob %.2f, compression %.2f)",
                     s.text, s.no_speech_prob, s.avg_logprob, s.compression_ratio,
                 )
-        self.language = raw.language if kept else None
-        return Transcript(kept, self.language)
+        return Transcript(kept, raw.language if kept else None)
 
-    def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
-        """Speech observations for ``windows`` (none for silence, noise or music)."""
-        self.language = None
+    def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
+        """Speech observations for ``windows`` (none for silence, noise or music).
+
+        When speech was heard, the note ``speech language: <code> (<probability>)`` comes with them.
+        """
         if not windows:
-            return []
+            return Perception()
         start, end = windows[0].start_s, windows[-1].end_s
         audio = media.audio_between(start, end)
         if len(audio) < SAMPLE_RATE // 10:
-            return []
-        return segments_to_observations(self.transcript(audio).segments, windows, start, self.card.name)
+            return Perception()
+        transcript = self.transcript(audio)
+        notes = (language_note(transcript.language),) if transcript.language is not None else ()
+        return Perception(segments_to_observations(transcript.segments, windows, start, self.card.name), notes)
 
 
-def make_speech(settings: Any) -> SpeechRecognizer:
-    """The ``speech`` perception model with the backend named by ``settings.speech_backend``.
+def language_note(language: DetectedLanguage) -> str:
+    """The timeline note for the language speech was heard in, e.g. ``speech language: en (0.98)``."""
+    return f"speech language: {language}"
+
+
+def speech_recognizer(backend: str, model: str | None, env: ModelEnv) -> SpeechRecognizer:
+    """A :class:`SpeechRecognizer` on the backend named ``backend`` (a key of :data:`BACKENDS`).
 
     Raises:
         InputError: an unknown backend name or an unusable model reference.
     """
     try:
-        backend = BACKENDS[settings.speech_backend]
+        engine = BACKENDS[backend]
     except KeyError:
-        raise InputError(f"unknown speech backend {settings.speech_backend!r}; known: {', '.join(BACKENDS)}") from None
-    return SpeechRecognizer(backend(settings))
+        raise InputError(f"unknown speech backend {backend!r}; known: {', '.join(BACKENDS)}") from None
+    return SpeechRecognizer(engine(model, env))
+
+
+def make_speech(config: PerceptionConfig) -> SpeechRecognizer:
+    """The ``speech`` perception model: ``config.speech_backend`` with ``config.speech_model``.
+
+    Raises:
+        InputError: an unknown backend name or an unusable model reference.
+    """
+    return speech_recognizer(config.speech_backend, config.speech_model, config.env)

@@ -86,6 +86,10 @@ class Timeline:
     ``notes`` records facts a reader must know to interpret the timeline, e.g.
     that a Kinetics-trained recogniser contributed (so a Kinetics evaluation is
     no longer zero-shot) or that the video had no audio track.
+
+    ``timings`` holds the seconds each model took in the run that built this
+    timeline (a cache hit counts its lookup). It describes the run, not the
+    video: it takes no part in equality and is not serialised.
     """
 
     video: VideoInfo
@@ -93,7 +97,7 @@ class Timeline:
     observations: tuple[Observation, ...]
     models: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    timings: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
 
     def for_window(self, index: int) -> tuple[Observation, ...]:
         """Observations of one window, in insertion order."""
@@ -118,6 +122,12 @@ class Timeline:
     def is_empty(self) -> bool:
         """True when no model observed anything."""
         return not self.observations
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities with at least one observation, in :data:`MODALITIES` order."""
+        seen = {o.modality for o in self.observations}
+        return tuple(m for m in MODALITIES if m in seen)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (inverse of :meth:`from_dict`)."""

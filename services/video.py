@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 # When the next requested frame is this close, decoding forward is cheaper than a seek.
 SEEK_GAP_S = 1.5
+# Frame stacks a Media keeps for models that read the same frames (the motion
+# models' clips); a few cover one video's groups while those models run.
+SHARED_FRAMES = 8
 
 
 def check_video_path(path: str | os.PathLike[str]) -> Path:
@@ -72,7 +76,9 @@ class Media:
 
     Perception models pull what they need (a few frames per window, a stack of
     64 for the action recogniser, the audio track) through this object instead
-    of receiving a fully decoded video.
+    of receiving a fully decoded video. Frames several models read alike are
+    decoded once through :meth:`shared_frames` and kept here, so they live and
+    die with the video.
     """
 
     path: Path
@@ -81,6 +87,10 @@ class Media:
     _audio_loaded: bool = False
     _reader: "_PyAVReader | None" = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # (times, max_side) -> read-only frames, most recent last; guarded by _lock.
+    _shared: "OrderedDict[tuple[tuple[float, ...], int | None], np.ndarray]" = field(
+        default_factory=OrderedDict, repr=False, compare=False
+    )
 
     def close(self) -> None:
         """Release the open decoder (reopened on the next request)."""
@@ -134,6 +144,28 @@ class Media:
             frames = _frames_opencv(self.path, times, max_side)
         if frames is None or len(frames) == 0:
             raise ProcessingError(f"{self.path}: no decodable video frames")
+        return frames
+
+    def shared_frames(self, times: Sequence[float], max_side: int | None = None) -> np.ndarray:
+        """:meth:`frames_at`, decoded once per Media for every model that asks for the same frames.
+
+        The result is read-only (it is shared). The last :data:`SHARED_FRAMES`
+        requests are kept; two threads asking at once may both decode, and the
+        later result replaces the earlier.
+        """
+        key = (tuple(float(t) for t in times), max_side)
+        with self._lock:
+            frames = self._shared.get(key)
+            if frames is not None:
+                self._shared.move_to_end(key)
+                return frames
+        # Decoded outside the lock: frames_at takes it itself.
+        frames = self.frames_at(list(key[0]), max_side=max_side)
+        frames.setflags(write=False)
+        with self._lock:
+            self._shared[key] = frames
+            while len(self._shared) > SHARED_FRAMES:
+                self._shared.popitem(last=False)
         return frames
 
     def sample(self, start_s: float, end_s: float, k: int, max_side: int | None = None) -> np.ndarray:

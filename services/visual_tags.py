@@ -1,6 +1,6 @@
 """Visual tags from the embedded models: COCO objects and ImageNet classes per window.
 
-Two bundled models look at ``settings.frames_per_window`` frames of each window:
+Two bundled models look at ``frames_per_window`` frames of each window:
 
 - an SSD MobileNet v2 COCO detector (model store ``coco-ssd``, run with
   ``cv2.dnn``) gives the ``objects`` clause;
@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from vidsense.services import model_store
-from vidsense.services.perception import ModelCard
+from vidsense.services.model_store import ModelEnv
+from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window
 from vidsense.services.video import Media
 
@@ -146,33 +147,53 @@ class VisualTagger:
         cost=1.1,
     )
 
-    def __init__(self, settings: Any, tuning: VisualTagParams | None = None) -> None:
-        """Load both models from the model store (assembled on first use, never downloaded)."""
-        self.settings = settings
+    def __init__(
+        self,
+        env: ModelEnv,
+        tuning: VisualTagParams | None = None,
+        *,
+        frames_per_window: int = 2,
+        frame_max_side: int = 640,
+    ) -> None:
+        """Load both models from the model store (assembled on first use, never downloaded).
+
+        Args:
+            env: where the model store is.
+            tuning: thresholds.
+            frames_per_window: frames looked at per window.
+            frame_max_side: frames are scaled so their long side is at most this.
+        """
         self.tuning = tuning or VisualTagParams()
-        self._detector = CocoDetector(model_store.ensure(DETECTOR, settings.home))
-        self._classifier = ImageNetClassifier(model_store.ensure(CLASSIFIER, settings.home))
+        self.frames_per_window = frames_per_window
+        self.frame_max_side = frame_max_side
+        self._detector = CocoDetector(model_store.ensure(DETECTOR, env.home))
+        self._classifier = ImageNetClassifier(model_store.ensure(CLASSIFIER, env.home))
+
+    @classmethod
+    def from_config(cls, config: PerceptionConfig) -> "VisualTagger":
+        """The registry's ``visual-tags`` model."""
+        return cls(config.env, frames_per_window=config.frames_per_window, frame_max_side=config.frame_max_side)
 
     def params(self) -> dict[str, Any]:
         """Weights, thresholds and sampling: everything that changes the output."""
         return {
             "detector_sha256": model_store.MODELS[DETECTOR].sha256,
             "classifier_sha256": model_store.MODELS[CLASSIFIER].sha256,
-            "frames_per_window": self.settings.frames_per_window,
-            "frame_max_side": self.settings.frame_max_side,
+            "frames_per_window": self.frames_per_window,
+            "frame_max_side": self.frame_max_side,
             **asdict(self.tuning),
         }
 
-    def describe(self, media: Media, windows: tuple[Window, ...]) -> list[Observation]:
+    def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """Object and scene tags for every window (none for a video without frames)."""
         if not media.info.has_video:
-            return []
+            return Perception()
         out: list[Observation] = []
         for w in windows:
-            frames = media.sample(w.start_s, w.end_s, self.settings.frames_per_window, self.settings.frame_max_side)
+            frames = media.sample(w.start_s, w.end_s, self.frames_per_window, self.frame_max_side)
             out += self._objects(w, frames)
             out += self._scene(w, frames)
-        return out
+        return Perception(out)
 
     def _objects(self, w: Window, frames: np.ndarray) -> list[Observation]:
         best: dict[str, float] = {}

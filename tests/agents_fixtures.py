@@ -102,3 +102,44 @@ def smollm(n_ctx: int = 2048):
     from vidsense.agents.llm import LlamaCppModel
 
     return LlamaCppModel(store_model("smollm2-135m"), n_ctx=n_ctx, n_threads=1)
+
+
+_ENCODERS: dict[str, object] = {}
+
+
+def encoder():
+    """The bundled all-MiniLM-L6-v2 sentence encoder, loaded once per test session."""
+    from vidsense.services.embeddings import SentenceEncoder
+
+    if "minilm" not in _ENCODERS:
+        _ENCODERS["minilm"] = SentenceEncoder(str(store_model("minilm-l6-v2")), "cpu", name="minilm-l6-v2")
+    return _ENCODERS["minilm"]
+
+
+def label_index():
+    """Label embeddings over :func:`encoder` (a fresh memo per call)."""
+    from vidsense.agents.shortlist import LabelIndex
+
+    return LabelIndex(encoder())
+
+
+def llm_reasoner(llm, descriptions=None, **kw):
+    """An :class:`~vidsense.agents.scoring.LLMReasoner` on ``llm`` and the bundled encoder."""
+    from vidsense.agents.scoring import LLMReasoner
+
+    return LLMReasoner(llm, label_index(), descriptions or (lambda ls: {}), **kw)
+
+
+def embedding_reasoner(descriptions=None):
+    """An :class:`~vidsense.agents.scoring.EmbeddingReasoner` on the bundled encoder."""
+    from vidsense.agents.scoring import EmbeddingReasoner
+
+    return EmbeddingReasoner(label_index(), descriptions or (lambda ls: {}))
+
+
+def reasoning_room(llm=None, **config):
+    """A :class:`~vidsense.agents.reasoner.Reasoner` with the bundled encoder, bundled descriptions and ``llm``."""
+    from vidsense.agents.reasoner import Reasoner, ReasonerConfig
+    from vidsense.services.settings import load_settings
+
+    return Reasoner(ReasonerConfig(**config), load_settings(device="cpu").model_env(), llm=llm, encoder=encoder())

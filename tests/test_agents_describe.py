@@ -3,11 +3,10 @@
 import json
 
 import pytest
-from agents_fixtures import smollm
+from agents_fixtures import encoder, smollm
 
 from vidsense.agents import describe_labels as d
 from vidsense.agents.labels import BUNDLED, load_labels
-from vidsense.services.settings import load_settings
 
 
 def test_clean_keeps_one_sentence_and_rejects_junk():
@@ -30,7 +29,7 @@ def test_parse_numbered_and_unnumbered_answers():
     assert d._parse("2. A cyclist pedals a bicycle along a busy road, bell ringing.", names)[0] == ""
 
 
-def test_every_bundled_label_set_ships_a_description_per_label():
+def test_every_bundled_label_set_ships_a_description_per_label(tmp_path):
     for name in BUNDLED:
         path = d.bundled_path(name)
         assert path.exists(), name
@@ -38,7 +37,7 @@ def test_every_bundled_label_set_ships_a_description_per_label():
         assert list(data) == list(load_labels(name).labels), name
         assert all(len(v.split()) >= d.MIN_WORDS for v in data.values()), name
         assert len(set(data.values())) > 0.97 * len(data), name  # not one sentence copied around
-        assert d.label_descriptions(load_settings(), load_labels(name), generate=False) == data
+        assert d.label_descriptions(load_labels(name), tmp_path, generate=False) == data
 
 
 @pytest.mark.slow
@@ -52,12 +51,11 @@ def test_generation_is_incremental_resumable_and_cached(tmp_path):
     assert out["swimming"].startswith("A swimmer")  # resumed, not regenerated
     assert json.loads(path.read_text()) == out
 
-    settings = load_settings(home=tmp_path)
-    got = d.label_descriptions(settings, ls, llm=llm)
+    got = d.label_descriptions(ls, tmp_path, llm=lambda: llm, encoder=encoder())
     assert set(got) == set(ls.labels)
-    cached = d.cache_path(settings, ls)
+    cached = d.cache_path(tmp_path, ls)
     assert cached.exists() and cached.parent.name == "descriptions"
-    assert d.label_descriptions(settings, ls, generate=False) == got  # read back without an LLM
+    assert d.label_descriptions(ls, tmp_path, generate=False) == got  # read back without an LLM
 
 
 def test_descriptions_copied_from_a_neighbour_are_rejected():
@@ -93,7 +91,7 @@ def test_a_shifted_batch_answer_is_detected_and_asked_again_alone():
             name = user.split("\n", 1)[0].removeprefix("Class: ")
             return {"kiss someone": "Two people lean in and kiss each other on the lips.", "laugh": "A woman laughs loudly at a joke among friends."}.get(name, "")
 
-    sim = embedding_similarity(load_settings())
+    sim = embedding_similarity(encoder())
     assert d.misaligned(["A woman kisses a man.", "A child laughs at a cartoon."], ["laugh", "kiss someone"], sim) == {0, 1}
     llm = Scripted()
     out = d.generate_descriptions(llm, load_labels(["kick ball", "kiss someone", "laugh"]), batch=3, similarity=sim)
@@ -120,7 +118,21 @@ def test_review_reasks_a_description_written_for_another_label_and_keeps_the_bet
     done = {**good, "ice dancing": "A woman spins a hula hoop around her waist in a backyard."}
     llm = Single()
     monkeypatch.setattr(d, "REVIEW_RANK", 1)  # a set this small: only the best rank passes
-    d._review(llm, load_labels(names), done, embedding_similarity(load_settings()))
+    d._review(llm, load_labels(names), done, embedding_similarity(encoder()))
     assert llm.asked == ["ice dancing"]
     assert "ice rink" in done["ice dancing"]
     assert {k: v for k, v in done.items() if k != "ice dancing"} == {k: v for k, v in good.items() if k != "ice dancing"}
+
+
+def test_part_of_a_bundled_set_reads_its_bundled_descriptions_without_an_llm(tmp_path):
+    ucf = load_labels("ucf101")
+    part = load_labels(["Biking", "Archery"])
+    sub = type(part)("ucf101", part.labels, part.readable)  # what occlusion re-scores: a shortlist of ucf101
+
+    def no_llm():
+        raise AssertionError("the LLM must not be loaded for a bundled set's labels")
+
+    got = d.label_descriptions(sub, tmp_path, llm=no_llm)
+    full = d.label_descriptions(ucf, tmp_path, llm=no_llm)
+    assert got == {"Biking": full["Biking"], "Archery": full["Archery"]}
+    assert not (tmp_path / "descriptions").exists()

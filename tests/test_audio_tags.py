@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from audio_fixtures import ESPEAK, NO_ESPEAK, mux_mp4, noise, silence, speak, tone
 
 from vidsense.services.audio_tags import (
@@ -20,7 +19,8 @@ from vidsense.services.audio_tags import (
     mel_matrix,
     patches,
 )
-from vidsense.services.perception import PerceptionModel, create
+from vidsense.services.model_store import ModelEnv
+from vidsense.services.perception import PerceptionConfig, PerceptionModel, create
 from vidsense.services.settings import load_settings
 from vidsense.services.timeline import make_windows
 from vidsense.services.video import Media
@@ -70,7 +70,7 @@ def test_quantisation_round_trip() -> None:
 
 @pytest.fixture(scope="module")
 def tagger() -> YamnetTagger:
-    model = create("audio-tags", load_settings())
+    model = create("audio-tags", PerceptionConfig.from_settings(load_settings(device="cpu")))
     assert isinstance(model, PerceptionModel) and isinstance(model, YamnetTagger)
     return model
 
@@ -103,7 +103,7 @@ def test_describe_tags_speech_and_silence_windows(tagger: YamnetTagger, tmp_path
     audio = np.concatenate([silence(2.0), speech[: 4 * 16000], silence(2.0)])
     media = Media.open(mux_mp4(tmp_path / "v.mp4", audio))
     windows = make_windows(media.info.duration_s)
-    obs = tagger.describe(media, windows)
+    obs = tagger.describe(media, windows).observations
     by_window = {w.index: [o.text for o in obs if o.window == w.index] for w in windows}
     assert by_window[0][:1] == ["silence"]
     assert "speech" in by_window[1] and "speech" in by_window[2]
@@ -118,9 +118,9 @@ def test_describe_tags_speech_and_silence_windows(tagger: YamnetTagger, tmp_path
 def test_video_without_audio_gets_no_tags(tagger: YamnetTagger, example_video: Path) -> None:
     media = Media.open(example_video)
     assert not media.info.has_audio
-    assert tagger.describe(media, make_windows(media.info.duration_s)) == []
+    assert tagger.describe(media, make_windows(media.info.duration_s)).observations == ()
 
 
 def test_unknown_pool_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown pool"):
-        YamnetTagger(load_settings(), pool="median")
+        YamnetTagger(ModelEnv(home=load_settings().home), pool="median")

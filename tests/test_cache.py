@@ -11,7 +11,6 @@ import pytest
 
 from vidsense.services.cache import PerceptionCache, cache_key
 from vidsense.services.perception import ModelCard
-from vidsense.services.settings import load_settings
 from vidsense.services.timeline import Observation, make_windows
 
 CARD = ModelCard(name="audio-tags", version="1", modalities=("sound",), needs_video=False, needs_audio=True)
@@ -58,10 +57,11 @@ def test_round_trip_miss_hit_and_empty_result(tmp_path: Path) -> None:
     assert mode == "wal"
 
 
-def test_for_settings_puts_the_file_under_home(tmp_path: Path) -> None:
-    cache = PerceptionCache.for_settings(load_settings(home=tmp_path))
+def test_for_home_puts_the_file_under_home(tmp_path: Path) -> None:
+    cache = PerceptionCache.for_home(tmp_path)
     cache.put("k", _observations(1))
     assert (tmp_path / "cache" / "perception.sqlite").is_file()
+    assert PerceptionCache.for_home(str(tmp_path)).get("k") == _observations(1)
 
 
 @pytest.mark.parametrize(

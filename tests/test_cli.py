@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from batch_fixtures import CHEAP_ENV, LABELS, batch_folder
 from media_fixtures import write_video
+from typer.testing import CliRunner
+
 from vidsense import load_labels
 from vidsense.app import cli
 
@@ -41,7 +41,7 @@ def cheap(monkeypatch):
 
 
 COMMANDS = [
-    ["classify"], ["describe"], ["explain"], ["dashboard"], ["concepts", "fit"],
+    ["classify"], ["describe"], ["explain"], ["eval"], ["dashboard"], ["concepts", "fit"],
     ["models", "list"], ["models", "install"], ["models", "verify"], ["models", "path"],
     ["config", "show"], ["cache", "stats"], ["cache", "clear"],
 ]
@@ -73,6 +73,19 @@ def test_batch_input_errors_are_one_line_exit_2(capsys, tmp_path, cheap):
     assert code == 2 and "pass --resume" in err
 
 
+def test_eval_reads_an_excel_manifest_and_rejects_conflicting_modes(capsys, tmp_path, cheap, example_video):
+    manifest = tmp_path / "m.csv"
+    # Excel's "CSV UTF-8" starts with a byte-order mark; classify, eval and concepts fit read it alike.
+    manifest.write_bytes(b"\xef\xbb\xbf" + f"path,label\n{example_video},Biking\n".encode())
+    code, _, err = run_cli(capsys, "eval", "--manifest", str(manifest), "--variants", "--ablate")
+    assert code == 2 and "--variants and --ablate" in err and err.count("\n") == 1
+    code, out, err = run_cli(capsys, "eval", "--manifest", str(manifest), "--labels", "ucf101", "--reasoner", "embedding", "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["reasoner"] == "embedding" and report["overall"]["n"] == 1 and report["overall"]["errors"] == 0
+    assert report["rows"][0]["label"] == "Biking" and report["rows"][0]["rank"] >= 1
+
+
 def test_single_missing_video_keeps_the_one_line_error(capsys, tmp_path, cheap):
     code, out, err = run_cli(capsys, "classify", str(tmp_path / "missing.mp4"), "--labels", LABELS)
     assert code == 2
@@ -81,7 +94,7 @@ def test_single_missing_video_keeps_the_one_line_error(capsys, tmp_path, cheap):
 
 @pytest.mark.slow
 def test_batch_folder_rows_summary_exit_code_and_resume(capsys, tmp_path, cheap, example_video):
-    files = batch_folder(tmp_path / "videos", example_video)
+    batch_folder(tmp_path / "videos", example_video)
     out = tmp_path / "results.jsonl"
     code, stdout, err = run_cli(capsys, "classify", str(tmp_path / "videos"), "--labels", LABELS, "--reasoner", "embedding",
                                 "--output", str(out), "--workers", "2", "--ordered")
@@ -113,7 +126,7 @@ def test_batch_folder_rows_summary_exit_code_and_resume(capsys, tmp_path, cheap,
 
 @pytest.mark.slow
 def test_csv_output_glob_and_manifest_inputs(capsys, tmp_path, cheap, example_video):
-    files = batch_folder(tmp_path / "videos", example_video)
+    batch_folder(tmp_path / "videos", example_video)
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,label\nvideos/sub/square.mp4,biking\n")
     out = tmp_path / "results.csv"

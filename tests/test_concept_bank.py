@@ -7,19 +7,12 @@ import re
 
 import numpy as np
 import pytest
-
 from concept_fixtures import DESCRIPTIONS, LABELS, toy_bank
-from vidsense.concepts.bank import (
-    ConceptBank,
-    apply_user_file,
-    concept_prompt,
-    fallback_bank,
-    generate_bank,
-    key_phrases,
-    merge_near_duplicates,
-    parse_concepts,
-    readable_label,
-)
+
+from vidsense.concepts.bank import ConceptBank, fallback_bank, readable_label
+from vidsense.concepts.generate import concept_prompt, generate_bank, parse_concepts
+from vidsense.concepts.merge import apply_user_file, merge_near_duplicates
+from vidsense.concepts.phrases import key_phrases
 from vidsense.services.errors import InputError
 
 
@@ -202,11 +195,11 @@ def test_user_file_errors_name_the_file_and_problem(tmp_path, body, message):
 
 @pytest.mark.slow
 def test_merge_with_the_bundled_sentence_encoder():
-    from vidsense.concepts.activations import SentenceEncoder
-    from vidsense.concepts.bank import make_concept
-    from vidsense.services.settings import load_settings
+    from agents_fixtures import encoder
 
-    enc = SentenceEncoder(load_settings(device="cpu"))
+    from vidsense.concepts.bank import make_concept
+
+    enc = encoder()
     bank = ConceptBank(
         "toy",
         LABELS,

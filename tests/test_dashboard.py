@@ -34,9 +34,8 @@ def test_upload_problem_names_file_and_limit():
 
 
 def _app(monkeypatch, **env):
-    from streamlit.testing.v1 import AppTest
-
     import streamlit as st
+    from streamlit.testing.v1 import AppTest
 
     for k, v in {**CHEAP, **env}.items():
         monkeypatch.setenv(k, v)

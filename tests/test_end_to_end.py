@@ -74,6 +74,6 @@ def test_cli_bad_input_one_line_errors(args, code, message, example_video, tmp_p
     argv = [a.format(video=example_video, tmp=tmp_path, text=text) for a in args]
     proc = subprocess.run([sys.executable, "-m", "vidsense.app.cli", *argv], capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == code, proc.stderr
-    lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("error:")]
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr

@@ -3,12 +3,11 @@
 import json
 
 import pytest
-from agents_fixtures import CYCLING, timeline
+from agents_fixtures import CYCLING, embedding_reasoner, reasoning_room, timeline
 
-from vidsense.agents.evaluate import ablation_sets, evaluate, format_report, read_manifest
-from vidsense.agents.reasoner import EmbeddingReasoner
+from vidsense.agents.evaluate import ablation_sets, evaluate, format_report
 from vidsense.services.errors import InputError
-from vidsense.services.settings import load_settings
+from vidsense.services.schema import read_manifest
 
 TIMELINES = {
     "bike.mp4": CYCLING,
@@ -45,7 +44,7 @@ def _manifest(tmp_path):
 
 def test_manifest_paths_are_relative_to_the_manifest(tmp_path):
     rows = read_manifest(_manifest(tmp_path))
-    assert rows[0].path == str(tmp_path / "bike.mp4") and rows[0].labelset == str(tmp_path / "mine.txt")
+    assert rows[0].path == tmp_path / "bike.mp4" and rows[0].labelset == str(tmp_path / "mine.txt")
     assert rows[3].labelset == "ucf101"
     bad = tmp_path / "bad.csv"
     bad.write_text("video,class\na.mp4,x\n")
@@ -53,11 +52,18 @@ def test_manifest_paths_are_relative_to_the_manifest(tmp_path):
         read_manifest(bad)
 
 
+def test_manifest_saved_by_excel_with_a_byte_order_mark_reads_the_same(tmp_path):
+    plain = _manifest(tmp_path)
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    assert read_manifest(bom) == read_manifest(plain)
+    assert read_manifest(bom, labels="hmdb51")[3].labelset == "ucf101"  # the column wins over the default
+
+
 @pytest.mark.slow
 def test_report_counts_errors_and_scores_each_label_set(tmp_path):
     describe, calls = _describe_calls()
-    reasoner = EmbeddingReasoner(load_settings(), descriptions=lambda ls: {})
-    report = evaluate(_manifest(tmp_path), (describe, reasoner.classify), ablate=True)
+    report = evaluate(_manifest(tmp_path), describe, embedding_reasoner().classify, ablate=True)
     assert report.overall.n == 5 and report.overall.errors == 2
     assert len(calls) == 3  # each video described once, reused by every row and ablation
     errors = {r.error.split(":")[0] for r in report.rows if r.error and r.modalities == "all"}
@@ -74,19 +80,9 @@ def test_report_counts_errors_and_scores_each_label_set(tmp_path):
 
 
 @pytest.mark.slow
-def test_works_with_a_pipeline_like_object(tmp_path):
+def test_shortlist_recall_uses_the_given_shortlist_size(tmp_path):
     describe, calls = _describe_calls()
-
-    class Described:
-        settings = load_settings(shortlist=2)
-
-        def describe(self, video, modalities=None):
-            return describe(video, modalities)
-
-        def reasoner(self, name="llm"):
-            return EmbeddingReasoner(self.settings, descriptions=lambda ls: {})
-
-    report = evaluate(_manifest(tmp_path), Described(), reasoner="embedding")
+    report = evaluate(_manifest(tmp_path), describe, embedding_reasoner().classify, name="embedding", shortlist_size=2)
     assert report.reasoner == "embedding" and report.overall.n == 5
     assert all(r.in_shortlist == (r.rank <= 2) for r in report.rows if not r.error)
 
@@ -96,7 +92,6 @@ def test_compare_variants_scores_each_row_once_per_hint_setting_and_adds_grammar
     from agents_fixtures import smollm
 
     from vidsense.agents.evaluate import compare_variants
-    from vidsense.agents.reasoner import LLMReasoner
 
     describe, calls = _describe_calls()
     llm = smollm()
@@ -109,17 +104,9 @@ def test_compare_variants_scores_each_row_once_per_hint_setting_and_adds_grammar
 
     llm.score = counting_score
 
-    class Described:
-        settings = load_settings(shortlist=3)
-
-        def describe(self, video, modalities=None):
-            return describe(video, modalities)
-
-        def reasoner(self, name="llm"):
-            return LLMReasoner(self.settings, llm=llm, descriptions=lambda ls: {})
-
+    room = reasoning_room(llm, shortlist=3)
     variants = {"raw": (True, 0.0, 0.0), "calibrated+embedding": (True, 1.0, 1.0), "no-hints-raw": (False, 0.0, 0.0)}
-    reports = compare_variants(_manifest(tmp_path), Described(), variants=variants)
+    reports = compare_variants(_manifest(tmp_path), describe, room, variants=variants)
     assert set(reports) == {"embedding", "raw", "calibrated+embedding", "no-hints-raw", "grammar"}
     for name, rep in reports.items():
         assert rep.overall.n == 5 and rep.overall.errors == 2, name  # missing video, unknown label

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
-
 from concept_fixtures import LABELS, soccer_timeline, toy_bank
+
+from vidsense.agents.occlusion import occlusion
 from vidsense.concepts.activations import Activations, window_texts
-from vidsense.concepts.explain import (
-    ExplainOptions,
-    Explanation,
-    InterventionSpec,
-    explain,
-    intervene,
-    occlusion,
-    render_text,
-)
+from vidsense.concepts.explain import explain
+from vidsense.concepts.interventions import intervene
 from vidsense.concepts.motif import zero_shot_model
+from vidsense.concepts.render import render_text
+from vidsense.concepts.schema import SCHEMA_VERSION, ExplainOptions, Explanation, InterventionSpec
 from vidsense.services.errors import InputError
+from vidsense.services.schema import LabelScore
 
 SECTIONS = {"global", "local", "temporal", "attributions", "occlusion", "interventions", "prediction", "agreement"}
 
@@ -79,7 +78,15 @@ def test_explanation_has_every_section_and_round_trips(parts):
     d = expl.to_dict()
     assert SECTIONS <= set(d)
     assert Explanation.from_dict(d) == expl
-    assert "global" in Explanation.json_schema()["properties"]
+    assert Explanation.from_dict(json.loads(expl.to_json())) == expl
+    schema = Explanation.json_schema()
+    assert "global" in schema["properties"]
+    # Top-k entries are the shared LabelScore: {"label", "score"} (schema version 2).
+    assert d["schema_version"] == SCHEMA_VERSION == "2"
+    assert set(schema["$defs"]["LabelScore"]["properties"]) == {"label", "score"} and "ConceptPrediction" in schema["$defs"]
+    assert all(set(s) == {"label", "score"} for s in d["prediction"]["top_k"] + d["agreement"]["concept_top_k"])
+    top = expl.prediction.top_k[0]
+    assert isinstance(top, LabelScore) and top.label == expl.prediction.label and top.score == expl.prediction.probability
     assert d["prediction"]["label"] == "SoccerJuggling"
     assert d["global"]["concepts"][0]["text"] == "soccer ball"
     assert all(c["value"] > 0 for c in d["global"]["concepts"])
@@ -191,12 +198,13 @@ def test_explain_rejects_mismatched_inputs(parts):
 
 @pytest.mark.slow
 def test_explain_timeline_with_the_bundled_encoder(tmp_path, parts):
-    from vidsense.concepts.activations import ActivationCache, SentenceEncoder, concept_activations
+    from agents_fixtures import encoder
+
+    from vidsense.concepts.activations import ActivationCache, concept_activations
     from vidsense.concepts.explain import explain_timeline
-    from vidsense.services.settings import load_settings
 
     model, card, bank = parts
-    enc = SentenceEncoder(load_settings(device="cpu"))
+    enc = encoder()
     tl = soccer_timeline()
     cache = ActivationCache(tmp_path)
     expl = explain_timeline(tl, bank, model, card, enc, llm_scores=text_score_fn(tl), score_fn=text_score_fn, cache=cache)

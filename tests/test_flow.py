@@ -78,13 +78,14 @@ def test_a_cut_is_reported_not_measured() -> None:
 
 @pytest.mark.slow
 def test_flow_describer_on_the_example_clip() -> None:
-    from vidsense.services.settings import load_settings
     from vidsense.services.timeline import make_windows
     from vidsense.services.video import Media
 
     with resources.as_file(resources.files("vidsense").joinpath("examples/bikes.mp4")) as path:
         media = Media.open(path)
         windows = make_windows(media.info.duration_s)
-        obs = flow.FlowDescriber(load_settings()).describe(media, windows)
+        found = flow.FlowDescriber().describe(media, windows)
+    obs = found.observations
+    assert found.notes == ()
     assert {o.window for o in obs} == {w.index for w in windows}
     assert all(o.kind == "motion" and o.modality == "sight" and o.text.startswith("camera ") for o in obs)

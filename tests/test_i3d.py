@@ -152,11 +152,11 @@ def test_kinetics_actions_on_the_example_clip() -> None:
     from vidsense.services.timeline import make_windows
     from vidsense.services.video import Media
 
-    actions = KineticsActions(load_settings(), backend="torch")
+    actions = KineticsActions(load_settings(device="cpu").model_env(), backend="torch")
     with resources.as_file(resources.files("vidsense").joinpath("examples/bikes.mp4")) as path:
         media = Media.open(path)
         windows = make_windows(media.info.duration_s)
-        obs = actions.describe(media, windows)
+        obs = actions.describe(media, windows).observations
     from vidsense.services.action import kinetics_labels
 
     assert sorted({o.window for o in obs}) == [w.index for w in windows]

@@ -9,25 +9,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from agents_fixtures import encoder
 from concept_fixtures import LABELS
+from visual_fixtures import noise_video, write_audio_only, write_video
+
 from vidsense.concepts.activations import (
     ActivationCache,
-    SentenceEncoder,
     activations_by_modality,
-    activations_for,
     blend,
     concept_activations,
 )
 from vidsense.concepts.bank import ConceptBank, make_concept
+from vidsense.concepts.explainer import ConceptConfig, ConceptExplainer
 from vidsense.concepts.joint import joint_evidence, joint_scorers
 from vidsense.services.errors import InputError
 from vidsense.services.joint_tagger import HfClapEncoder, HfClipEncoder, resample
 from vidsense.services.settings import load_settings
 from vidsense.services.timeline import Observation, Timeline, make_windows
 from vidsense.services.video import SAMPLE_RATE, Media
-
-from visual_fixtures import noise_video, write_audio_only, write_video
 
 CONCEPTS = ("a red ball", "a dog on the street", "music", "a man riding a bicycle")
 
@@ -66,6 +65,25 @@ def settings_with(tmp_path, *models, **extra):
     return load_settings(home=home, device="cpu", concept_joint_models=[str(m) for m in models], **extra)
 
 
+def evidence(settings, timeline, bank, **kw):
+    """The joint evidence as the Pipeline wires it from ``settings``."""
+    scorers = joint_scorers(settings.concept_joint_models, settings.model_env(), settings.imagebind_model)
+    return joint_evidence(timeline, bank, scorers, ConceptConfig.from_settings(settings).joint, **kw)
+
+
+def explainer(settings) -> ConceptExplainer:
+    """The concept room as the Pipeline builds it from ``settings`` (with the bundled encoder)."""
+    return ConceptExplainer(ConceptConfig.from_settings(settings), encoder(), env=settings.model_env())
+
+
+def scorer_args(settings):
+    return settings.concept_joint_models, settings.model_env()
+
+
+def cache_of(settings) -> ActivationCache:
+    return ActivationCache(settings.home / "cache" / "concepts")
+
+
 def _features(out):
     return out if hasattr(out, "detach") else out.pooler_output  # transformers 4 / 5
 
@@ -81,7 +99,7 @@ def test_clip_activations_are_the_models_cosines(clip_dir, clip6s, tmp_path):
     settings = settings_with(tmp_path, clip_dir, frames_per_window=3)
     media, b = Media.open(clip6s), bank()
     tl = timeline_of(media)
-    ev = joint_evidence(settings, tl, b, media=media)
+    ev = evidence(settings, tl, b, media=media)
     (part,) = ev.parts
     assert part.modality == "sight" and part.name == f"clip:{clip_dir}"
     assert part.matrix.shape == (3, len(CONCEPTS)) and part.matrix.dtype == np.float32
@@ -97,7 +115,7 @@ def test_clip_activations_are_the_models_cosines(clip_dir, clip6s, tmp_path):
 
     # An audio-only input has no frames: rows of zeros, not an error.
     tone = Media.open(write_audio_only(tmp_path / "tone.wav", seconds=4.0))
-    silent = joint_evidence(settings, Timeline(video=tone.info, windows=make_windows(4.0, 2.0), observations=()), b, media=tone)
+    silent = evidence(settings, Timeline(video=tone.info, windows=make_windows(4.0, 2.0), observations=()), b, media=tone)
     assert silent.parts[0].matrix.shape == (2, len(CONCEPTS)) and not silent.parts[0].matrix.any()
 
 
@@ -107,7 +125,7 @@ def test_clap_activations_and_zero_rows_without_audio(clap_dir, clip6s, tmp_path
 
     settings = settings_with(tmp_path, clap_dir)
     media, b = Media.open(clip6s), bank()
-    (part,) = joint_evidence(settings, timeline_of(media), b, media=media).parts
+    (part,) = evidence(settings, timeline_of(media), b, media=media).parts
     assert part.modality == "sound" and part.matrix.shape == (3, len(CONCEPTS))
     # Audio only in the first window: the others read nothing.
     assert np.all(part.matrix[0] != 0) and not part.matrix[1:].any()
@@ -121,24 +139,24 @@ def test_clap_activations_and_zero_rows_without_audio(clap_dir, clip6s, tmp_path
 
     no_audio = Media.open(noise_video(tmp_path / "silent.mp4", seconds=4.0))
     tl = Timeline(video=no_audio.info, windows=make_windows(no_audio.info.duration_s, 2.0), observations=())
-    assert not joint_evidence(settings, tl, b, media=no_audio).parts[0].matrix.any()
+    assert not evidence(settings, tl, b, media=no_audio).parts[0].matrix.any()
 
 
 def test_weight_0_is_text_1_is_joint_and_between_blends(clip_dir, clip6s, tmp_path):
     media, b = Media.open(clip6s), bank()
     tl = timeline_of(media)
-    encoder = SentenceEncoder(load_settings(device="cpu"))
-    text = concept_activations(tl, b, encoder)
+    enc = encoder()
+    text = concept_activations(tl, b, enc)
 
-    only_text = activations_for(settings_with(tmp_path, clip_dir, concept_joint_weight=0.0), tl, b, encoder=encoder, media=media)
-    assert np.array_equal(only_text.matrix, text.matrix) and only_text.encoder == encoder.name
+    only_text = explainer(settings_with(tmp_path, clip_dir, concept_joint_weight=0.0)).activations(tl, b, media=media)
+    assert np.array_equal(only_text.matrix, text.matrix) and only_text.encoder == enc.name
 
-    joint = joint_evidence(settings_with(tmp_path, clip_dir), tl, b, media=media).parts[0].matrix
-    only_joint = activations_for(settings_with(tmp_path, clip_dir, concept_joint_weight=1.0), tl, b, encoder=encoder, media=media)
+    joint = evidence(settings_with(tmp_path, clip_dir), tl, b, media=media).parts[0].matrix
+    only_joint = explainer(settings_with(tmp_path, clip_dir, concept_joint_weight=1.0)).activations(tl, b, media=media)
     np.testing.assert_allclose(only_joint.matrix, joint, atol=1e-7)
-    assert only_joint.encoder == f"{encoder.name}+clip:{clip_dir}"
+    assert only_joint.encoder == f"{enc.name}+clip:{clip_dir}"
 
-    mixed = activations_for(settings_with(tmp_path, clip_dir, concept_joint_weight=0.25), tl, b, encoder=encoder, media=media)
+    mixed = explainer(settings_with(tmp_path, clip_dir, concept_joint_weight=0.25)).activations(tl, b, media=media)
     np.testing.assert_allclose(mixed.matrix, 0.75 * text.matrix + 0.25 * joint, atol=1e-6)
     assert mixed.texts == text.texts  # the explanation still shows the window text
 
@@ -150,61 +168,61 @@ def test_a_cached_matrix_costs_no_model_call(clip_dir, clip6s, tmp_path, monkeyp
     settings, b = settings_with(tmp_path, clip_dir), bank()
     tl = timeline_of(Media.open(clip6s))
 
-    first = joint_evidence(settings, tl, b, cache=ActivationCache.for_settings(settings))
+    first = evidence(settings, tl, b, cache=cache_of(settings))
     assert len(calls) == 3  # one per window, the file opened from the timeline's path
     files = list((settings.home / "cache" / "concepts").glob("joint-*.npz"))
     assert len(files) == 1
 
     # A new process: an empty memory cache, the matrix read back from disk.
-    again = joint_evidence(settings, tl, b, cache=ActivationCache.for_settings(settings))
+    again = evidence(settings, tl, b, cache=cache_of(settings))
     assert len(calls) == 3 and np.array_equal(again.parts[0].matrix, first.parts[0].matrix)
 
     # Anything the matrix depends on is in the key: other frame sampling, other bank.
-    joint_evidence(settings_with(tmp_path, clip_dir, frames_per_window=1), tl, b, cache=ActivationCache.for_settings(settings))
+    evidence(settings_with(tmp_path, clip_dir, frames_per_window=1), tl, b, cache=cache_of(settings))
     assert len(calls) == 6
     other = ConceptBank("toy", LABELS, b.concepts[:3])
-    joint_evidence(settings, tl, other, cache=ActivationCache.for_settings(settings))
+    evidence(settings, tl, other, cache=cache_of(settings))
     assert len(calls) == 9
 
 
 def test_dropping_a_modality_drops_its_joint_part(clip_dir, clap_dir, clip6s, tmp_path):
     media, b = Media.open(clip6s), bank()
     tl = timeline_of(media)
-    encoder = SentenceEncoder(load_settings(device="cpu"))
-    ev = joint_evidence(settings_with(tmp_path, clip_dir, clap_dir), tl, b, media=media)
+    enc = encoder()
+    ev = evidence(settings_with(tmp_path, clip_dir, clap_dir), tl, b, media=media)
     sight, sound = (p.matrix for p in ev.parts)
     assert [p.modality for p in ev.parts] == ["sight", "sound"] and ev.weight == 0.5
 
-    full = ev.apply(concept_activations(tl, b, encoder))
-    np.testing.assert_allclose(full.matrix, 0.5 * concept_activations(tl, b, encoder).matrix + 0.25 * (sight + sound), atol=1e-6)
-    assert full.encoder == f"{encoder.name}+clip:{clip_dir}+clap:{clap_dir}"
+    full = ev.apply(concept_activations(tl, b, enc))
+    np.testing.assert_allclose(full.matrix, 0.5 * concept_activations(tl, b, enc).matrix + 0.25 * (sight + sound), atol=1e-6)
+    assert full.encoder == f"{enc.name}+clip:{clip_dir}+clap:{clap_dir}"
 
-    without = activations_by_modality(tl, b, encoder, "without", joint=ev)
-    no_sight = concept_activations(tl, b, encoder, ["sound"])
+    without = activations_by_modality(tl, b, enc, "without", joint=ev)
+    no_sight = concept_activations(tl, b, enc, ["sound"])
     np.testing.assert_allclose(without["sight"].matrix, 0.5 * no_sight.matrix + 0.25 * sound, atol=1e-6)
-    np.testing.assert_allclose(without["sound"].matrix, 0.5 * concept_activations(tl, b, encoder, ["sight"]).matrix + 0.25 * sight, atol=1e-6)
+    np.testing.assert_allclose(without["sound"].matrix, 0.5 * concept_activations(tl, b, enc, ["sight"]).matrix + 0.25 * sight, atol=1e-6)
 
     # A restriction to speech keeps neither joint part; a modality only a joint model sees is still a group.
     assert not ev.only(["speech"]).matrix().any()
     sight_only_text = Timeline(video=tl.video, windows=tl.windows, observations=tl.observations[:1])
-    assert set(activations_by_modality(sight_only_text, b, encoder, "without", joint=ev)) == {"sight", "sound"}
+    assert set(activations_by_modality(sight_only_text, b, enc, "without", joint=ev)) == {"sight", "sound"}
     with pytest.raises(ValueError, match="same windows"):
-        blend(full, concept_activations(Timeline(video=tl.video, windows=tl.windows[:2], observations=()), b, encoder))
+        blend(full, concept_activations(Timeline(video=tl.video, windows=tl.windows[:2], observations=()), b, enc))
 
 
 def test_missing_or_foreign_joint_models_are_one_line_errors(tmp_path):
     missing = tmp_path / "no-such-clip"
     with pytest.raises(InputError) as info:
-        joint_scorers(settings_with(tmp_path, missing))
+        joint_scorers(*scorer_args(settings_with(tmp_path, missing)))
     assert str(missing) in str(info.value) and "\n" not in str(info.value)
 
     bert = tmp_path / "bert"
     bert.mkdir()
     (bert / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(InputError, match="'bert' model; concept_joint_models takes clip, clap, imagebind"):
-        joint_scorers(settings_with(tmp_path, bert))
+        joint_scorers(*scorer_args(settings_with(tmp_path, bert)))
     with pytest.raises(InputError, match="install it from source"):
-        joint_scorers(settings_with(tmp_path, "imagebind"))
+        joint_scorers(*scorer_args(settings_with(tmp_path, "imagebind")))
 
     import vidsense
 
@@ -232,7 +250,7 @@ def test_pipeline_explain_blends_the_joint_models(clip_dir, clap_dir, clip6s, tm
     pipe = vidsense.Pipeline(settings=settings_with(tmp_path, clip_dir, clap_dir, perception=["visual-tags"]))
     res = pipe.explain(clip6s, "dog,street,music", reasoner="embedding", llm_occlusion=False)
     expl = res.explanation
-    assert expl.encoder == f"{pipe.encoder.name}+clip:{clip_dir}+clap:{clap_dir}"
+    assert expl.encoder == f"{pipe.reasoner.encoder.name}+clip:{clip_dir}+clap:{clap_dir}"
     assert res.to_dict()["explanation"]["encoder"] == expl.encoder
     # CLAP hears the tone although no perception model reads sound: dropping sound is an intervention.
     assert {s.group for s in expl.attributions.feature_ablation.by_modality} == {"sight", "sound"}

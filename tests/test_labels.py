@@ -1,8 +1,8 @@
 import pytest
 
 from vidsense.agents.labels import BUNDLED, load_labels
-from vidsense.services.schema import LabelSet, readable
 from vidsense.services.errors import InputError
+from vidsense.services.schema import LabelSet, readable
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,12 @@ import threading
 import time
 
 import pytest
-from agents_fixtures import CYCLING, store_model, timeline
+from agents_fixtures import CYCLING, llm_reasoner, store_model, timeline
 
 from vidsense.agents.labels import load_labels
 from vidsense.agents.llm import load_llm
 from vidsense.agents.openai_backend import OpenAICompatibleModel
-from vidsense.agents.reasoner import LLMReasoner
+from vidsense.agents.reasoner import ReasonerConfig
 from vidsense.services.errors import ProcessingError
 from vidsense.services.settings import load_settings
 
@@ -60,10 +60,11 @@ def test_chat_generation_and_token_counts(server):
 @pytest.mark.slow
 def test_reasoner_through_the_server(server):
     settings = load_settings(llm_backend="openai-compatible", llm_base_url=server, llm_model="smollm2", llm_n_ctx=2048, llm_timeout_s=120)
-    llm = load_llm(settings)
-    assert isinstance(llm, OpenAICompatibleModel)
+    # The settings reach the backend the way the Pipeline passes them.
+    llm = load_llm(ReasonerConfig.from_settings(settings).llm, settings.model_env())
+    assert isinstance(llm, OpenAICompatibleModel) and llm.n_ctx == 2048
     ls = load_labels(["riding a bike", "swimming", "archery"])
-    pred = LLMReasoner(settings, llm=llm, descriptions=lambda ls: {}).classify(timeline(CYCLING), ls)
+    pred = llm_reasoner(llm).classify(timeline(CYCLING), ls)
     assert pred.label in ls.labels
     assert abs(sum(c.score for c in pred.candidates) - 1.0) < 1e-3
     # llama-cpp-python's server shifts echoed prompt log-probs by one token, so the probe

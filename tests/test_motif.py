@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from concept_fixtures import LABELS, toy_bank
+
 from vidsense.concepts.bank import ConceptBank, make_concept
 from vidsense.concepts.motif import MotifConfig, MotifModel, load_model, save_model, zero_shot_model
 from vidsense.concepts.train import LabelledActivations, fit, pad_batch, trained_card
@@ -188,9 +188,9 @@ def test_config_is_validated_against_the_input():
 
 
 def test_specificity_stops_generic_concepts_from_deciding_a_class():
-    from vidsense.concepts.bank import class_specificity
-    from vidsense.services import embeddings
-    from vidsense.services.settings import load_settings
+    from agents_fixtures import encoder
+
+    from vidsense.concepts.merge import class_specificity
 
     labels = ("YoYo", "Biking", "Rowing", "Knitting", "Diving", "Archery")
     spec = [
@@ -207,8 +207,7 @@ def test_specificity_stops_generic_concepts_from_deciding_a_class():
         "A diver springs off a board and enters the pool with a splash.",
         "An archer draws a bow and releases an arrow at a round target.",
     ]
-    settings = load_settings()
-    z = class_specificity(bank, lambda t: embeddings.embed(settings, t), texts)
+    z = class_specificity(bank, encoder().encode, texts)
     assert z.shape == (6, 7)
     assert z[0, 0] > 1.0 and z[1, 3] > 1.0  # "yo yo" is YoYo's, "bicycle" Biking's
     assert z[0, 1] < z[0, 0] and z[0, 2] < z[0, 0]  # generic ones fit YoYo no better than the rest

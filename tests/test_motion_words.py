@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from motion_fixtures import body, track
+
 from vidsense.services import motion_words as mw
 
 

@@ -1,85 +1,137 @@
 """The Perceiver: models over windows, caching, partial timelines, bad input."""
 
-import pytest
+from dataclasses import replace
 
+import pytest
 from media_fixtures import sine, write_audio_only, write_video
+
+from vidsense.services.cache import PerceptionCache
 from vidsense.services.errors import InputError, ProcessingError
+from vidsense.services.flow import FlowDescriber
+from vidsense.services.model_store import ModelEnv
 from vidsense.services.perceiver import Perceiver
+from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.settings import load_settings
+from vidsense.services.timeline import Observation
 
 
 class CountingFlow:
-    """Wraps the real optical-flow describer and counts how often it runs."""
+    """Wraps the real optical-flow describer, counts its runs and adds ``notes`` to what it returns."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, notes=()):
         self.inner = inner
         self.card = inner.card
         self.calls = 0
+        self.notes = tuple(notes)
 
     def params(self):
         return self.inner.params()
 
     def describe(self, media, windows):
         self.calls += 1
-        return self.inner.describe(media, windows)
+        found = self.inner.describe(media, windows)
+        return Perception(found.observations, found.notes + self.notes)
+
+
+def _config(names, **kw) -> PerceptionConfig:
+    return PerceptionConfig.from_settings(load_settings(perception=names, **kw))
 
 
 def _perceiver(names, **kw):
-    return Perceiver(load_settings(perception=names, **kw))
+    return Perceiver(_config(names, **kw))
+
+
+def test_config_from_settings_holds_the_perception_part():
+    settings = load_settings(perception=["flow", "ocr"], window_s=1.5, frames_per_window=3, device="cpu", cache=False, speech_model="whisper-base")
+    config = PerceptionConfig.from_settings(settings)
+    assert config.models == ("flow", "ocr")
+    assert config.env == ModelEnv(home=settings.home, device="cpu", allow_hub=False)
+    assert (config.window_s, config.window_count, config.frames_per_window, config.frame_max_side) == (1.5, None, 3, 640)
+    assert config.cache is False and config.speech_model == "whisper-base" and config.speech_backend == "faster-whisper"
+    # The profile's defaults arrive through Settings.
+    assert PerceptionConfig.from_settings(load_settings(profile="embedded")).models == tuple(load_settings(profile="embedded").perception)
+    with pytest.raises(AttributeError):
+        config.window_s = 3.0  # frozen
 
 
 def test_timeline_from_real_flow_model_and_cache(tmp_path):
     video = write_video(tmp_path / "square.mp4", seconds=4.0, fps=10)
-    p = _perceiver(["flow"])
-    counting = CountingFlow(p.model("flow"))
-    p._models["flow"] = counting
+    config = _config(["flow"])
+    counting = CountingFlow(FlowDescriber())
+    p = Perceiver(config, models={"flow": counting})
+    assert p.model("flow") is counting
     tl = p.describe(video)
     assert counting.calls == 1
     assert [w.index for w in tl.windows] == [0, 1]
     assert tl.models == ("flow",)
     assert tl.observations and all(o.modality == "sight" for o in tl.observations)
     assert "no audio track" in " ".join(tl.notes)
+    assert set(tl.timings) == {"flow"} and tl.timings["flow"] > 0
     again = p.describe(video)
     assert counting.calls == 1, "a second run of the same video must not call the model"
     assert again.observations == tl.observations
+    assert again == tl, "timings take no part in equality"
+    assert "timings" not in tl.to_dict()
     # A parameter that changes the windows changes the key: the model runs again.
-    p.settings = load_settings(perception=["flow"], window_s=1.0)
-    p.describe(video)
+    Perceiver(replace(config, window_s=1.0), models={"flow": counting}).describe(video)
     assert counting.calls == 2
 
 
 def test_cache_can_be_disabled(tmp_path):
     video = write_video(tmp_path / "square.mp4", seconds=2.0)
-    p = _perceiver(["flow"], cache=False)
-    counting = CountingFlow(p.model("flow"))
-    p._models["flow"] = counting
+    counting = CountingFlow(FlowDescriber())
+    p = Perceiver(_config(["flow"], cache=False), models={"flow": counting})
+    assert p.cache is None
     p.describe(video)
     p.describe(video)
     assert counting.calls == 2
 
 
+def test_an_injected_cache_is_used(tmp_path):
+    video = write_video(tmp_path / "square.mp4", seconds=2.0)
+    cache = PerceptionCache(tmp_path / "own.sqlite")
+    counting = CountingFlow(FlowDescriber())
+    p = Perceiver(_config(["flow"], home=tmp_path / "home"), cache=cache, models={"flow": counting})
+    assert p.cache is cache
+    p.describe(video)
+    Perceiver(_config(["flow"], home=tmp_path / "home"), cache=cache, models={"flow": counting}).describe(video)
+    assert counting.calls == 1
+    assert cache.stats().per_model == {"flow": 1, "probe": 1}
+    assert not (tmp_path / "home" / "cache" / "perception.sqlite").exists()
+
+
+def test_default_cache_lives_under_the_config_home(tmp_path):
+    video = write_video(tmp_path / "square.mp4", seconds=2.0)
+    home = tmp_path / "home"
+    Perceiver(_config(["flow"], home=home), models={"flow": CountingFlow(FlowDescriber())}).describe(video)
+    assert PerceptionCache.for_home(home).stats().per_model.get("flow") == 1
+
+
 def test_modalities_select_models(tmp_path):
     p = _perceiver(["flow", "audio-tags"])
+    assert p.model_names == ["flow", "audio-tags"]
     assert p.selected(["sound"]) == ["audio-tags"]
     assert p.selected(["sight"]) == ["flow"]
-    with pytest.raises(InputError, match="smell"):
+    with pytest.raises(InputError, match="smell") as e:
         p.selected(["smell"])
+    assert str(e.value).startswith("unknown modality 'smell'; choose from sight, speech, sound, text")
+    assert "--" not in str(e.value), "a library error must not name CLI flags"
 
 
 def test_audio_only_input_skips_sight_models(tmp_path):
     audio = write_audio_only(tmp_path / "tone.m4a", sine(440, 3.0))
     tl = _perceiver(["flow"]).describe(audio)
-    assert tl.observations == () and tl.models == ()
+    assert tl.observations == () and tl.models == () and tl.timings == {}
     assert "no video stream" in " ".join(tl.notes)
     assert not tl.video.has_video
 
 
 def test_one_failing_model_keeps_the_others(tmp_path):
     video = write_video(tmp_path / "square.mp4", seconds=2.0)
-    p = _perceiver(["flow", "pose"], cache=False)
+    config = _config(["flow", "pose"], cache=False)
 
     class Broken:
-        card = p.model("pose").card
+        card = Perceiver(config).card("pose")
 
         def params(self):
             return {}
@@ -87,10 +139,45 @@ def test_one_failing_model_keeps_the_others(tmp_path):
         def describe(self, media, windows):
             raise RuntimeError("simulated crash")
 
-    p._models["pose"] = Broken()
-    tl = p.describe(video)
+    tl = Perceiver(config, models={"pose": Broken()}).describe(video)
     assert tl.models == ("flow",)
     assert any("pose" in n and "simulated crash" in n for n in tl.notes)
+    assert set(tl.timings) == {"flow"}
+
+
+def test_a_model_that_breaks_the_contract_is_a_failure_note(tmp_path):
+    video = write_video(tmp_path / "square.mp4", seconds=2.0)
+
+    class OldStyle:
+        card = FlowDescriber.card
+
+        def params(self):
+            return {}
+
+        def describe(self, media, windows):
+            return [Observation(0, 0.0, 2.0, "sight", "old", "a list, not a Perception")]
+
+    with pytest.raises(ProcessingError, match="flow: TypeError: describe returned a list, expected a Perception"):
+        Perceiver(_config(["flow"], cache=False), models={"flow": OldStyle()}).describe(video)
+
+
+def test_unregistered_models_can_be_injected(tmp_path):
+    video = write_video(tmp_path / "square.mp4", seconds=2.0)
+
+    class Fake:
+        card = ModelCard(name="fake", version="1", modalities=("text",), note="a fake model")
+
+        def params(self):
+            return {"k": 1}
+
+        def describe(self, media, windows):
+            return Perception([Observation(w.index, w.start_s, w.end_s, "text", "fake", "hello", 0.5, "ocr") for w in windows], ("fake note",))
+
+    p = Perceiver(_config(["fake"], cache=False), models={"fake": Fake()})
+    assert p.selected(["text"]) == ["fake"] and p.selected(["sight"]) == []
+    tl = p.describe(video)
+    assert tl.models == ("fake",) and [o.text for o in tl.observations] == ["hello"]
+    assert tl.notes[-2:] == ("fake note", "a fake model")
 
 
 def test_unknown_model_and_bad_files(tmp_path):
@@ -105,7 +192,8 @@ def test_unknown_model_and_bad_files(tmp_path):
         p.describe(bad)
 
 
-def _cannot_load(settings):
+def _cannot_load(config):
+    assert isinstance(config, PerceptionConfig)
     raise ImportError("No module named 'rapidocr_onnxruntime'")
 
 
@@ -122,6 +210,16 @@ def test_a_model_that_cannot_load_is_a_note_not_a_crash(tmp_path, monkeypatch):
     assert any("unloadable: cannot load" in n and "rapidocr" in n for n in tl.notes)
 
 
+def test_registry_builds_models_from_the_config():
+    from vidsense.services import perception
+    from vidsense.services.pose import PoseDescriber
+
+    config = _config(["pose"], frames_per_window=3, home="/tmp/some-home")
+    pose = perception.create("pose", config)
+    assert isinstance(pose, PoseDescriber) and str(pose.home) == "/tmp/some-home"
+    assert perception.card_of("flow", config) is FlowDescriber.card
+
+
 def test_models_side_by_side_give_the_same_timeline(tmp_path):
     video = write_video(tmp_path / "tone.mp4", seconds=4.0, fps=10, audio_hz=440.0)
     names = ["flow", "audio-tags", "visual-tags"]
@@ -129,16 +227,18 @@ def test_models_side_by_side_give_the_same_timeline(tmp_path):
     two = _perceiver(names, cache=False, perception_threads=3).describe(video)
     assert two.models == one.models == tuple(names)
     assert two.observations == one.observations and two.notes == one.notes
+    assert set(two.timings) == set(names)
 
 
-def test_notes_a_model_leaves_survive_a_cache_hit(tmp_path):
+def test_notes_a_model_returns_survive_a_cache_hit(tmp_path):
     video = write_video(tmp_path / "square.mp4", seconds=4.0, fps=10)
-    p = _perceiver(["flow"], home=tmp_path / "home")
-    counting = CountingFlow(p.model("flow"))
-    counting.language = "en (0.98)"  # what the speech model reports after a run
-    p._models["flow"] = counting
-    first = p.describe(video)
-    counting.language = None
-    again = Perceiver(p.settings, ["flow"], _models={"flow": counting}).describe(video)  # fresh process-like perceiver
-    assert counting.calls == 1
+    config = _config(["flow"], home=tmp_path / "home")
+    # What the speech model returns beside its observations.
+    noting = CountingFlow(FlowDescriber(), notes=["speech language: en (0.98)"])
+    first = Perceiver(config, models={"flow": noting}).describe(video)
+    # A fresh, process-like perceiver whose model would leave no note: the note comes from the cache.
+    silent = CountingFlow(FlowDescriber())
+    again = Perceiver(config, models={"flow": silent}).describe(video)
+    assert noting.calls == 1 and silent.calls == 0
     assert "speech language: en (0.98)" in first.notes and "speech language: en (0.98)" in again.notes
+    assert first.notes == again.notes

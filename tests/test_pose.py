@@ -6,8 +6,8 @@ from importlib import resources
 
 import numpy as np
 import pytest
-
 from motion_fixtures import body
+
 from vidsense.services import pose
 from vidsense.services.motion_clip import MotionClip, group_windows
 from vidsense.services.timeline import Window
@@ -58,10 +58,10 @@ def test_pose_describer_finds_the_cyclist_in_the_example_clip() -> None:
     from vidsense.services.timeline import make_windows
     from vidsense.services.video import Media
 
-    describer = pose.PoseDescriber(load_settings())
+    describer = pose.PoseDescriber(load_settings().model_env())
     with resources.as_file(resources.files("vidsense").joinpath("examples/bikes.mp4")) as path:
         media = Media.open(path)
-        obs = describer.describe(media, make_windows(media.info.duration_s))
+        obs = describer.describe(media, make_windows(media.info.duration_s)).observations
     assert describer.detector.model_name == "movenet-multipose"
     assert obs and all(o.kind == "pose" and o.text.startswith(("person:", "2 people:", "3 people:")) for o in obs)
     assert describer.params()["sha256"]

@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
-from agents_fixtures import CYCLING, smollm, store_model, timeline
+from agents_fixtures import CYCLING, llm_reasoner, smollm, store_model, timeline
 
 from vidsense.agents.labels import load_labels
 from vidsense.agents.llm import LlamaCppModel, check_gguf
-from vidsense.agents.reasoner import LLMReasoner, _grammar
+from vidsense.agents.prompts import choice_grammar
 from vidsense.services.errors import InputError
-from vidsense.services.settings import load_settings
 
 LABELS = ["riding a bike", "swimming", "playing guitar", "archery", "cooking"]
 DESCRIPTIONS = {
@@ -26,11 +25,11 @@ def llm():
 
 
 def _reasoner(llm, **kw):
-    return LLMReasoner(load_settings(), llm=llm, descriptions=lambda ls: DESCRIPTIONS, **kw)
+    return llm_reasoner(llm, lambda ls: DESCRIPTIONS, **kw)
 
 
 def test_grammar_escapes_quotes_and_backslashes():
-    g = _grammar(['say "hi"', "a\\b"])
+    g = choice_grammar(['say "hi"', "a\\b"])
     assert g == 'root ::= "say \\"hi\\"" | "a\\\\b"\n'
 
 
@@ -94,11 +93,11 @@ def test_long_timeline_is_fitted_and_too_small_context_is_a_clear_error(llm):
     ls = load_labels(LABELS)
     long_obs = [(w, "sight", "objects", f"object{i} thing", 0.5) for w in range(60) for i in range(12)]
     small = LlamaCppModel(store_model("smollm2-135m"), n_ctx=512, n_threads=1)
-    r = LLMReasoner(load_settings(), llm=small, descriptions=lambda ls: DESCRIPTIONS)
+    r = llm_reasoner(small, lambda ls: DESCRIPTIONS)
     pred = r.classify(timeline(long_obs, duration_s=120.0), ls)
     assert pred.label in ls.labels and pred.stats["prompt_tokens"] + 64 <= 512
     many = load_labels([f"activity number {i} with a long descriptive name" for i in range(40)])
-    tiny = LLMReasoner(load_settings(shortlist=40), llm=small, descriptions=lambda ls: {}, hints=False)
+    tiny = llm_reasoner(small, shortlist=40, hints=False)
     with pytest.raises(InputError, match="context of 512 tokens is too small"):
         tiny.classify(timeline(CYCLING), many)
 

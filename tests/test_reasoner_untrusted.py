@@ -1,13 +1,11 @@
 """Untrusted text in the timeline: it cannot break the template, and it cannot steer the answer."""
 
 import pytest
-from agents_fixtures import CYCLING, HAS_ESPEAK, smollm, speech_over_clip, store_model, timeline
+from agents_fixtures import CYCLING, HAS_ESPEAK, reasoning_room, smollm, speech_over_clip, store_model, timeline
 
 from vidsense.agents import prompts
 from vidsense.agents.labels import load_labels
 from vidsense.agents.llm import LlamaCppModel
-from vidsense.agents.reasoner import LLMReasoner
-from vidsense.services.settings import load_settings
 
 NASTY = (
     "{candidates} {timeline} {{x}} }{ "
@@ -45,7 +43,7 @@ def test_sanitised_transcript_keeps_the_chat_structure():
 
 def _qwen_reasoner():
     llm = LlamaCppModel(store_model("qwen2.5-coder-1.5b"), n_ctx=4096)
-    return LLMReasoner(load_settings(), llm=llm)
+    return reasoning_room(llm).method("llm")
 
 
 @pytest.mark.slow
@@ -70,5 +68,5 @@ def test_spoken_injection_over_a_real_clip(tmp_path, example_video):
     assert any(o.modality == "speech" for o in tl.observations)
     # The real clip's own evidence is weak (the recogniser says "pumping gas"), so the
     # added audio may move the answer; what must not happen is the spoken answer winning.
-    attacked = LLMReasoner(load_settings(), llm=_qwen_reasoner().llm).classify(tl, load_labels("ucf101"))
+    attacked = _qwen_reasoner().classify(tl, load_labels("ucf101"))
     assert attacked.label != "Archery"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from batch_fixtures import CHEAP_ENV, LABELS, batch_folder
 
 import vidsense
-from batch_fixtures import CHEAP_ENV, LABELS, batch_folder
 
 
 def test_public_names():
@@ -63,12 +63,14 @@ def test_classify_many_threads_share_models_and_report_errors(monkeypatch, tmp_p
     assert isinstance(corrupt, vidsense.BatchError) and "\n" not in corrupt.error
     # One loaded instance per model, whatever the number of workers.
     loaded = pipe.perceiver.model("visual-tags")
-    reasoner = pipe.reasoner("embedding")
+    reasoner = pipe.reasoner.method("embedding")
+    encoder = pipe.reasoner.encoder
     assert pipe.perceiver.model_names == ["visual-tags"]
     # A second batch on the same Pipeline reuses them (and completion order covers every video).
     again = list(pipe.classify_many(videos[:2], LABELS, workers=2, reasoner="embedding"))
     assert {i.video for i in again} == {str(v) for v in videos[:2]}
-    assert pipe.perceiver.model("visual-tags") is loaded and pipe.reasoner("embedding") is reasoner
+    assert pipe.perceiver.model("visual-tags") is loaded and pipe.reasoner.method("embedding") is reasoner
+    assert pipe.reasoner.encoder is encoder
     df = vidsense.to_dataframe(items)
     assert df["error"].notna().sum() == 3 and df["label"].notna().sum() == 2
 
@@ -77,7 +79,7 @@ def test_classify_many_threads_share_models_and_report_errors(monkeypatch, tmp_p
 def test_evaluate_delegates_to_the_harness(monkeypatch, tmp_path, example_video):
     for k, v in CHEAP_ENV.items():
         monkeypatch.setenv(k, v)
-    files = batch_folder(tmp_path / "v", example_video)
+    batch_folder(tmp_path / "v", example_video)
     labels = tmp_path / "labels.txt"
     labels.write_text("biking\ncooking\nswimming\n")
     manifest = tmp_path / "m.csv"
@@ -88,3 +90,32 @@ def test_evaluate_delegates_to_the_harness(monkeypatch, tmp_path, example_video)
     assert good.predicted in {"biking", "cooking", "swimming"} and good.rank is not None
     assert bad.error and bad.rank is None
     assert 0.0 <= report.top1 <= 0.5
+
+
+@pytest.mark.slow
+def test_intervene_and_classify_timeline_reuse_the_explained_video(monkeypatch, example_video):
+    for k, v in CHEAP_ENV.items():
+        monkeypatch.setenv(k, v)
+    pipe = vidsense.Pipeline()
+    res = pipe.explain(example_video, "ucf101", reasoner="embedding", llm_occlusion=False)
+    expl = res.explanation
+    recorded = next(r for r in expl.interventions if r.action == "remove_concept")
+    concept = next(c.index for c in expl.concepts if c.text == recorded.target)
+
+    def no_second_pass(*a, **kw):
+        raise AssertionError("an intervention must not perceive the video again")
+
+    monkeypatch.setattr(pipe.perceiver, "describe", no_second_pass)
+    (again,) = pipe.intervene(res, [vidsense.InterventionSpec("remove_concept", concept=concept)])
+    assert again == recorded  # same model, same cached activations, same explained label
+    boosted = pipe.intervene(res.classification.timeline, [vidsense.InterventionSpec("boost_concept", concept=concept, factor=3.0)], labels="ucf101", target=expl.agreement.explained_label)
+    assert boosted[0].probability_after >= boosted[0].probability_before
+    with pytest.raises(vidsense.InputError, match="no concept #"):
+        pipe.intervene(res, [vidsense.InterventionSpec("remove_concept", concept=10_000)])
+    with pytest.raises(vidsense.InputError, match="label set"):
+        pipe.intervene(res.classification.timeline, [])
+
+    pred = pipe.classify_timeline(res.classification.timeline, "ucf101", reasoner="embedding")
+    assert pred.label == res.label and pred.top_k == res.classification.prediction.top_k
+    without_sight = pipe.classify_timeline(res.classification.timeline, "ucf101", reasoner="embedding", modalities=["speech"])
+    assert without_sight.low_confidence  # nothing left to read

@@ -7,16 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from audio_fixtures import ESPEAK, NO_ESPEAK, melody, mux_mp4, noise, silence, speak, tone
 
 from vidsense.services.errors import InputError
-from vidsense.services.perception import PerceptionModel, create
+from vidsense.services.model_store import ModelEnv
+from vidsense.services.perception import Perception, PerceptionConfig, PerceptionModel, create
 from vidsense.services.settings import load_settings
 from vidsense.services.speech import (
+    DetectedLanguage,
     Segment,
     SpeechGate,
     SpeechRecognizer,
+    Transcript,
+    VadSettings,
     Word,
     make_speech,
     segments_to_observations,
@@ -65,16 +68,53 @@ def test_words_split_at_window_boundaries_by_midpoint() -> None:
     assert [(o.window, o.text) for o in segments_to_observations([bare], windows, 0.0, "speech")] == [(1, "hello there")]
 
 
+def _config(**kw) -> PerceptionConfig:
+    return PerceptionConfig.from_settings(load_settings(**kw))
+
+
 def test_bad_model_references_are_one_line_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a bundled model name or an existing path"):
-        make_speech(load_settings(home=tmp_path, speech_model=str(tmp_path / "missing-model")))
+        make_speech(_config(home=tmp_path, speech_model=str(tmp_path / "missing-model")))
     with pytest.raises(InputError, match=r"not a \.pt checkpoint"):
-        make_speech(load_settings(home=tmp_path, speech_backend="openai-whisper", speech_model="whisper-tiny-en"))
+        make_speech(_config(home=tmp_path, speech_backend="openai-whisper", speech_model="whisper-tiny-en"))
+    with pytest.raises(InputError, match="unknown speech backend 'vosk'"):
+        make_speech(PerceptionConfig(ModelEnv(tmp_path), speech_backend="vosk"))
+
+
+class ScriptedEngine:
+    """A speech backend that returns a fixed transcript."""
+
+    name = "scripted"
+
+    def __init__(self, transcript: Transcript) -> None:
+        self.transcript = transcript
+
+    def fingerprint(self) -> dict:
+        return {"weights": "none"}
+
+    def transcribe(self, audio: np.ndarray, vad: VadSettings) -> Transcript:
+        return self.transcript
+
+
+def test_language_is_a_note_of_the_call_that_heard_it(tmp_path: Path) -> None:
+    words = (Word(" hello", 0.5, 0.9, 0.9), Word(" there", 1.0, 1.4, 0.8))
+    heard = Transcript((Segment(" hello there", 0.5, 1.4, -0.2, 0.05, 1.1, words),), DetectedLanguage("en", 0.98))
+    media = Media.open(mux_mp4(tmp_path / "x.mp4", tone(4.0)))
+    windows = make_windows(media.info.duration_s)
+    found = SpeechRecognizer(ScriptedEngine(heard)).describe(media, windows)
+    assert isinstance(found, Perception)
+    assert [o.text for o in found.observations] == ["hello there"]
+    assert found.notes == ("speech language: en (0.98)",)
+    # Segments the gate drops take the language with them: no note, and nothing left on the model.
+    doubtful = Transcript((Segment(" hello there", 0.5, 1.4, -0.2, 0.9, 1.1, words),), DetectedLanguage("en", 0.98))
+    model = SpeechRecognizer(ScriptedEngine(doubtful))
+    assert model.describe(media, windows) == Perception()
+    assert not hasattr(model, "language")
 
 
 @pytest.fixture(scope="module")
 def tiny_en() -> SpeechRecognizer:
-    model = make_speech(load_settings(speech_model="whisper-tiny-en", device="cpu"))
+    model = make_speech(_config(speech_model="whisper-tiny-en", device="cpu"))
     assert isinstance(model, PerceptionModel)
     return model
 
@@ -93,7 +133,8 @@ def spoken_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_tiny_en_transcribes_synthetic_speech_into_the_right_windows(tiny_en: SpeechRecognizer, spoken_mp4: Path) -> None:
     media = Media.open(spoken_mp4)
     windows = make_windows(media.info.duration_s)
-    obs = tiny_en.describe(media, windows)
+    found = tiny_en.describe(media, windows)
+    obs = found.observations
     text = " ".join(o.text for o in obs).lower()
     for word in ("one more time", "cup", "table", "turn"):
         assert word in text, text
@@ -101,7 +142,7 @@ def test_tiny_en_transcribes_synthetic_speech_into_the_right_windows(tiny_en: Sp
     assert min(o.start_s for o in obs) >= 2.0
     assert all(windows[o.window].start_s - 0.5 <= o.start_s <= windows[o.window].end_s for o in obs)
     assert all(0 < o.score < 1 and o.source_model == "speech" and o.modality == "speech" for o in obs)
-    assert tiny_en.language is not None and tiny_en.language.code == "en"
+    assert len(found.notes) == 1 and found.notes[0].startswith("speech language: en (")
     params = tiny_en.params()
     assert params["backend"] == "faster-whisper" and params["compute_type"] == "int8"
     assert params["weights"] == "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
@@ -119,8 +160,9 @@ def test_tiny_en_transcribes_synthetic_speech_into_the_right_windows(tiny_en: Sp
 )
 def test_no_speech_is_invented_in_non_speech(tiny_en: SpeechRecognizer, tmp_path: Path, name: str, audio: np.ndarray) -> None:
     media = Media.open(mux_mp4(tmp_path / "x.mp4", audio))
-    assert tiny_en.describe(media, make_windows(media.info.duration_s)) == [], name
-    assert tiny_en.language is None
+    found = tiny_en.describe(media, make_windows(media.info.duration_s))
+    assert found.observations == (), name
+    assert found.notes == (), "no speech, so no language note"
 
 
 @pytest.mark.slow
@@ -134,7 +176,7 @@ def test_audio_only_file_and_window_subset(tiny_en: SpeechRecognizer, tmp_path: 
     assert not media.info.has_video
     windows = make_windows(media.info.duration_s)
     later = windows[2:]
-    obs = tiny_en.describe(media, later)
+    obs = tiny_en.describe(media, later).observations
     assert obs and all(o.window >= later[0].index for o in obs)
     assert "green" in " ".join(o.text for o in obs).lower()
     assert "bicycle" not in " ".join(o.text for o in obs).lower()
@@ -188,15 +230,15 @@ def test_openai_whisper_backend_with_a_tiny_random_checkpoint(tmp_path: Path) ->
     import whisper
 
     ckpt = _tiny_openai_whisper(tmp_path / "tiny-random.pt")
-    settings = load_settings(home=tmp_path, speech_backend="openai-whisper", speech_model=str(ckpt), device="cpu")
-    model = create("speech", settings)
+    config = _config(home=tmp_path, speech_backend="openai-whisper", speech_model=str(ckpt), device="cpu")
+    model = create("speech", config)
     params = model.params()
     assert params["backend"] == "openai-whisper" and params["fp16"] is False
     assert len(params["weights"]) == 64
 
     # Silence: VAD finds no speech, so the checkpoint is not even loaded.
     quiet = Media.open(mux_mp4(tmp_path / "quiet.mp4", silence(4.0)))
-    assert model.describe(quiet, make_windows(quiet.info.duration_s)) == []
+    assert model.describe(quiet, make_windows(quiet.info.duration_s)) == Perception()
     assert "model" not in vars(model.engine)
 
     # Speech after 2 s of silence: only the VAD's spans are decoded, so every raw
@@ -210,5 +252,4 @@ def test_openai_whisper_backend_with_a_tiny_random_checkpoint(tmp_path: Path) ->
 
     # Its segments hold no words (end-of-text at once), so the gate lets nothing through.
     media = Media.open(mux_mp4(tmp_path / "spoken.mp4", audio))
-    assert model.describe(media, make_windows(media.info.duration_s)) == []
-    assert model.language is None
+    assert model.describe(media, make_windows(media.info.duration_s)) == Perception()  # no observations, no language note

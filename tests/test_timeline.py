@@ -50,6 +50,16 @@ def test_json_round_trip():
     assert again.render() == tl.render()
 
 
+def test_timings_describe_the_run_not_the_video():
+    tl = _tl()
+    assert tl.timings == {}
+    timed = Timeline(tl.video, tl.windows, tl.observations, tl.models, tl.notes, timings={"ocr": 0.4})
+    assert timed.timings == {"ocr": 0.4}
+    assert timed == tl and hash(timed) == hash(tl)  # not part of equality
+    assert "timings" not in timed.to_dict() and Timeline.from_json(timed.to_json()).timings == {}
+    assert timed.only(["text"]).timings == {"ocr": 0.4}
+
+
 def test_restrictions():
     tl = _tl()
     assert {o.modality for o in tl.only(["sight"]).observations} == {"sight"}

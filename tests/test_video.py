@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from media_fixtures import sine, write_audio_only, write_video
+
 from vidsense.services.errors import InputError, ProcessingError
 from vidsense.services.video import Media, sample_times
 
@@ -105,3 +105,40 @@ def test_real_example_clip(example_video):
 def test_sample_times():
     assert sample_times(0, 2, 2) == [0.5, 1.5]
     assert sample_times(0, 2, 0) == []
+
+
+def test_shared_frames_are_decoded_once_per_media_and_bounded(tmp_path, monkeypatch):
+    from vidsense.services import video
+
+    p = write_video(tmp_path / "a.mp4", seconds=4.0, fps=10)
+    m = Media.open(p)
+    decoded = []
+    real = Media.frames_at
+    monkeypatch.setattr(Media, "frames_at", lambda self, times, max_side=None: decoded.append(tuple(times)) or real(self, times, max_side))
+    first = m.shared_frames((0.05, 2.05), max_side=80)
+    assert first.shape == (2, 60, 80, 3) and not first.flags.writeable
+    assert m.shared_frames([0.05, 2.05], max_side=80) is first and len(decoded) == 1
+    assert m.shared_frames((0.05, 2.05), max_side=None) is not first and len(decoded) == 2  # another size is another entry
+    # The frames live with the Media: another Media of the same file decodes its own.
+    other = Media.open(p)
+    assert other.shared_frames((0.05, 2.05), max_side=80) is not first and len(decoded) == 3
+    # Only the last few requests are kept.
+    for i in range(video.SHARED_FRAMES):
+        m.shared_frames((0.1 * i,), max_side=80)
+    m.shared_frames((0.05, 2.05), max_side=80)
+    assert decoded[-1] == (0.05, 2.05)
+
+
+def test_motion_models_share_one_decoded_clip(tmp_path, monkeypatch):
+    from vidsense.services.motion_clip import motion_clips
+    from vidsense.services.timeline import make_windows
+
+    m = Media.open(write_video(tmp_path / "a.mp4", seconds=4.0, fps=10))
+    windows = make_windows(m.info.duration_s)
+    decoded = []
+    real = Media.frames_at
+    monkeypatch.setattr(Media, "frames_at", lambda self, times, max_side=None: decoded.append(len(times)) or real(self, times, max_side))
+    first = motion_clips(m, windows, frames=16)
+    second = motion_clips(m, windows, frames=16)
+    assert decoded == [16]
+    assert first[0].frames is second[0].frames and first[0].frames.shape[0] == 16

@@ -5,14 +5,13 @@ from __future__ import annotations
 from importlib import resources
 
 import pytest
+from visual_fixtures import write_audio_only
 
-from vidsense.services.perception import create
+from vidsense.services.perception import PerceptionConfig, create
 from vidsense.services.settings import load_settings
 from vidsense.services.timeline import make_windows, render_window
 from vidsense.services.video import Media
 from vidsense.services.visual_tags import VisualTagger, VisualTagParams, coco_labels
-
-from visual_fixtures import write_audio_only
 
 
 def bikes_path():
@@ -28,7 +27,7 @@ def test_coco_labels_keep_category_ids():
 
 @pytest.fixture(scope="module")
 def tagger():
-    return create("visual-tags", load_settings())
+    return create("visual-tags", PerceptionConfig.from_settings(load_settings(device="cpu")))
 
 
 @pytest.mark.slow
@@ -36,7 +35,7 @@ def test_bikes_shows_a_person_and_a_bicycle(tagger):
     with resources.as_file(bikes_path()) as path:
         media = Media.open(path)
         windows = make_windows(media.info.duration_s, 2.0)
-        obs = tagger.describe(media, windows)
+        obs = tagger.describe(media, windows).observations
     objects = {o.text.split(" x")[0] for o in obs if o.kind == "objects"}
     assert {"person", "bicycle"} <= objects
     assert all(o.modality == "sight" and o.source_model == "visual-tags" for o in obs)
@@ -48,11 +47,11 @@ def test_bikes_shows_a_person_and_a_bicycle(tagger):
 
 @pytest.mark.slow
 def test_thresholds_limit_the_tags():
-    settings = load_settings(frames_per_window=1)
-    strict = VisualTagger(settings, VisualTagParams(max_objects=1, min_scene_score=1.01))
+    config = PerceptionConfig.from_settings(load_settings(frames_per_window=1, device="cpu"))
+    strict = VisualTagger(config.env, VisualTagParams(max_objects=1, min_scene_score=1.01), frames_per_window=config.frames_per_window)
     with resources.as_file(bikes_path()) as path:
         media = Media.open(path)
-        obs = strict.describe(media, make_windows(media.info.duration_s, 2.0))
+        obs = strict.describe(media, make_windows(media.info.duration_s, 2.0)).observations
     assert not [o for o in obs if o.kind == "scene"]
     per_window = [sum(o.window == w for o in obs) for w in range(5)]
     assert max(per_window) == 1
@@ -63,4 +62,4 @@ def test_thresholds_limit_the_tags():
 @pytest.mark.slow
 def test_audio_only_media_gets_no_visual_tags(tagger, tmp_path):
     media = Media.open(write_audio_only(tmp_path / "tone.wav"))
-    assert tagger.describe(media, make_windows(media.info.duration_s, 2.0)) == []
+    assert tagger.describe(media, make_windows(media.info.duration_s, 2.0)).observations == ()

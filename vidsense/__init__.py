@@ -14,15 +14,16 @@ import os
 from functools import lru_cache
 from typing import Any, Iterable
 
+from vidsense import store
 from vidsense.agents.labels import bundled_names, load_labels
 from vidsense.batch import VIDEO_EXTENSIONS, BatchError, collect_videos
 from vidsense.frames import to_dataframe
 from vidsense.pipeline import LabelsArg, Pipeline, example_video
 from vidsense.results import ClassificationResult, ExplanationResult
 from vidsense.services.errors import InputError, ModelError, ProcessingError, VidsenseError
+from vidsense.services.schema import LabelScore, LabelSet, Prediction, read_manifest
 from vidsense.services.settings import Settings, load_settings
 from vidsense.services.timeline import Observation, Timeline, Window
-from vidsense.services.schema import LabelScore, LabelSet, Prediction
 
 __version__ = "0.1.0"
 
@@ -52,12 +53,14 @@ __all__ = [
     "example_video",
     "load_labels",
     "load_settings",
+    "read_manifest",
+    "store",
     "to_dataframe",
 ]
 
 
-# Imported on first use: the explanation schema pulls in torch, which every CLI command would pay for.
-_LAZY = {"Explanation": "vidsense.concepts.explain", "InterventionSpec": "vidsense.concepts.explain"}
+# Imported on first use: only explaining needs the explanation schema (pydantic models; it no longer pulls in torch).
+_LAZY = {"Explanation": "vidsense.concepts.schema", "InterventionSpec": "vidsense.concepts.schema"}
 
 
 def __getattr__(name: str) -> Any:

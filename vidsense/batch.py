@@ -1,4 +1,4 @@
-"""Many videos through one :class:`~vidsense.pipeline.Pipeline`.
+"""Many videos through one classify function (a :class:`~vidsense.pipeline.Pipeline`'s).
 
 Concurrency design: worker *threads* share the one Pipeline, so every model is
 loaded once whatever the number of workers. Before the threads start, every
@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import glob
 import os
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
-from vidsense.agents.labels import load_labels
 from vidsense.results import ClassificationResult
 from vidsense.services.errors import InputError, VidsenseError
+from vidsense.services.schema import read_manifest
 from vidsense.services.video import content_hash
-
-if TYPE_CHECKING:
-    from vidsense.pipeline import LabelsArg, Pipeline
 
 # What a directory scan picks up (lower-case suffixes).
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts"})
@@ -75,8 +71,6 @@ def collect_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     Raises:
         InputError: a directory with no videos, or a glob matching nothing.
     """
-    from vidsense.services.schema import read_manifest
-
     found: list[Path] = []
     for raw in inputs:
         text = str(raw)
@@ -105,26 +99,15 @@ def collect_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return unique
 
 
-def share_between_threads(pipeline: "Pipeline", modalities: Iterable[str] | None, reasoner: str) -> None:
-    """Load every model a batch needs before the worker threads start.
-
-    The Perceiver serialises each model's calls itself and the LLM backend holds
-    its own lock, so threads can share one Pipeline; loading up front keeps the
-    first videos from racing to load the same model.
-    """
-    pipeline.perceiver.load(modalities)
-    pipeline.reasoner(reasoner)
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text if isinstance(exc, VidsenseError) else f"{type(exc).__name__}: {text}"
 
 
-def _run_one(pipeline: "Pipeline", video: Path, labelset, kwargs: dict[str, Any]) -> BatchItem:
+def _run_one(classify: Callable[[Path], ClassificationResult], video: Path) -> BatchItem:
     t0 = time.perf_counter()
     try:
-        return pipeline.classify(video, labelset, **kwargs)
+        return classify(video)
     except Exception as exc:  # noqa: BLE001 - one failing video must never stop the batch
         try:
             sha = content_hash(video)
@@ -135,32 +118,38 @@ def _run_one(pipeline: "Pipeline", video: Path, labelset, kwargs: dict[str, Any]
 
 
 def classify_many(
-    pipeline: "Pipeline",
+    classify: Callable[[Path], ClassificationResult],
     videos: Iterable[str | os.PathLike[str]],
-    labels: "LabelsArg",
     *,
     workers: int = 1,
     ordered: bool = False,
-    top_k: int | None = None,
-    modalities: Iterable[str] | None = None,
-    reasoner: str = "llm",
-    explain_text: bool = False,
+    prepare: Callable[[], None] | None = None,
 ) -> Iterator[BatchItem]:
-    """Classify many videos; see :meth:`vidsense.Pipeline.classify_many`."""
+    """Run ``classify`` over ``videos``, yielding each result (or :class:`BatchError`) as it finishes.
+
+    Args:
+        classify: one video's classification (it must be safe to call from several threads).
+        videos: the video paths.
+        workers: videos in flight at once.
+        ordered: yield in input order instead of completion order.
+        prepare: called once before worker threads start (load the models, so
+            the first videos do not race to load the same one).
+
+    Raises:
+        InputError: ``workers`` below 1.
+    """
     if workers < 1:
-        raise InputError(f"--workers: expected 1 or more, got {workers}")
-    labelset = load_labels(labels)
-    mods = list(modalities) if modalities is not None else None
-    kwargs = {"top_k": top_k, "modalities": mods, "reasoner": reasoner, "explain_text": explain_text}
+        raise InputError(f"workers: expected 1 or more, got {workers}")
     todo = [Path(v) for v in videos]
     if workers == 1 or len(todo) <= 1:
         for v in todo:
-            yield _run_one(pipeline, v, labelset, kwargs)
+            yield _run_one(classify, v)
         return
-    share_between_threads(pipeline, mods, reasoner)
+    if prepare is not None:
+        prepare()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidsense")
     try:
-        futures: list[Future[BatchItem]] = [pool.submit(_run_one, pipeline, v, labelset, kwargs) for v in todo]
+        futures: list[Future[BatchItem]] = [pool.submit(_run_one, classify, v) for v in todo]
         for fut in futures if ordered else as_completed(futures):
             yield fut.result()
     finally:

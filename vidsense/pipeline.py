@@ -1,8 +1,18 @@
-"""The Pipeline: one object that owns the loaded models and answers every verb."""
+"""The Pipeline: resolves the settings once and wires the three rooms together.
+
+Each room owns its models and is built from explicit, typed arguments:
+:class:`~vidsense.services.perceiver.Perceiver` (video -> timeline),
+:class:`~vidsense.agents.reasoner.Reasoner` (timeline -> label; it holds the
+LLM and the sentence encoder) and
+:class:`~vidsense.concepts.explainer.ConceptExplainer` (label -> explanation;
+it reads with the Reasoner's encoder). The settings are read once, here: each
+room's ``Config.from_settings`` picks its part, and the rooms never see the
+settings again. Every SDK verb is a method.
+"""
 
 from __future__ import annotations
 
-import logging
+import functools
 import os
 import threading
 import time
@@ -10,27 +20,24 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+from vidsense.agents.evaluate import EvalReport, compare_variants, evaluate
 from vidsense.agents.labels import load_labels
-from vidsense.agents.reasoner import REASONERS, Reasoner
+from vidsense.agents.reasoner import Reasoner, ReasonerConfig
+from vidsense.batch import BatchError, classify_many
 from vidsense.results import ClassificationResult, ExplanationResult
-from vidsense.services.errors import InputError
+from vidsense.services.cache import PerceptionCache
+from vidsense.services.errors import InputError, VidsenseError
 from vidsense.services.perceiver import Perceiver
+from vidsense.services.perception import PerceptionConfig
+from vidsense.services.schema import LabelSet, Prediction, read_manifest
 from vidsense.services.settings import Settings, load_settings
 from vidsense.services.timeline import Timeline
-from vidsense.services.schema import LabelSet
 
 if TYPE_CHECKING:
-    from vidsense.batch import BatchError
-
-log = logging.getLogger(__name__)
+    from vidsense.concepts.explainer import ConceptExplainer, ConceptModel, FitReport
+    from vidsense.concepts.schema import InterventionResult, InterventionSpec
 
 LabelsArg = str | list[str] | tuple[str, ...] | LabelSet
-# Sharpens the zero-shot concept model's probabilities (class rows of its weights
-# sum to 1, so raw logits differ by tenths). Tried 1, 5 and 10 on the shared
-# clips (before the 1.5 specificity margin): at 1 the top class had 0.02-0.04
-# (flat over 101), at 10 wrong answers came out at 0.98-0.99; 5 keeps clear
-# cases clear (bikes: Biking 0.72) and unclear ones unclear.
-ZERO_SHOT_LOGIT_SCALE = 5.0
 
 
 def example_video() -> Path:
@@ -39,13 +46,18 @@ def example_video() -> Path:
 
 
 class Pipeline:
-    """Perception + reasoning with models loaded once and reused.
+    """Perception + reasoning + explanation, with models loaded once and reused.
 
     Args:
         profile: ``"embedded"`` (bundled models) or ``"full"``; ignored when
             ``settings`` is given.
         settings: a ready :class:`Settings`.
         **overrides: any :class:`Settings` field (``window_s=1.0``, ``llm_model=...``).
+
+    Attributes:
+        perceiver: the perception room (video -> timeline).
+        reasoner: the reasoning room (timeline -> prediction).
+        concepts: the concept room (prediction -> explanation), built on first use.
 
     Example:
         >>> import vidsense
@@ -57,190 +69,55 @@ class Pipeline:
 
     def __init__(self, profile: str | None = None, settings: Settings | None = None, **overrides: Any) -> None:
         self.settings = settings if settings is not None else load_settings(profile=profile, **overrides)
-        self.perceiver = Perceiver(self.settings)
-        self._reasoners: dict[str, Reasoner] = {}
-        self._reasoner_lock = threading.Lock()
-        self._concept_models: dict[str, tuple[Any, Any, Any]] = {}
-        self._encoder: Any = None
-        self._activation_cache: Any = None
+        s = self.settings
+        self.env = s.model_env()
+        self.perceiver = Perceiver(PerceptionConfig.from_settings(s), cache=PerceptionCache.for_home(s.home) if s.cache else None)
+        self.reasoner = Reasoner(ReasonerConfig.from_settings(s), self.env)
+        self._concepts: ConceptExplainer | None = None
+        self._lock = threading.Lock()
 
-    def reasoner(self, name: str = "llm") -> Reasoner:
-        """The reasoner ``name`` (``llm`` or ``embedding``), created once (thread-safe)."""
-        with self._reasoner_lock:
-            if name not in self._reasoners:
-                try:
-                    factory = REASONERS[name]
-                except KeyError:
-                    raise InputError(f"unknown reasoner {name!r}; known: {', '.join(REASONERS)}") from None
-                self._reasoners[name] = factory(self.settings)
-            return self._reasoners[name]
+    @property
+    def concepts(self) -> "ConceptExplainer":
+        """The concept room; it embeds with the reasoner's sentence encoder."""
+        with self._lock:
+            if self._concepts is None:
+                from vidsense.concepts.explainer import ConceptConfig, ConceptExplainer
+
+                self._concepts = ConceptExplainer(
+                    ConceptConfig.from_settings(self.settings),
+                    lambda: self.reasoner.encoder,
+                    descriptions=functools.partial(self.reasoner.descriptions, generate=False),
+                    env=self.env,
+                )
+            return self._concepts
+
+    def load(self, modalities: Iterable[str] | None = None, reasoner: str = "llm") -> None:
+        """Load every model that classifying with ``reasoner`` over ``modalities`` uses (e.g. before threads start)."""
+        self.perceiver.load(modalities)
+        self.reasoner.load(reasoner)
+
+    def close(self) -> None:
+        """Free the language model now instead of at exit."""
+        self.reasoner.close()
 
     def describe(self, video: str | os.PathLike[str], modalities: Iterable[str] | None = None) -> Timeline:
         """The timeline of ``video``: every modality as timed text."""
         return self.perceiver.describe(video, modalities)
 
-    def concept_model(self, labelset: LabelSet) -> tuple[Any, Any, Any]:
-        """(bank, model, card) of the concept bottleneck for ``labelset``.
-
-        A model trained with ``vidsense concepts fit`` (stored under
-        ``$VIDSENSE_HOME/concepts/models/<label set>``) wins; otherwise the
-        zero-shot model initialised from the concept bank (bundled, or built from
-        the label names when the set has none).
-        """
-        key = labelset.sha256
-        if key not in self._concept_models:
-            from vidsense.concepts import bank as banks
-            from vidsense.concepts import motif
-
-            trained = Path(self.settings.home) / "concepts" / "models" / labelset.name
-            if (trained / motif.CARD_FILE).is_file() and (trained / "bank.json").is_file() and banks.ConceptBank.load(trained / "bank.json").labels == labelset.labels:
-                model, card = motif.load_model(trained)
-                bank = banks.ConceptBank.load(trained / "bank.json")
-                card.check_bank(bank)
-            else:
-                bank = banks.bundled_bank(labelset.name)
-                if bank is None or bank.labels != labelset.labels:
-                    bank = banks.fallback_bank(labelset.labels, label_set=labelset.name, readable=labelset.readable)
-                model, card = motif.zero_shot_model(bank, specificity=self._specificity(labelset, bank), logit_scale=ZERO_SHOT_LOGIT_SCALE)
-            self._concept_models[key] = (bank, model, card)
-        return self._concept_models[key]
-
-    def _specificity(self, labelset: LabelSet, bank: Any):
-        """Concept-to-class specificity from the label descriptions (names where there are none)."""
-        from vidsense.agents.describe_labels import label_descriptions, template
-        from vidsense.concepts.bank import class_specificity
-
-        desc = label_descriptions(self.settings, labelset, generate=False)
-        texts = [desc.get(lab) or template(read) for lab, read in zip(labelset.labels, labelset.readable)]
-        return class_specificity(bank, self.encoder.encode, texts)
-
-    @property
-    def encoder(self):
-        """The sentence encoder the concept activations use (shared with the shortlist)."""
-        if self._encoder is None:
-            from vidsense.concepts.activations import SentenceEncoder
-
-            self._encoder = SentenceEncoder(self.settings)
-        return self._encoder
-
-    @property
-    def activation_cache(self):
-        """The concept-activation cache (``$VIDSENSE_HOME/cache/concepts``; memory only with ``cache`` off)."""
-        if self._activation_cache is None:
-            from vidsense.concepts.activations import ActivationCache
-
-            self._activation_cache = ActivationCache.for_settings(self.settings)
-        return self._activation_cache
-
-    def score_fn(self, labelset: LabelSet, candidates: Iterable[str], reasoner: str = "llm"):
-        """``timeline -> {label: probability}`` over a fixed candidate list (for occlusion).
-
-        The candidates stay fixed so that removing a window cannot change which
-        labels are compared, only how the reasoner scores them.
-        """
-        sub = LabelSet.from_labels(labelset.name, list(candidates))
-        r = self.reasoner(reasoner)
-
-        def score(timeline: Timeline) -> dict[str, float]:
-            pred = r.classify(timeline, sub, top_k=len(sub))
-            return {c.label: c.score for c in pred.candidates}
-
-        return score
-
-    def explain(
-        self,
-        video: str | os.PathLike[str],
-        labels: LabelsArg,
-        *,
-        modalities: Iterable[str] | None = None,
-        interventions: Iterable[Any] = (),
-        llm_occlusion: bool = True,
-        reasoner: str = "llm",
-        top_k: int | None = None,
-    ) -> ExplanationResult:
-        """Classify ``video`` and explain the prediction over time.
+    def classify_timeline(
+        self, timeline: Timeline, labels: LabelsArg, *, top_k: int | None = None, modalities: Iterable[str] | None = None, reasoner: str = "llm"
+    ) -> Prediction:
+        """The reasoner's prediction for a timeline already made (e.g. one with windows removed).
 
         Args:
-            video: path of a video file.
+            timeline: a timeline (from :meth:`describe`, or edited).
             labels: label set (as for :meth:`classify`).
-            modalities: limit what the reasoner and the concepts read.
-            interventions: extra :class:`~vidsense.concepts.explain.InterventionSpec` s to run.
-            llm_occlusion: re-score the LLM with each window and modality removed
-                (one re-score per window; the faithful view of the actual prediction).
-            reasoner: ``llm`` or ``embedding``.
             top_k: labels to report.
+            modalities: limit what the reasoner reads.
+            reasoner: ``llm`` or ``embedding``.
         """
-        from vidsense.concepts.explain import ExplainOptions, explain_timeline
-        from vidsense.concepts.joint import joint_evidence, joint_scorers
-
-        scorers = joint_scorers(self.settings)  # a missing joint model fails before the slow part
-        result = self.classify(video, labels, top_k=top_k, modalities=modalities, reasoner=reasoner)
-        labelset = load_labels(labels)
-        timeline = result.timeline.only(modalities) if modalities is not None else result.timeline
-        bank, model, card = self.concept_model(labelset)
-        pred = result.prediction
-        llm_scores = {c.label: c.score for c in pred.candidates} if pred else None
-        score_fn = self.score_fn(labelset, [c.label for c in pred.candidates], reasoner) if (llm_occlusion and pred) else None
-        t0 = time.perf_counter()
-        # The joint models read the video file itself; a modality restriction applies to them too.
-        joint = joint_evidence(self.settings, result.timeline, bank, cache=self.activation_cache, scorers=scorers)
-        joint = joint.only(modalities) if joint is not None else None
-        options = ExplainOptions(top_k=top_k or self.settings.top_k, interventions=tuple(interventions))
-        expl = explain_timeline(
-            timeline, bank, model, card, self.encoder, llm_scores=llm_scores, score_fn=score_fn, target=result.label,
-            cache=self.activation_cache, joint=joint, options=options,
-        )
-        trained_on = card.metrics.get("encoder") if card.trained else None
-        if trained_on and expl.encoder not in trained_on.split("|"):
-            # Activations from other encoders sit on another scale: the model reads them poorly.
-            log.warning("concept model for %s was trained on activations from %s, explaining with %s", labelset.name, trained_on, expl.encoder)
-        timings = dict(result.timings, explanation=time.perf_counter() - t0)
-        return ExplanationResult(video=str(video), classification=result, explanation=expl, timings=timings)
-
-    def fit_concepts(self, manifest: str | os.PathLike[str], labels: LabelsArg, *, epochs: int = 100, seed: int = 0) -> dict[str, Any]:
-        """Train the concept model on a labelled manifest and save it under ``$VIDSENSE_HOME``.
-
-        Videos that fail are listed in the report and skipped; labels outside the
-        label set are an error naming the manifest line.
-
-        Returns:
-            The saved folder, the fit metrics and the skipped videos.
-        """
-        from vidsense.concepts import motif, train
-        from vidsense.concepts.activations import activations_for
-        from vidsense.concepts.joint import joint_scorers
-        from vidsense.services.errors import VidsenseError
-        from vidsense.services.schema import read_manifest
-
-        labelset = load_labels(labels)
-        rows = read_manifest(manifest)
-        for r in rows:
-            if r.label not in labelset.labels:
-                raise InputError(f"{manifest}:{r.line}: label {r.label!r} is not in label set {labelset.name!r}")
-        bank, _, _ = self.concept_model(labelset)
-        scorers = joint_scorers(self.settings)  # a missing joint model fails before any video is described
-        examples, skipped, encoders = [], [], set()
-        for r in rows:
-            try:
-                tl = self.describe(r.path)
-            except VidsenseError as exc:
-                skipped.append({"video": str(r.path), "error": str(exc)})
-                continue
-            acts = activations_for(self.settings, tl, bank, encoder=self.encoder, cache=self.activation_cache, scorers=scorers)
-            encoders.add(acts.encoder)
-            examples.append(train.LabelledActivations(acts.matrix, r.label, str(r.path)))
-        if not examples:
-            raise InputError(f"{manifest}: no usable videos to train on")
-        model, metrics = train.fit(examples, bank, labelset.labels, epochs=epochs, seed=seed)
-        # The card says what the activations came from: a model fitted on blended activations reads those best.
-        card = train.trained_card(bank, model, metrics, {"manifest": str(manifest), "encoder": "|".join(sorted(encoders))})
-        folder = Path(self.settings.home) / "concepts" / "models" / labelset.name
-        motif.save_model(model, card, folder)
-        # The bank travels with the model: a later change of the bundled bank must not
-        # silently re-map a trained model's columns.
-        bank.save(folder / "bank.json")
-        self._concept_models.pop(labelset.sha256, None)
-        return {"saved": str(folder), "metrics": metrics.to_dict(), "skipped": skipped}
+        mods = list(modalities) if modalities is not None else None
+        return self.reasoner.classify(timeline, load_labels(labels), method=reasoner, modalities=mods, top_k=top_k or self.settings.top_k)
 
     def classify(
         self,
@@ -265,16 +142,16 @@ class Pipeline:
         """
         labelset = load_labels(labels)
         mods = list(modalities) if modalities is not None else None
-        r = self.reasoner(reasoner)
+        self.reasoner.method(reasoner)  # an unknown reasoner fails before the video is read
         t0 = time.perf_counter()
         timeline = self.perceiver.describe(video, mods)
         t1 = time.perf_counter()
-        pred = r.classify(timeline, labelset, modalities=mods, top_k=top_k or self.settings.top_k)
+        pred = self.reasoner.classify(timeline, labelset, method=reasoner, modalities=mods, top_k=top_k or self.settings.top_k)
         if explain_text:
-            pred = self.reasoner("llm").explain(timeline, pred, labelset, modalities=mods)
+            pred = self.reasoner.justify(timeline, pred, labelset, modalities=mods)
         t2 = time.perf_counter()
         timings = {"perception": t1 - t0, "reasoning": t2 - t1, "total": t2 - t0}
-        timings.update({f"model.{k}": v for k, v in timeline.extra.get("timings", {}).items()})
+        timings.update({f"model.{k}": v for k, v in timeline.timings.items()})
         timings.update({f"reasoner.{k}": v for k, v in pred.stats.items() if k.endswith("_s")})
         return ClassificationResult(
             video=str(video),
@@ -289,6 +166,7 @@ class Pipeline:
             sha256=timeline.video.sha256,
             timeline=timeline,
             prediction=pred,
+            labels=labelset,
         )
 
     def classify_many(
@@ -302,7 +180,7 @@ class Pipeline:
         modalities: Iterable[str] | None = None,
         reasoner: str = "llm",
         explain_text: bool = False,
-    ) -> Iterator["ClassificationResult | BatchError"]:
+    ) -> Iterator[ClassificationResult | BatchError]:
         """Classify many videos, yielding each result as it finishes.
 
         A video that fails yields a :class:`~vidsense.batch.BatchError` (its
@@ -329,18 +207,114 @@ class Pipeline:
             >>> for r in pipe.classify_many(["a.mp4", "b.mp4"], "ucf101", workers=2):  # doctest: +SKIP
             ...     print(r.video, getattr(r, "label", None) or r.error)
         """
-        from vidsense.batch import classify_many
+        labelset = load_labels(labels)
+        mods = list(modalities) if modalities is not None else None
+        one = functools.partial(self.classify, labels=labelset, top_k=top_k, modalities=mods, reasoner=reasoner, explain_text=explain_text)
+        return classify_many(one, videos, workers=workers, ordered=ordered, prepare=lambda: self.load(mods, reasoner))
 
-        return classify_many(self, videos, labels, workers=workers, ordered=ordered, top_k=top_k, modalities=modalities, reasoner=reasoner, explain_text=explain_text)
-
-    def evaluate(
+    def explain(
         self,
-        manifest: str | os.PathLike[str],
-        labels: str | None = None,
+        video: str | os.PathLike[str],
+        labels: LabelsArg,
         *,
+        modalities: Iterable[str] | None = None,
+        interventions: Iterable["InterventionSpec"] = (),
+        llm_occlusion: bool = True,
         reasoner: str = "llm",
-        ablate: bool = False,
-    ) -> Any:
+        top_k: int | None = None,
+    ) -> ExplanationResult:
+        """Classify ``video`` and explain the prediction over time.
+
+        Args:
+            video: path of a video file.
+            labels: label set (as for :meth:`classify`).
+            modalities: limit what the reasoner and the concepts read.
+            interventions: extra :class:`~vidsense.concepts.schema.InterventionSpec` s to run.
+            llm_occlusion: re-score the LLM with each window and modality removed
+                (one re-score per window; the faithful view of the actual prediction).
+            reasoner: ``llm`` or ``embedding``.
+            top_k: labels to report.
+        """
+        from vidsense.concepts.schema import ExplainOptions
+
+        concepts = self.concepts
+        _ = concepts.scorers  # a missing joint model fails before the slow part
+        labelset = load_labels(labels)
+        result = self.classify(video, labelset, top_k=top_k, modalities=modalities, reasoner=reasoner)
+        pred = result.prediction
+        score_fn = self.reasoner.scorer(labelset, [c.label for c in pred.candidates], reasoner) if (llm_occlusion and pred) else None
+        t0 = time.perf_counter()
+        options = ExplainOptions(top_k=top_k or self.settings.top_k, interventions=tuple(interventions))
+        expl = concepts.explain(result.timeline, labelset, prediction=pred, score_fn=score_fn, modalities=modalities, options=options)
+        timings = dict(result.timings, explanation=time.perf_counter() - t0)
+        return ExplanationResult(video=str(video), classification=result, explanation=expl, timings=timings)
+
+    def intervene(
+        self,
+        result: ExplanationResult | Timeline,
+        interventions: Iterable["InterventionSpec"],
+        *,
+        labels: LabelsArg | None = None,
+        target: str | None = None,
+        modalities: Iterable[str] | None = None,
+    ) -> list["InterventionResult"]:
+        """Run concept interventions on an explained video without perceiving or reasoning again.
+
+        Args:
+            result: an :class:`ExplanationResult` (its timeline, label set and
+                explained label are used), or a timeline.
+            interventions: what to change (remove / boost a concept, drop a window
+                or a modality, replace the attention maps).
+            labels: the label set (needed with a bare timeline).
+            target: the label whose probability is recorded (default: the
+                explained label of ``result``, else the concept model's top-1).
+            modalities: limit what the concepts read.
+
+        Raises:
+            InputError: no label set is known, or an intervention names something that does not exist.
+        """
+        if isinstance(result, ExplanationResult):
+            timeline = result.classification.timeline
+            labelset = result.classification.labels if labels is None else load_labels(labels)
+            target = target or result.explanation.agreement.explained_label
+        else:
+            timeline, labelset = result, load_labels(labels) if labels is not None else None
+        if timeline is None or labelset is None:
+            raise InputError("intervene: needs a timeline and its label set (pass labels=...)")
+        return self.concepts.intervene(timeline, labelset, list(interventions), target=target, modalities=modalities)
+
+    def concept_model(self, labels: LabelsArg) -> "ConceptModel":
+        """The concept bottleneck (bank, model, card) that explains ``labels``."""
+        return self.concepts.model_for(load_labels(labels))
+
+    def fit_concepts(self, manifest: str | os.PathLike[str], labels: LabelsArg, *, epochs: int = 100, seed: int = 0) -> dict[str, Any]:
+        """Train the concept model on a labelled manifest and save it under ``$VIDSENSE_HOME``.
+
+        Videos that fail are listed in the report and skipped; labels outside the
+        label set are an error naming the manifest line.
+
+        Returns:
+            The saved folder, the fit metrics and the skipped videos.
+        """
+        labelset = load_labels(labels)
+        rows = read_manifest(manifest)
+        for r in rows:
+            if r.label not in labelset.labels:
+                raise InputError(f"{manifest}:{r.line}: label {r.label!r} is not in label set {labelset.name!r}")
+        concepts = self.concepts
+        _ = concepts.scorers  # a missing joint model fails before any video is described
+        examples, skipped = [], []
+        for r in rows:
+            try:
+                examples.append((self.describe(r.path), r.label))
+            except VidsenseError as exc:
+                skipped.append({"video": str(r.path), "error": str(exc)})
+        if not examples:
+            raise InputError(f"{manifest}: no usable videos to train on")
+        report: FitReport = concepts.fit(labelset, examples, epochs=epochs, seed=seed, source=str(manifest))
+        return {"saved": str(report.saved), "metrics": report.metrics, "skipped": skipped}
+
+    def evaluate(self, manifest: str | os.PathLike[str], labels: str | None = None, *, reasoner: str = "llm", ablate: bool = False) -> EvalReport:
         """Accuracy of this Pipeline over a labelled manifest (see :mod:`vidsense.agents.evaluate`).
 
         Args:
@@ -352,13 +326,17 @@ class Pipeline:
 
         Returns:
             An ``EvalReport``: ``top1``, ``top5``, per-label-set scores, latency,
-            confusion and per-row results (``to_dict()`` for JSON). Failing
-            videos are counted as errors, never abort the run.
+            confusion and per-row results (``to_dict()`` for JSON, ``to_text()``
+            for people). Failing videos are counted as errors, never abort the run.
 
         Example:
             >>> report = Pipeline().evaluate("ucf_sample.csv", labels="ucf101")  # doctest: +SKIP
             >>> print(report.top1, report.top5)  # doctest: +SKIP
         """
-        from vidsense.agents.evaluate import evaluate
+        classify = functools.partial(self.reasoner.classify, method=reasoner)
+        return evaluate(manifest, self.describe, classify, labels, name=reasoner, shortlist_size=self.settings.shortlist)
 
-        return evaluate(manifest, self, labels=labels, reasoner=reasoner, ablate=ablate)
+    def compare(self, manifest: str | os.PathLike[str], labels: str | None = None) -> dict[str, EvalReport]:
+        """Accuracy of every reasoning variant (embedding only, raw / calibrated LLM, with and without
+        the embedding evidence and descriptions, grammar) over one manifest, each video described once."""
+        return compare_variants(manifest, self.describe, self.reasoner, labels)

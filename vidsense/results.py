@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vidsense.services.schema import LabelScore, Prediction
+from vidsense.services.schema import LabelScore, LabelSet, Prediction
 from vidsense.services.timeline import Timeline
 
 
@@ -26,6 +26,7 @@ class ClassificationResult:
         sha256: content hash of the video file.
         timeline: the timeline the decision was made from.
         prediction: the reasoner's full output (all scored candidates, token counts).
+        labels: the label set classified into.
     """
 
     video: str
@@ -40,6 +41,7 @@ class ClassificationResult:
     sha256: str = ""
     timeline: Timeline | None = field(default=None, compare=False, repr=False)
     prediction: Prediction | None = field(default=None, compare=False, repr=False)
+    labels: LabelSet | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self, with_timeline: bool = False) -> dict[str, Any]:
         """JSON-ready dict: ``{"video", "label", "top_k": [{"label", "score"}], "labelset", "timings", ...}``."""
@@ -69,7 +71,7 @@ class ExplanationResult:
         video: the path as given.
         classification: the LLM's (or embedding reasoner's) prediction.
         explanation: the concept-bottleneck explanation
-            (:class:`vidsense.concepts.explain.Explanation`; sections ``global``,
+            (:class:`vidsense.concepts.schema.Explanation`; sections ``global``,
             ``local``, ``temporal``, ``attributions``, ``occlusion``, ``interventions``).
         timings: seconds per stage, ``explanation`` included.
     """
@@ -91,3 +93,11 @@ class ExplanationResult:
             "explanation": self.explanation.to_dict(),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
+
+    def to_text(self, max_concepts: int = 6) -> str:
+        """What ``vidsense explain --format text`` prints: the label, then the explanation's views."""
+        from vidsense.concepts.render import render_text
+
+        c = self.classification
+        head = f"{c.video}: {c.label} ({c.top_k[0].score:.2f})  [{c.labelset}, {c.reasoner}]"
+        return head + "\n" + render_text(self.explanation, max_concepts=max_concepts)
