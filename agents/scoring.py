@@ -163,7 +163,7 @@ class LLMReasoner:
     @property
     def llm(self) -> LanguageModel:
         """The language model (loaded on first use when a loader was given)."""
-        if not hasattr(self._llm, "score"):
+        if not hasattr(self._llm, "render_chat"):  # a loader, not the model
             self._llm = self._llm()  # type: ignore[operator]
         return self._llm  # type: ignore[return-value]
 
@@ -276,6 +276,8 @@ class LLMReasoner:
         stats["generation_s"] = time.perf_counter() - t0
         probs = 0.5 * _softmax(emb)
         hit = [i for i, c in enumerate(candidates) if c == answer] or [i for i, c in enumerate(candidates) if c.startswith(answer) and answer]
+        # Says which path answered: a caller (and a test) can tell the LLM's choice from the fallback.
+        stats["grammar_matched"] = float(bool(hit))
         if hit:
             probs[hit[0]] += 0.5
         else:
@@ -285,7 +287,6 @@ class LLMReasoner:
 
     def explain(self, timeline: Timeline, prediction: Prediction, labelset: LabelSet, *, modalities: Iterable[str] | None = None) -> Prediction:
         """``prediction`` with a one- or two-sentence justification of its label."""
-
         t0 = time.perf_counter()
         text = explain_text(self.llm, timeline, labelset.readable[labelset.index(prediction.label)], modalities=modalities)
         stats = {**prediction.stats, "justification_s": time.perf_counter() - t0}

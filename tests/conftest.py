@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -21,15 +22,21 @@ def _real_home() -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def vidsense_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def vidsense_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A temporary ``VIDSENSE_HOME`` for the session; the environment is restored afterwards."""
     real_models = _real_home() / "models"
-    real_models.mkdir(parents=True, exist_ok=True)
     home = tmp_path_factory.mktemp("vidsense-home")
-    (home / "models").symlink_to(real_models, target_is_directory=True)
-    os.environ["VIDSENSE_HOME"] = str(home)
-    # A vidsense.toml in the developer's working directory must not leak into tests.
-    os.environ["VIDSENSE_CONFIG"] = str(home / "no-such-vidsense.toml")
-    return home
+    if real_models.is_dir():
+        (home / "models").symlink_to(real_models, target_is_directory=True)
+    else:
+        # No store yet (a fresh machine before `make models`): models assemble into the temporary
+        # home from their carriers rather than into a folder the test run would leave behind.
+        (home / "models").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VIDSENSE_HOME", str(home))
+        # A vidsense.toml in the developer's working directory must not leak into tests.
+        mp.setenv("VIDSENSE_CONFIG", str(home / "no-such-vidsense.toml"))
+        yield home
 
 
 @pytest.fixture(scope="session")
