@@ -61,6 +61,7 @@ class RowResult:
     top5: tuple[str, ...] = ()
     latency: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    route: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class EvalReport:
     confusion: tuple[tuple[str, str, int], ...]
     rows: tuple[RowResult, ...]
     ablations: dict[str, Score] = field(default_factory=dict)
+    routes: dict[str, int] = field(default_factory=dict)
 
     @property
     def top1(self) -> float:
@@ -222,6 +224,7 @@ def evaluate(
         confusion=tuple((t, p, c) for (t, p), c in confusion.most_common()),
         rows=all_rows,
         ablations={k: _score(v) for k, v in results.items() if k != "all"},
+        routes=dict(Counter(r.route for r in main if not r.error and r.route)),
     )
 
 
@@ -254,7 +257,8 @@ def _classify_row(base: RowResult, key: str, mods, tl, ls, classify: ClassifyFn,
     reasoning_s = time.perf_counter() - t0
     rank = pred.rank(base.label, len(ls))
     latency = {"perception": perception_s, "reasoning": reasoning_s}
-    latency.update({k: v for k, v in pred.stats.items() if k.endswith("_s")})
+    # Prompt tokens ride along: they are what an LLM route costs (about 1 s per 100 on 2 cores).
+    latency.update({k: v for k, v in pred.stats.items() if k.endswith("_s") or k == "prompt_tokens"})
     return replace(
         base,
         predicted=pred.label,
@@ -262,6 +266,7 @@ def _classify_row(base: RowResult, key: str, mods, tl, ls, classify: ClassifyFn,
         rank=rank,
         in_shortlist=rank <= n_short,
         low_confidence=pred.low_confidence,
+        route=pred.route,
         top5=tuple(c.label for c in pred.top_k[:5]),
         latency={k: round(v, 4) for k, v in latency.items()},
     )
@@ -362,6 +367,9 @@ def format_report(report: EvalReport) -> str:
     if report.ablations:
         out.append("ablations (modalities the reasoner reads):")
         out += [line("  " + k, s) for k, s in report.ablations.items()]
+    if report.routes:
+        answered = sum(report.routes.values())
+        out.append("routes: " + ", ".join(f"{k} {v} ({v / answered:.0%})" for k, v in sorted(report.routes.items())))
     if report.latency_s:
         out.append("mean latency (s): " + ", ".join(f"{k}={v:.2f}" for k, v in report.latency_s.items()))
     if report.confusion:

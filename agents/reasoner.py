@@ -11,11 +11,15 @@ the Pipeline calls it once.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from vidsense.agents.describe_labels import label_descriptions
+from vidsense.agents.evidence import default_scorers
+from vidsense.agents.fusion import CascadeReasoner, FitExample, FusedReasoner, FusionWeights, fit_weights, fitted_path, weights_for
 from vidsense.agents.llm import LanguageModel, LLMConfig, load_llm
 from vidsense.agents.scoring import EmbeddingReasoner, LLMReasoner, ReasoningMethod
 from vidsense.agents.shortlist import LabelIndex
@@ -65,6 +69,8 @@ class ReasonerConfig:
 REASONERS: dict[str, Callable[["Reasoner"], ReasoningMethod]] = {
     "llm": lambda room: room.llm_method(),
     "embedding": lambda room: EmbeddingReasoner(room.index, room.descriptions),
+    "fused": lambda room: room.fused_method(),
+    "cascade": lambda room: CascadeReasoner(room.fused_method(), room.llm_method()),
 }
 
 
@@ -141,6 +147,32 @@ class Reasoner:
         """
         kwargs = {**self.config.llm_options, **options}
         return LLMReasoner(lambda: self.llm, self.index, self.descriptions, shortlist=self.config.shortlist, **kwargs)
+
+    def fused_method(self) -> FusedReasoner:
+        """The fast route: every evidence scorer on this room's encoder, fused with the label set's weights
+        (fitted ones under ``env.home``, else the bundled defaults)."""
+        with self._lock:
+            if "fused" not in self._methods:
+                # The fast route never loads the LLM: a user set without cached descriptions is read by its names.
+                descriptions = functools.partial(self.descriptions, generate=False)
+                self._methods["fused"] = FusedReasoner(default_scorers(self.index, descriptions), weights_for(self.env.home))
+            return self._methods["fused"]  # type: ignore[return-value]
+
+    def fit_fusion(self, labelset: LabelSet, examples: Iterable[tuple[Timeline, str]], source: str = "") -> tuple[FusionWeights, Path]:
+        """Fit the fusion weights of ``labelset`` on labelled timelines and store them for the fused routes.
+
+        Raises:
+            InputError: a label outside the label set, or no example.
+        """
+        fused = self.fused_method()
+        data = []
+        for timeline, label in examples:
+            if label not in labelset.labels:
+                raise InputError(f"{timeline.video.path}: label {label!r} is not in label set {labelset.name!r}")
+            scores, _ = fused.sources(timeline, labelset)
+            data.append(FitExample(tuple(scores), labelset.index(label)))
+        weights = fit_weights(data, len(labelset), fused.weights(labelset), fitted_on=source)
+        return weights, weights.save(fitted_path(self.env.home, labelset))
 
     def method(self, name: str = "llm") -> ReasoningMethod:
         """The reasoning method ``name`` (``llm`` or ``embedding``), built once.

@@ -214,20 +214,30 @@ class LLMReasoner:
         self._priors[key] = prior
         return prior, time.perf_counter() - t0
 
-    def shortlisted(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None):
-        """The candidates the LLM will see: indices, all similarities, readable names, hints, seconds taken."""
+    def shortlisted(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None, candidates: np.ndarray | None = None):
+        """The candidates the LLM will see: indices, all similarities, readable names, hints, seconds taken.
+
+        ``candidates`` (label indices, best first) replaces the embedding shortlist: the cascade
+        passes the fused top labels.
+        """
         t0 = time.perf_counter()
         desc = self.descriptions(labelset)
         sims = self.embedding.ranking(timeline, labelset, modalities)
         n = self.shortlist_size
-        idx = shortlist(sims, n) if len(labelset) > n else np.arange(len(labelset))
+        if candidates is not None:
+            idx = np.asarray(candidates, dtype=int)
+        else:
+            idx = shortlist(sims, n) if len(labelset) > n else np.arange(len(labelset))
         candidates = [labelset.readable[int(i)] for i in idx]
         hints = [desc.get(labelset.labels[int(i)], "") for i in idx] if self.hints and desc else None
         return idx, sims, candidates, hints, time.perf_counter() - t0
 
-    def evidence(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None) -> Evidence:
-        """Everything the score strategy combines, computed once (the eval harness reuses it)."""
-        idx, sims, candidates, hints, shortlist_s = self.shortlisted(timeline, labelset, modalities)
+    def evidence(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None, candidates: np.ndarray | None = None) -> Evidence:
+        """Everything the score strategy combines, computed once (the eval harness reuses it).
+
+        ``candidates``: label indices to score instead of the embedding shortlist.
+        """
+        idx, sims, candidates, hints, shortlist_s = self.shortlisted(timeline, labelset, modalities, candidates)
         _, prompt, n_prompt = self.fit_prompt(candidates, timeline, modalities, hints)
         scores, st = self.llm.score(prompt, candidates)
         prior, cal_s = self._prior(candidates, hints) if self.calibration_weight else (np.zeros(len(idx)), 0.0)

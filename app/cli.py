@@ -25,10 +25,12 @@ models_app = typer.Typer(no_args_is_help=True, help="The offline model store.")
 config_app = typer.Typer(no_args_is_help=True, help="Settings.")
 concepts_app = typer.Typer(no_args_is_help=True, help="The concept bottleneck (MoTIF).")
 cache_app = typer.Typer(no_args_is_help=True, help="The perception cache.")
+fusion_app = typer.Typer(no_args_is_help=True, help="The fused routes' evidence weights.")
 app.add_typer(models_app, name="models")
 app.add_typer(config_app, name="config")
 app.add_typer(cache_app, name="cache")
 app.add_typer(concepts_app, name="concepts")
+app.add_typer(fusion_app, name="fusion")
 
 out = Console()
 err = Console(stderr=True)
@@ -69,7 +71,7 @@ def classify(
     labels: str = typer.Option(..., "--labels", "-l", help="Label set name (ucf101, hmdb51, kinetics400, kinetics700, ssv2), a file with one label per line, or 'a,b,c'."),
     top_k: int = typer.Option(5, "--top-k", min=1, help="How many labels to print."),
     fmt: str = typer.Option("table", "--format", help="table or json (one JSON object per video) for results printed to stdout."),
-    reasoner: str = typer.Option("llm", "--reasoner", help="llm or embedding."),
+    reasoner: str = typer.Option("llm", "--reasoner", help="llm (LLM over an embedding shortlist), fused (evidence fusion, no LLM), cascade (fused; the LLM re-ranks close calls) or embedding."),
     explain_text: bool = typer.Option(False, "--explain-text", help="Add the LLM's one- or two-sentence justification (slower)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write one row per video to this .jsonl or .csv file, flushed as each video finishes."),
     resume: bool = typer.Option(False, "--resume", help="Keep --output and skip videos whose content hash is already in it."),
@@ -167,7 +169,11 @@ def _print_result(result) -> None:
         table.add_row(str(i), s.label, f"{s.score:.3f}")
     out.print(table)
     extra = "  (low confidence)" if result.low_confidence else ""
-    out.print(f"prediction: [bold]{result.label}[/bold]{extra}   total {result.timings.get('total', 0):.1f} s")
+    route = f"   route {result.route}" + (f" ({result.route_reason})" if result.route_reason else "") if result.route else ""
+    out.print(f"prediction: [bold]{result.label}[/bold]{extra}   total {result.timings.get('total', 0):.1f} s{route}")
+    if result.evidence:
+        votes = "; ".join(f"{v.source} {v.top[0].label} ({v.contribution:+.2f})" for v in result.evidence[:4])
+        out.print(f"evidence: {votes}", markup=False, highlight=False)
     if result.justification:
         out.print(f"why: {result.justification}", markup=False, highlight=False)
     for note in result.notes:
@@ -205,7 +211,7 @@ def explain(
     video: Path = typer.Argument(..., help="Video file."),
     labels: str = typer.Option(..., "--labels", "-l", help="Label set name, label file, or 'a,b,c'."),
     fmt: str = typer.Option("text", "--format", help="text or json."),
-    reasoner: str = typer.Option("llm", "--reasoner", help="llm or embedding."),
+    reasoner: str = typer.Option("llm", "--reasoner", help="llm (LLM over an embedding shortlist), fused (evidence fusion, no LLM), cascade (fused; the LLM re-ranks close calls) or embedding."),
     no_occlusion: bool = typer.Option(False, "--no-occlusion", help="Skip re-scoring the LLM with each window/modality removed."),
     modalities: Optional[str] = ModalitiesOpt,
     profile: Optional[str] = ProfileOpt,
@@ -230,7 +236,7 @@ def explain(
 def eval_(
     manifest: Path = typer.Option(..., "--manifest", help="CSV with columns path,label[,labelset]; relative paths are relative to it."),
     labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label set for rows without a labelset column."),
-    reasoner: str = typer.Option("llm", "--reasoner", help="llm or embedding."),
+    reasoner: str = typer.Option("llm", "--reasoner", help="llm (LLM over an embedding shortlist), fused (evidence fusion, no LLM), cascade (fused; the LLM re-ranks close calls) or embedding."),
     ablate: bool = typer.Option(False, "--ablate", help="Also every single modality and every all-but-one set."),
     variants: bool = typer.Option(False, "--variants", help="Compare the reasoning variants (embedding only, raw / calibrated LLM, +embedding, no descriptions, grammar) instead; each video is described once."),
     fmt: str = typer.Option("text", "--format", help="text or json."),
@@ -291,6 +297,19 @@ def concepts_fit(
 
     pipe = Pipeline(settings=_settings(profile=profile, concept_joint_models=joint_model or None))
     report = pipe.fit_concepts(manifest, labels, epochs=epochs, seed=seed)
+    print(json.dumps(report, indent=2))
+
+
+@fusion_app.command("fit", epilog="Example: vidsense fusion fit --manifest labelled.csv --labels ucf101")
+def fusion_fit(
+    manifest: Path = typer.Option(..., "--manifest", help="CSV with columns path,label."),
+    labels: str = typer.Option(..., "--labels", "-l", help="Label set the labels belong to."),
+    profile: Optional[str] = ProfileOpt,
+) -> None:
+    """Fit how much each evidence source weighs in the fused and cascade routes, for one label set."""
+    from vidsense import Pipeline
+
+    report = Pipeline(settings=_settings(profile=profile)).fit_fusion(manifest, labels)
     print(json.dumps(report, indent=2))
 
 

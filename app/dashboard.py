@@ -27,7 +27,7 @@ from vidsense.app import dashboard_views as views
 from vidsense.app.dashboard_cmd import FOLDER_ENV
 
 CUSTOM = "custom (paste labels)"
-REASONERS = ("llm", "embedding")
+REASONERS = ("llm", "cascade", "fused", "embedding")
 
 
 @st.cache_resource(show_spinner="Loading models...")
@@ -157,6 +157,14 @@ def show_video_and_prediction(video: Path, cls: dict[str, Any], timeline: dict[s
         st.plotly_chart(views.probability_figure(cls["top_k"]), key="chart_probability")
         if cls.get("justification"):
             st.markdown(f"**Why (LLM):** {cls['justification']}")
+        if cls.get("route"):
+            st.caption(f"Route: {cls['route']} ({cls.get('route_reason', '')})")
+        if cls.get("evidence"):
+            st.markdown("**Which evidence voted for what** (push toward the predicted label, fused log-score):")
+            st.dataframe(
+                [{"source": v["source"], "its top label": v["top"][0]["label"], "push": v["contribution"], "weight": v["weight"], "coverage": v["coverage"]} for v in cls["evidence"]],
+                key="table_evidence",
+            )
     return cursor
 
 

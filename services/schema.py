@@ -107,6 +107,25 @@ class LabelScore:
 
 
 @dataclass(frozen=True)
+class SourceVote:
+    """What one evidence source said about a video (the fused route keeps one per source).
+
+    Attributes:
+        source: the evidence source (``action``, ``objects``, ``speech``, ...).
+        weight: its weight in the fusion.
+        coverage: share of the video's windows it had evidence in.
+        top: its own best labels with its probabilities.
+        contribution: how far it pushed the predicted label above the average label (fused log-score units).
+    """
+
+    source: str
+    weight: float
+    coverage: float
+    top: tuple[LabelScore, ...]
+    contribution: float
+
+
+@dataclass(frozen=True)
 class Prediction:
     """A reasoner's answer for one timeline.
 
@@ -120,6 +139,9 @@ class Prediction:
         low_confidence: nothing was observed, or the top probability is low.
         justification: the LLM's one- or two-sentence reason ('' unless asked for).
         stats: timings (seconds) and token counts.
+        route: which route answered (``fused``, ``llm``, ``embedding``; '' when the method has one route).
+        route_reason: why that route ran.
+        evidence: each evidence source's vote (fused and cascade routes).
     """
 
     label: str
@@ -130,6 +152,9 @@ class Prediction:
     low_confidence: bool = False
     justification: str = ""
     stats: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
+    route: str = ""
+    route_reason: str = ""
+    evidence: tuple[SourceVote, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -41,7 +41,7 @@ def cheap(monkeypatch):
 
 
 COMMANDS = [
-    ["classify"], ["describe"], ["explain"], ["eval"], ["dashboard"], ["concepts", "fit"],
+    ["classify"], ["describe"], ["explain"], ["eval"], ["dashboard"], ["concepts", "fit"], ["fusion", "fit"],
     ["models", "list"], ["models", "install"], ["models", "verify"], ["models", "path"],
     ["config", "show"], ["cache", "stats"], ["cache", "clear"],
 ]

@@ -128,3 +128,24 @@ def test_intervene_and_classify_timeline_reuse_the_explained_video(monkeypatch, 
     assert pred.label == res.label and pred.top_k == res.classification.prediction.top_k
     without_sight = pipe.classify_timeline(res.classification.timeline, "ucf101", reasoner="embedding", modalities=["speech"])
     assert without_sight.low_confidence  # nothing left to read
+
+
+@pytest.mark.slow
+def test_fit_fusion_stores_weights_that_the_fused_route_then_uses(monkeypatch, tmp_path, example_video):
+    for k, v in CHEAP_ENV.items():
+        monkeypatch.setenv(k, v)
+    labels = tmp_path / "cycling.txt"
+    labels.write_text("biking\ncooking\nswimming\n")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,label\n{example_video},biking\n{tmp_path / 'missing.mp4'},biking\n")
+    pipe = vidsense.Pipeline()
+    report = pipe.fit_fusion(manifest, str(labels))
+    assert report["videos"] == 1 and [s["video"] for s in report["skipped"]] == [str(tmp_path / "missing.mp4")]
+    assert report["saved"].startswith(str(pipe.settings.home)) and report["weights"]
+    res = pipe.classify(example_video, str(labels), reasoner="fused")
+    assert res.route == "fused" and res.evidence
+    assert {v.source: v.weight for v in res.evidence} == {v.source: pytest.approx(report["weights"][v.source], abs=1e-4) for v in res.evidence}
+    assert pipe.reasoner._llm is None  # the fast route never loads the LLM
+    manifest.write_text(f"path,label\n{example_video},cycling\n")
+    with pytest.raises(vidsense.InputError, match="m.csv:2: label 'cycling' is not in label set"):
+        pipe.fit_fusion(manifest, str(labels))

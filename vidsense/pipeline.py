@@ -136,7 +136,8 @@ class Pipeline:
             labels: a bundled label-set name, a label file, ``"a,b,c"``, or a list.
             top_k: how many labels to return (default ``settings.top_k``).
             modalities: limit what the reasoner reads (``sight``, ``speech``, ``sound``, ``text``).
-            reasoner: ``llm`` (default) or ``embedding``.
+            reasoner: ``llm`` (default), ``fused`` (evidence fusion, no LLM), ``cascade``
+                (fused; the LLM re-ranks close calls) or ``embedding``.
             explain_text: also ask the LLM for a one- or two-sentence justification
                 citing what was seen or heard (costs a short generation).
         """
@@ -167,6 +168,9 @@ class Pipeline:
             timeline=timeline,
             prediction=pred,
             labels=labelset,
+            route=pred.route,
+            route_reason=pred.route_reason,
+            evidence=pred.evidence,
         )
 
     def classify_many(
@@ -313,6 +317,30 @@ class Pipeline:
             raise InputError(f"{manifest}: no usable videos to train on")
         report: FitReport = concepts.fit(labelset, examples, epochs=epochs, seed=seed, source=str(manifest))
         return {"saved": str(report.saved), "metrics": report.metrics, "skipped": skipped}
+
+    def fit_fusion(self, manifest: str | os.PathLike[str], labels: LabelsArg) -> dict[str, Any]:
+        """Fit the fused routes' per-source weights for ``labels`` on a labelled manifest and store them.
+
+        Videos that fail are listed and skipped; labels outside the label set are an error naming the line.
+
+        Returns:
+            The weights, where they were saved, how many videos they were fitted on, and the skipped videos.
+        """
+        labelset = load_labels(labels)
+        rows = read_manifest(manifest)
+        for r in rows:
+            if r.label not in labelset.labels:
+                raise InputError(f"{manifest}:{r.line}: label {r.label!r} is not in label set {labelset.name!r}")
+        examples, skipped = [], []
+        for r in rows:
+            try:
+                examples.append((self.describe(r.path), r.label))
+            except VidsenseError as exc:
+                skipped.append({"video": str(r.path), "error": str(exc)})
+        if not examples:
+            raise InputError(f"{manifest}: no usable videos to fit on")
+        weights, path = self.reasoner.fit_fusion(labelset, examples, source=str(manifest))
+        return {"weights": dict(weights.weights), "saved": str(path), "videos": len(examples), "skipped": skipped}
 
     def evaluate(self, manifest: str | os.PathLike[str], labels: str | None = None, *, reasoner: str = "llm", ablate: bool = False) -> EvalReport:
         """Accuracy of this Pipeline over a labelled manifest (see :mod:`vidsense.agents.evaluate`).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vidsense.services.schema import LabelScore, LabelSet, Prediction
+from vidsense.services.schema import LabelScore, LabelSet, Prediction, SourceVote
 from vidsense.services.timeline import Timeline
 
 
@@ -27,6 +27,9 @@ class ClassificationResult:
         timeline: the timeline the decision was made from.
         prediction: the reasoner's full output (all scored candidates, token counts).
         labels: the label set classified into.
+        route: which route answered (``fused``, ``llm``; '' for single-route reasoners) and
+        route_reason: why.
+        evidence: each evidence source's vote (fused and cascade reasoners).
     """
 
     video: str
@@ -42,6 +45,9 @@ class ClassificationResult:
     timeline: Timeline | None = field(default=None, compare=False, repr=False)
     prediction: Prediction | None = field(default=None, compare=False, repr=False)
     labels: LabelSet | None = field(default=None, compare=False, repr=False)
+    route: str = ""
+    route_reason: str = ""
+    evidence: tuple[SourceVote, ...] = ()
 
     def to_dict(self, with_timeline: bool = False) -> dict[str, Any]:
         """JSON-ready dict: ``{"video", "label", "top_k": [{"label", "score"}], "labelset", "timings", ...}``."""
@@ -58,6 +64,13 @@ class ClassificationResult:
         }
         if self.justification:
             out["justification"] = self.justification
+        if self.route:
+            out["route"], out["route_reason"] = self.route, self.route_reason
+        if self.evidence:
+            out["evidence"] = [
+                {"source": v.source, "weight": v.weight, "coverage": v.coverage, "contribution": v.contribution, "top": [{"label": s.label, "score": s.score} for s in v.top]}
+                for v in self.evidence
+            ]
         if with_timeline and self.timeline is not None:
             out["timeline"] = self.timeline.to_dict()
         return out

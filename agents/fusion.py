@@ -1,0 +1,274 @@
+"""Fusion: the evidence scorers' log-probabilities combined log-linearly into one prediction.
+
+``z(label) = sum_s w_s * log p_s(label)`` over the sources that saw anything,
+then ``softmax(z / temperature)``. Sources absent from a video (no speech, no
+action recogniser) neither vote nor dilute. Untrusted text (speech, on-screen
+text) has its weight capped at :data:`UNTRUSTED_CAP`, so a sentence spoken in
+the video can tip a close call but cannot outvote what is seen.
+
+:class:`FusedReasoner` is the fast route of the reasoning cascade;
+:class:`CascadeReasoner` adds the LLM as a second stage that re-ranks the
+fused top candidates only when the fused margin is small.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from vidsense.agents.evidence import EvidenceScorer, SourceScores
+from vidsense.agents.scoring import LLMReasoner, make_prediction
+from vidsense.services.errors import InputError
+from vidsense.services.schema import LabelScore, LabelSet, Prediction, SourceVote
+from vidsense.services.timeline import Timeline
+
+# Bundled weights. The action transfer alone matched the whole LLM route's top-1
+# on 24 real clips (issue #11's measurement), so it leads; the others refine.
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "action": 1.0,
+    "objects": 0.3,
+    "scene": 0.3,
+    "sound": 0.2,
+    "body": 0.3,
+    "speech": 0.3,
+    "text": 0.2,
+    "timeline": 0.3,
+}
+# Most any untrusted source may weigh, whatever a fitted file says.
+UNTRUSTED = ("speech", "text")
+UNTRUSTED_CAP = 0.5
+# Fused top-1 minus top-2 probability below which the cascade asks the LLM.
+MARGIN = 0.3
+# Fused candidates the LLM re-ranks.
+RERANK = 8
+SOURCES_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    """Per-source weights and the temperature of the fused softmax.
+
+    Attributes:
+        weights: ``{source: weight}``; a source not listed weighs 0.
+        temperature: the fused log-scores are divided by it before the softmax.
+        fitted_on: what the weights were fitted on ('' for the bundled defaults).
+    """
+
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    temperature: float = 1.0
+    fitted_on: str = ""
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise InputError(f"fusion temperature must be above 0, got {self.temperature}")
+        bad = {k: v for k, v in self.weights.items() if v < 0}
+        if bad:
+            raise InputError(f"fusion weights must not be negative: {bad}")
+        capped = {k: (min(v, UNTRUSTED_CAP) if k in UNTRUSTED else v) for k, v in self.weights.items()}
+        object.__setattr__(self, "weights", capped)
+
+    def to_dict(self) -> dict:
+        return {"weights": dict(self.weights), "temperature": self.temperature, "fitted_on": self.fitted_on}
+
+    def save(self, path: str | Path) -> Path:
+        """Write as JSON (atomically)."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+        tmp.replace(p)
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FusionWeights":
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            InputError: unreadable or malformed file.
+        """
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls(weights={str(k): float(v) for k, v in data["weights"].items()}, temperature=float(data.get("temperature", 1.0)), fitted_on=str(data.get("fitted_on", "")))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"{path}: not a fusion weights file ({exc})") from None
+
+
+def fuse(scores: Sequence[SourceScores], weights: FusionWeights, n_labels: int) -> np.ndarray:
+    """Fused log-scores ``[n_labels]`` (not normalised): the weighted sum of the sources' log-probabilities."""
+    z = np.zeros(n_labels)
+    for s in scores:
+        w = weights.weights.get(s.source, 0.0)
+        if w:
+            z += w * s.logp
+    return z / weights.temperature
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def votes(scores: Sequence[SourceScores], weights: FusionWeights, labelset: LabelSet, label: str) -> tuple[SourceVote, ...]:
+    """What each source said: its own top labels, and how much it pushed ``label`` above the average label."""
+    k = labelset.index(label)
+    out = []
+    for s in scores:
+        w = weights.weights.get(s.source, 0.0)
+        order = np.argsort(-s.logp, kind="stable")[:SOURCES_SHOWN]
+        top = tuple(LabelScore(labelset.labels[int(i)], round(float(np.exp(s.logp[i])), 4)) for i in order)
+        push = w * float(s.logp[k] - s.logp.mean()) / weights.temperature
+        out.append(SourceVote(s.source, round(w, 4), round(s.weight, 4), top, round(push, 4)))
+    return tuple(sorted(out, key=lambda v: -v.contribution))
+
+
+class FusedReasoner:
+    """The fast route: every evidence scorer, fused log-linearly (no LLM).
+
+    Args:
+        scorers: the evidence scorers.
+        weights: ``labelset -> FusionWeights`` (fitted per label set, else the bundled defaults).
+    """
+
+    name = "fused"
+
+    def __init__(self, scorers: Sequence[EvidenceScorer], weights: Callable[[LabelSet], FusionWeights] | None = None) -> None:
+        self.scorers = tuple(scorers)
+        self.weights = weights or (lambda labelset: FusionWeights())
+
+    def sources(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None) -> tuple[list[SourceScores], dict[str, float]]:
+        """Every source's scores for ``timeline`` and the seconds each took."""
+        out, stats = [], {}
+        for scorer in self.scorers:
+            t0 = time.perf_counter()
+            s = scorer.score(timeline, labelset, modalities)
+            stats[f"{scorer.name}_s"] = time.perf_counter() - t0
+            if s is not None:
+                out.append(s)
+        return out, stats
+
+    def fused(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None) -> tuple[np.ndarray, list[SourceScores], FusionWeights, dict[str, float]]:
+        """Fused log-scores over the whole label set, the sources, the weights used and timings."""
+        scores, stats = self.sources(timeline, labelset, modalities)
+        weights = self.weights(labelset)
+        return fuse(scores, weights, len(labelset)), scores, weights, stats
+
+    def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
+        t0 = time.perf_counter()
+        z, scores, weights, stats = self.fused(timeline, labelset, modalities)
+        probs = _softmax(z)
+        stats = {**stats, "fusion_s": time.perf_counter() - t0, "sources": float(len(scores))}
+        empty = timeline.only(modalities).is_empty or not scores
+        pred = make_prediction(self.name, labelset, np.arange(len(labelset)), probs, top_k, empty, stats)
+        return replace(pred, route="fused", evidence=votes(scores, weights, labelset, pred.label))
+
+
+class CascadeReasoner:
+    """Fused evidence first; the LLM re-ranks the fused top candidates only when the call is close.
+
+    Args:
+        fused: the fast route.
+        llm: the LLM method (its shortlist is replaced by the fused top candidates).
+        margin: fused top-1 minus top-2 probability below which the LLM runs.
+        rerank: fused candidates the LLM scores.
+        llm_weight: weight of the LLM's calibrated log-probabilities added to the fused log-scores.
+        always: run the LLM whatever the margin.
+    """
+
+    name = "cascade"
+
+    def __init__(self, fused: FusedReasoner, llm: LLMReasoner, *, margin: float = MARGIN, rerank: int = RERANK, llm_weight: float = 1.0, always: bool = False) -> None:
+        self.fused, self.llm = fused, llm
+        self.margin, self.rerank, self.llm_weight, self.always = margin, rerank, llm_weight, always
+
+    def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
+        t0 = time.perf_counter()
+        z, scores, weights, stats = self.fused.fused(timeline, labelset, modalities)
+        probs = _softmax(z)
+        order = np.argsort(-probs, kind="stable")
+        gap = float(probs[order[0]] - probs[order[1]]) if len(order) > 1 else 1.0
+        stats = {**stats, "fusion_s": time.perf_counter() - t0, "sources": float(len(scores)), "fused_margin": gap}
+        empty = timeline.only(modalities).is_empty or not scores
+        if (gap >= self.margin and not self.always) or len(labelset) < 2:
+            pred = make_prediction(self.name, labelset, np.arange(len(labelset)), probs, top_k, empty, stats)
+            why = f"fused margin {gap:.2f} >= {self.margin:.2f}"
+            return replace(pred, route="fused", route_reason=why, evidence=votes(scores, weights, labelset, pred.label))
+        idx = order[: self.rerank]
+        ev = self.llm.evidence(timeline, labelset, modalities, candidates=idx)
+        llm = self.llm_weight * (ev.llm - self.llm.calibration_weight * ev.prior)
+        # Labels the LLM did not read keep their fused order below the worst LLM verdict.
+        full = z + float(llm.min())
+        full[idx] = z[idx] + llm
+        stats.update(ev.stats)
+        pred = make_prediction(self.name, labelset, np.arange(len(labelset)), _softmax(full), top_k, empty, stats)
+        why = "asked for the LLM" if self.always else f"fused margin {gap:.2f} < {self.margin:.2f}"
+        return replace(pred, route="llm", route_reason=why, evidence=votes(scores, weights, labelset, pred.label))
+
+
+def fitted_path(home: Path, labelset: LabelSet) -> Path:
+    """Where weights fitted for ``labelset`` are stored."""
+    return Path(home) / "fusion" / f"{labelset.name}-{labelset.sha256[:12]}.json"
+
+
+def weights_for(home: Path) -> Callable[[LabelSet], FusionWeights]:
+    """``labelset -> FusionWeights``: fitted weights under ``home`` when present, else the bundled defaults."""
+
+    def lookup(labelset: LabelSet) -> FusionWeights:
+        path = fitted_path(home, labelset)
+        return FusionWeights.load(path) if path.is_file() else FusionWeights()
+
+    return lookup
+
+
+
+@dataclass(frozen=True)
+class FitExample:
+    """One labelled video for fitting: every source's scores and the true label's index."""
+
+    scores: tuple[SourceScores, ...]
+    target: int
+
+
+def fit_weights(examples: Sequence[FitExample], n_labels: int, start: FusionWeights | None = None, l2: float = 0.1, fitted_on: str = "") -> FusionWeights:
+    """Per-source weights that maximise the log-likelihood of the true labels.
+
+    The fused log-score is linear in the weights, so the negative log-likelihood
+    is convex; an L2 pull toward ``start`` (the bundled defaults) keeps sources
+    that few examples show near their default. Untrusted sources stay capped.
+
+    Raises:
+        InputError: no example.
+    """
+    from scipy.optimize import minimize
+
+    if not examples:
+        raise InputError("fusion fit: no labelled example to fit on")
+    start = start or FusionWeights()
+    sources = sorted({s.source for ex in examples for s in ex.scores} | set(start.weights))
+    pos = {name: i for i, name in enumerate(sources)}
+    # X[e, s, :] = source s's log-probabilities for example e (zeros where the source is absent).
+    x = np.zeros((len(examples), len(sources), n_labels))
+    for e, ex in enumerate(examples):
+        for s in ex.scores:
+            x[e, pos[s.source]] = s.logp
+    y = np.array([ex.target for ex in examples])
+    w0 = np.array([start.weights.get(name, 0.0) for name in sources])
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = np.einsum("s,esl->el", w, x) / start.temperature
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        nll = -np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean()
+        grad_z = p.copy()
+        grad_z[np.arange(len(y)), y] -= 1.0
+        grad = np.einsum("el,esl->s", grad_z, x) / len(y) / start.temperature
+        return float(nll + l2 * np.sum((w - w0) ** 2)), grad + 2 * l2 * (w - w0)
+
+    bounds = [(0.0, UNTRUSTED_CAP if name in UNTRUSTED else None) for name in sources]
+    res = minimize(loss, w0, jac=True, method="L-BFGS-B", bounds=bounds)
+    return FusionWeights({name: round(float(v), 4) for name, v in zip(sources, res.x)}, start.temperature, fitted_on)

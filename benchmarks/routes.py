@@ -1,0 +1,80 @@
+"""Accuracy and time of each reasoning route over a labelled manifest.
+
+    .venv/bin/python benchmarks/routes.py --manifest ~/.cache/vidsense/eval-set/manifest.csv
+    .venv/bin/python benchmarks/routes.py --manifest m.csv --routes fused cascade
+
+Every video is described once (the perception cache serves the later routes);
+then each route classifies every row. Prints one line per route (top-1, top-5,
+mean rank, shortlist recall, mean reasoning seconds, share of rows the cascade
+sent to the LLM, mean prompt tokens) and writes ``benchmarks/results/routes.json``.
+Build a labelled set with ``benchmarks/eval_set.py``; never point this at the holdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import vidsense
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROUTES = ("embedding", "fused", "cascade", "llm")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--manifest", required=True, help="CSV path,label[,labelset]")
+    ap.add_argument("--labels", default=None, help="label set for rows without a labelset column")
+    ap.add_argument("--routes", nargs="+", default=list(ROUTES), choices=ROUTES)
+    ap.add_argument("--out", default=str(RESULTS / "routes.json"))
+    args = ap.parse_args(argv)
+
+    pipe = vidsense.Pipeline()
+    timelines: dict[str, vidsense.Timeline] = {}
+
+    def describe(video: str, modalities=None) -> vidsense.Timeline:
+        if video not in timelines:
+            timelines[video] = pipe.describe(video, modalities)
+        return timelines[video]
+
+    from vidsense.agents.evaluate import evaluate
+
+    rows, reports = [], {}
+    for route in args.routes:
+        t0 = time.perf_counter()
+        report = evaluate(args.manifest, describe, lambda tl, ls, route=route, **kw: pipe.reasoner.classify(tl, ls, method=route, **kw), args.labels,
+                          name=route, shortlist_size=pipe.settings.shortlist)
+        wall = time.perf_counter() - t0
+        ok = [r for r in report.rows if not r.error]
+        reasoning = [r.latency.get("reasoning", 0.0) for r in ok]
+        tokens = [r.latency.get("prompt_tokens", 0.0) for r in ok]
+        llm_rows = sum(1 for r in ok if r.route == "llm" or route == "llm")
+        row = {
+            "route": route,
+            "n": report.overall.n,
+            "errors": report.overall.errors,
+            "top1": report.top1,
+            "top5": report.top5,
+            "mean_rank": report.overall.mean_rank,
+            "shortlist_recall": report.overall.shortlist_recall,
+            "reasoning_s": round(sum(reasoning) / len(reasoning), 3) if reasoning else None,
+            "llm_share": round(llm_rows / len(ok), 3) if ok else None,
+            "wall_s": round(wall, 1),
+            "per_labelset": {p.labelset: {"n": p.score.n, "top1": p.score.top1, "top5": p.score.top5} for p in report.per_labelset},
+            "prompt_tokens": round(sum(tokens) / len(tokens), 1) if tokens else 0.0,
+        }
+        rows.append(row)
+        reports[route] = report.to_dict()
+        print(f"{route:<10} n={row['n']:<3} top1={row['top1']:.3f} top5={row['top5']:.3f} mean_rank={row['mean_rank']} "
+              f"recall={row['shortlist_recall']:.3f} reasoning={row['reasoning_s']} s llm_share={row['llm_share']} wall={row['wall_s']} s", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"manifest": args.manifest, "routes": rows, "reports": reports}, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
