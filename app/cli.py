@@ -58,6 +58,7 @@ LlmOpt = typer.Option(None, "--llm-model", help="Bundled LLM name or path of a G
 WindowOpt = typer.Option(None, "--window-s", help="Window length in seconds (default 2).")
 ModalitiesOpt = typer.Option(None, "--modalities", help="Comma-separated subset of sight,speech,sound,text.")
 NoCacheOpt = typer.Option(False, "--no-cache", help="Do not read or write the perception cache.")
+BudgetOpt = typer.Option(None, "--budget", help="fast, balanced, best or seconds of reasoning: the most accurate route whose measured time fits (instead of --reasoner).")
 JointOpt = typer.Option(
     None, "--joint-model",
     help="Joint model whose frame/audio similarity to the concepts is blended into the activations (CLIP or CLAP folder, "
@@ -71,7 +72,7 @@ def classify(
     labels: str = typer.Option(..., "--labels", "-l", help="Label set name (ucf101, hmdb51, kinetics400, kinetics700, ssv2), a file with one label per line, or 'a,b,c'."),
     top_k: int = typer.Option(5, "--top-k", min=1, help="How many labels to print."),
     fmt: str = typer.Option("table", "--format", help="table or json (one JSON object per video) for results printed to stdout."),
-    reasoner: str = typer.Option("llm", "--reasoner", help="llm (LLM over an embedding shortlist), fused (evidence fusion, no LLM), cascade (fused; the LLM re-ranks close calls) or embedding."),
+    reasoner: Optional[str] = typer.Option(None, "--reasoner", help="llm (LLM over an embedding shortlist; the default), fused (evidence fusion, no LLM), cascade (fused; the LLM re-ranks close calls) or embedding."),
     explain_text: bool = typer.Option(False, "--explain-text", help="Add the LLM's one- or two-sentence justification (slower)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write one row per video to this .jsonl or .csv file, flushed as each video finishes."),
     resume: bool = typer.Option(False, "--resume", help="Keep --output and skip videos whose content hash is already in it."),
@@ -84,6 +85,7 @@ def classify(
     llm_model: Optional[str] = LlmOpt,
     window_s: Optional[float] = WindowOpt,
     no_cache: bool = NoCacheOpt,
+    budget: Optional[str] = BudgetOpt,
 ) -> None:
     """Classify videos into a label set, zero-shot; one video or a whole batch.
 
@@ -101,7 +103,7 @@ def classify(
         output_format(output)
     labelset = load_labels(labels)
     paths = collect_videos(videos)
-    settings = _settings(profile=profile, llm_model=llm_model, window_s=window_s, top_k=top_k, cache=False if no_cache else None)
+    settings = _settings(profile=profile, llm_model=llm_model, window_s=window_s, top_k=top_k, cache=False if no_cache else None, budget=budget)
     mods = _modalities(modalities)
     if output is None and len(paths) == 1:
         # One video: its error is the command's error (one line, exit 2 or 1).
@@ -211,20 +213,21 @@ def explain(
     video: Path = typer.Argument(..., help="Video file."),
     labels: str = typer.Option(..., "--labels", "-l", help="Label set name, label file, or 'a,b,c'."),
     fmt: str = typer.Option("text", "--format", help="text or json."),
-    reasoner: str = typer.Option("llm", "--reasoner", help="llm (LLM over an embedding shortlist), fused (evidence fusion, no LLM), cascade (fused; the LLM re-ranks close calls) or embedding."),
+    reasoner: Optional[str] = typer.Option(None, "--reasoner", help="llm (LLM over an embedding shortlist; the default), fused (evidence fusion, no LLM), cascade (fused; the LLM re-ranks close calls) or embedding."),
     no_occlusion: bool = typer.Option(False, "--no-occlusion", help="Skip re-scoring the LLM with each window/modality removed."),
     modalities: Optional[str] = ModalitiesOpt,
     profile: Optional[str] = ProfileOpt,
     llm_model: Optional[str] = LlmOpt,
     window_s: Optional[float] = WindowOpt,
     joint_model: Optional[list[str]] = JointOpt,
+    budget: Optional[str] = BudgetOpt,
 ) -> None:
     """Classify a video and explain the prediction: which concepts, when, and how they relate in time."""
     from vidsense import Pipeline
 
     if fmt not in ("text", "json"):
         raise InputError(f"--format: expected text or json, got {fmt!r}")
-    pipe = Pipeline(settings=_settings(profile=profile, llm_model=llm_model, window_s=window_s, concept_joint_models=joint_model or None))
+    pipe = Pipeline(settings=_settings(profile=profile, llm_model=llm_model, window_s=window_s, concept_joint_models=joint_model or None, budget=budget))
     res = pipe.explain(video, labels, modalities=_modalities(modalities), reasoner=reasoner, llm_occlusion=not no_occlusion)
     if fmt == "json":
         print(json.dumps(res.to_dict(), indent=2))
@@ -236,7 +239,7 @@ def explain(
 def eval_(
     manifest: Path = typer.Option(..., "--manifest", help="CSV with columns path,label[,labelset]; relative paths are relative to it."),
     labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label set for rows without a labelset column."),
-    reasoner: str = typer.Option("llm", "--reasoner", help="llm (LLM over an embedding shortlist), fused (evidence fusion, no LLM), cascade (fused; the LLM re-ranks close calls) or embedding."),
+    reasoner: Optional[str] = typer.Option(None, "--reasoner", help="llm (LLM over an embedding shortlist; the default), fused (evidence fusion, no LLM), cascade (fused; the LLM re-ranks close calls) or embedding."),
     ablate: bool = typer.Option(False, "--ablate", help="Also every single modality and every all-but-one set."),
     variants: bool = typer.Option(False, "--variants", help="Compare the reasoning variants (embedding only, raw / calibrated LLM, +embedding, no descriptions, grammar) instead; each video is described once."),
     fmt: str = typer.Option("text", "--format", help="text or json."),

@@ -1,7 +1,7 @@
 """Accuracy and time of each reasoning route over a labelled manifest.
 
     .venv/bin/python benchmarks/routes.py --manifest ~/.cache/vidsense/eval-set/manifest.csv
-    .venv/bin/python benchmarks/routes.py --manifest m.csv --routes fused cascade
+    .venv/bin/python benchmarks/routes.py --manifest m.csv --routes fused cascade --save   # store the cost table for --budget
 
 Every video is described once (the perception cache serves the later routes);
 then each route classifies every row. Prints one line per route (top-1, top-5,
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", default=None, help="label set for rows without a labelset column")
     ap.add_argument("--routes", nargs="+", default=list(ROUTES), choices=ROUTES)
     ap.add_argument("--out", default=str(RESULTS / "routes.json"))
+    ap.add_argument("--save", action="store_true", help="store the measured cost table in $VIDSENSE_HOME/routes.json for --budget")
     args = ap.parse_args(argv)
 
     pipe = vidsense.Pipeline()
@@ -73,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"manifest": args.manifest, "routes": rows, "reports": reports}, indent=1))
     print(f"wrote {out}")
+    if args.save:
+        from vidsense.agents.routing import RouteCost, save_table
+
+        costs = [RouteCost(r["route"], r["top1"], r["reasoning_s"] or 0.0, Path(args.manifest).name) for r in rows if r["route"] != "embedding"]
+        print(f"cost table: {save_table(pipe.settings.home, costs)}")
     return 0
 
 

@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     )
 
     # Reasoning
+    reasoner: Literal["llm", "fused", "cascade", "embedding"] = Field("llm", description="route used when a call names none and no budget is set")
+    budget: str | None = Field(None, description="fast, balanced, best or seconds of reasoning: pick the most accurate measured route that fits")
     shortlist: int = Field(20, ge=1)
     top_k: int = Field(5, ge=1)
 

@@ -181,3 +181,24 @@ def test_fit_weights_trusts_the_source_that_predicts_the_labels():
     assert capped.weights["speech"] == UNTRUSTED_CAP
     with pytest.raises(InputError, match="no labelled example"):
         fit_weights([], 4)
+
+
+def test_budget_picks_the_most_accurate_route_that_fits(tmp_path):
+    from vidsense.agents.routing import BUNDLED, RouteCost, choose, load_table, save_table
+
+    costs = (RouteCost("fused", 0.60, 0.4, "m.csv"), RouteCost("cascade", 0.70, 3.0, "m.csv"), RouteCost("llm", 0.65, 20.0, "m.csv"))
+    assert choose(costs, "fast")[0] == "fused"
+    route, why = choose(costs, "balanced")
+    assert route == "cascade" and "top-1 0.70" in why and "m.csv" in why
+    assert choose(costs, "best")[0] == "cascade"  # the slow route is not better here
+    assert choose(costs, 0.1)[0] == "fused" and "no route fits" in choose(costs, 0.1)[1]
+    with pytest.raises(InputError, match="budget: expected one of fast, balanced, best"):
+        choose(costs, "quick")
+    with pytest.raises(InputError, match="above 0"):
+        choose(costs, -1.0)
+    assert load_table(tmp_path) == BUNDLED
+    save_table(tmp_path, costs)
+    assert load_table(tmp_path) == costs
+    (tmp_path / "routes.json").write_text("[]")
+    with pytest.raises(InputError, match="not a route table"):
+        load_table(tmp_path)

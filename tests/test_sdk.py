@@ -146,6 +146,10 @@ def test_fit_fusion_stores_weights_that_the_fused_route_then_uses(monkeypatch, t
     assert res.route == "fused" and res.evidence
     assert {v.source: v.weight for v in res.evidence} == {v.source: pytest.approx(report["weights"][v.source], abs=1e-4) for v in res.evidence}
     assert pipe.reasoner._llm is None  # the fast route never loads the LLM
+    # A budget picks the route from the cost table and says why.
+    fast = pipe.classify(example_video, str(labels), budget="fast")
+    assert fast.reasoner == "fused" and fast.route == "fused" and fast.route_reason.startswith("budget fast")
+    assert fast.to_dict()["route_reason"] == fast.route_reason and fast.to_dict()["evidence"][0]["top"]
     manifest.write_text(f"path,label\n{example_video},cycling\n")
     with pytest.raises(vidsense.InputError, match="m.csv:2: label 'cycling' is not in label set"):
         pipe.fit_fusion(manifest, str(labels))

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from vidsense.agents.evaluate import EvalReport, compare_variants, evaluate
 from vidsense.agents.labels import load_labels
 from vidsense.agents.reasoner import Reasoner, ReasonerConfig
+from vidsense.agents.routing import choose, load_table
 from vidsense.batch import BatchError, classify_many
 from vidsense.results import ClassificationResult, ExplanationResult
 from vidsense.services.cache import PerceptionCache
@@ -105,7 +106,7 @@ class Pipeline:
         return self.perceiver.describe(video, modalities)
 
     def classify_timeline(
-        self, timeline: Timeline, labels: LabelsArg, *, top_k: int | None = None, modalities: Iterable[str] | None = None, reasoner: str = "llm"
+        self, timeline: Timeline, labels: LabelsArg, *, top_k: int | None = None, modalities: Iterable[str] | None = None, reasoner: str | None = None
     ) -> Prediction:
         """The reasoner's prediction for a timeline already made (e.g. one with windows removed).
 
@@ -117,7 +118,8 @@ class Pipeline:
             reasoner: ``llm`` or ``embedding``.
         """
         mods = list(modalities) if modalities is not None else None
-        return self.reasoner.classify(timeline, load_labels(labels), method=reasoner, modalities=mods, top_k=top_k or self.settings.top_k)
+        method = reasoner or self.settings.reasoner
+        return self.reasoner.classify(timeline, load_labels(labels), method=method, modalities=mods, top_k=top_k or self.settings.top_k)
 
     def classify(
         self,
@@ -126,8 +128,9 @@ class Pipeline:
         *,
         top_k: int | None = None,
         modalities: Iterable[str] | None = None,
-        reasoner: str = "llm",
+        reasoner: str | None = None,
         explain_text: bool = False,
+        budget: str | float | None = None,
     ) -> ClassificationResult:
         """Classify one video into one of ``labels``.
 
@@ -140,9 +143,13 @@ class Pipeline:
                 (fused; the LLM re-ranks close calls) or ``embedding``.
             explain_text: also ask the LLM for a one- or two-sentence justification
                 citing what was seen or heard (costs a short generation).
+            budget: ``fast``, ``balanced``, ``best`` or seconds of reasoning: the most
+                accurate route whose measured time fits is used (instead of ``reasoner``;
+                default ``settings.budget``).
         """
         labelset = load_labels(labels)
         mods = list(modalities) if modalities is not None else None
+        reasoner, why = self.route(reasoner, budget)
         self.reasoner.method(reasoner)  # an unknown reasoner fails before the video is read
         t0 = time.perf_counter()
         timeline = self.perceiver.describe(video, mods)
@@ -168,10 +175,21 @@ class Pipeline:
             timeline=timeline,
             prediction=pred,
             labels=labelset,
-            route=pred.route,
-            route_reason=pred.route_reason,
+            route=pred.route or reasoner,
+            route_reason="; ".join(r for r in (why, pred.route_reason) if r),
             evidence=pred.evidence,
         )
+
+    def route(self, reasoner: str | None = None, budget: str | float | None = None) -> tuple[str, str]:
+        """The reasoning method a call uses and why: ``reasoner`` when named, else the route the
+        budget (or ``settings.budget``) affords on this machine's measured cost table, else
+        ``settings.reasoner``."""
+        if reasoner is not None:
+            return reasoner, ""
+        budget = budget if budget is not None else self.settings.budget
+        if budget is None:
+            return self.settings.reasoner, ""
+        return choose(load_table(self.settings.home), budget)
 
     def classify_many(
         self,
@@ -182,8 +200,9 @@ class Pipeline:
         ordered: bool = False,
         top_k: int | None = None,
         modalities: Iterable[str] | None = None,
-        reasoner: str = "llm",
+        reasoner: str | None = None,
         explain_text: bool = False,
+        budget: str | float | None = None,
     ) -> Iterator[ClassificationResult | BatchError]:
         """Classify many videos, yielding each result as it finishes.
 
@@ -201,7 +220,8 @@ class Pipeline:
             ordered: yield in input order instead of completion order.
             top_k: labels per result.
             modalities: limit what the reasoner reads.
-            reasoner: ``llm`` or ``embedding``.
+            reasoner: the route (as for :meth:`classify`).
+            budget: pick the route by latency budget (as for :meth:`classify`).
 
         Yields:
             :class:`ClassificationResult` or :class:`~vidsense.batch.BatchError`.
@@ -213,8 +233,8 @@ class Pipeline:
         """
         labelset = load_labels(labels)
         mods = list(modalities) if modalities is not None else None
-        one = functools.partial(self.classify, labels=labelset, top_k=top_k, modalities=mods, reasoner=reasoner, explain_text=explain_text)
-        return classify_many(one, videos, workers=workers, ordered=ordered, prepare=lambda: self.load(mods, reasoner))
+        one = functools.partial(self.classify, labels=labelset, top_k=top_k, modalities=mods, reasoner=reasoner, explain_text=explain_text, budget=budget)
+        return classify_many(one, videos, workers=workers, ordered=ordered, prepare=lambda: self.load(mods, self.route(reasoner, budget)[0]))
 
     def explain(
         self,
@@ -224,8 +244,9 @@ class Pipeline:
         modalities: Iterable[str] | None = None,
         interventions: Iterable["InterventionSpec"] = (),
         llm_occlusion: bool = True,
-        reasoner: str = "llm",
+        reasoner: str | None = None,
         top_k: int | None = None,
+        budget: str | float | None = None,
     ) -> ExplanationResult:
         """Classify ``video`` and explain the prediction over time.
 
@@ -236,17 +257,18 @@ class Pipeline:
             interventions: extra :class:`~vidsense.concepts.schema.InterventionSpec` s to run.
             llm_occlusion: re-score the LLM with each window and modality removed
                 (one re-score per window; the faithful view of the actual prediction).
-            reasoner: ``llm`` or ``embedding``.
+            reasoner: the route (as for :meth:`classify`).
             top_k: labels to report.
+            budget: pick the route by latency budget (as for :meth:`classify`).
         """
         from vidsense.concepts.schema import ExplainOptions
 
         concepts = self.concepts
         _ = concepts.scorers  # a missing joint model fails before the slow part
         labelset = load_labels(labels)
-        result = self.classify(video, labelset, top_k=top_k, modalities=modalities, reasoner=reasoner)
+        result = self.classify(video, labelset, top_k=top_k, modalities=modalities, reasoner=reasoner, budget=budget)
         pred = result.prediction
-        score_fn = self.reasoner.scorer(labelset, [c.label for c in pred.candidates], reasoner) if (llm_occlusion and pred) else None
+        score_fn = self.reasoner.scorer(labelset, [c.label for c in pred.candidates], pred.reasoner) if (llm_occlusion and pred) else None
         t0 = time.perf_counter()
         options = ExplainOptions(top_k=top_k or self.settings.top_k, interventions=tuple(interventions))
         expl = concepts.explain(result.timeline, labelset, prediction=pred, score_fn=score_fn, modalities=modalities, options=options)
@@ -342,7 +364,7 @@ class Pipeline:
         weights, path = self.reasoner.fit_fusion(labelset, examples, source=str(manifest))
         return {"weights": dict(weights.weights), "saved": str(path), "videos": len(examples), "skipped": skipped}
 
-    def evaluate(self, manifest: str | os.PathLike[str], labels: str | None = None, *, reasoner: str = "llm", ablate: bool = False) -> EvalReport:
+    def evaluate(self, manifest: str | os.PathLike[str], labels: str | None = None, *, reasoner: str | None = None, ablate: bool = False) -> EvalReport:
         """Accuracy of this Pipeline over a labelled manifest (see :mod:`vidsense.agents.evaluate`).
 
         Args:
@@ -361,8 +383,9 @@ class Pipeline:
             >>> report = Pipeline().evaluate("ucf_sample.csv", labels="ucf101")  # doctest: +SKIP
             >>> print(report.top1, report.top5)  # doctest: +SKIP
         """
-        classify = functools.partial(self.reasoner.classify, method=reasoner)
-        return evaluate(manifest, self.describe, classify, labels, name=reasoner, shortlist_size=self.settings.shortlist)
+        method, _ = self.route(reasoner)
+        classify = functools.partial(self.reasoner.classify, method=method)
+        return evaluate(manifest, self.describe, classify, labels, name=method, ablate=ablate, shortlist_size=self.settings.shortlist)
 
     def compare(self, manifest: str | os.PathLike[str], labels: str | None = None) -> dict[str, EvalReport]:
         """Accuracy of every reasoning variant (embedding only, raw / calibrated LLM, with and without
