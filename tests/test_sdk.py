@@ -92,9 +92,10 @@ def test_evaluate_delegates_to_the_harness(monkeypatch, tmp_path, example_video)
     labels.write_text("biking\ncooking\nswimming\n")
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,label\nv/bikes.mp4,biking\nv/notes.mp4,cooking\n")
-    report = vidsense.Pipeline().evaluate(manifest, labels=str(labels), reasoner="embedding")
+    report = vidsense.Pipeline().evaluate(manifest, labels=str(labels), reasoner="embedding", ablate=True)
+    assert report.ablations["sight"].n == 2 and report.ablations["speech"].top1 == 0.0  # nothing but sight to read
     assert report.overall.n == 2 and report.overall.errors == 1
-    good, bad = sorted(report.rows, key=lambda r: r.line)
+    good, bad = sorted((r for r in report.rows if r.modalities == "all"), key=lambda r: r.line)
     # The clip is a cyclist and the tagger sees a bicycle: the one readable row is right, the text file an error.
     assert good.predicted == "biking" and good.rank == 1
     assert bad.error and bad.rank is None
