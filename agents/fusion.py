@@ -46,6 +46,10 @@ UNTRUSTED_CAP = 0.5
 MARGIN = 0.3
 # Fused candidates the LLM re-ranks.
 RERANK = 8
+# The cascade's LLM reads a compact prompt: no descriptions, the timeline capped at this
+# many characters (the whole-video digest first). Prefill costs about 1 s per 100 tokens
+# on 2 cores, and a long clip's full timeline runs to thousands.
+COMPACT_TIMELINE_CHARS = 1200
 SOURCES_SHOWN = 3
 
 
@@ -233,12 +237,13 @@ class FitExample:
     target: int
 
 
-def fit_weights(examples: Sequence[FitExample], n_labels: int, start: FusionWeights | None = None, l2: float = 0.1, fitted_on: str = "") -> FusionWeights:
+def fit_weights(examples: Sequence[FitExample], start: FusionWeights | None = None, l2: float = 0.1, fitted_on: str = "") -> FusionWeights:
     """Per-source weights that maximise the log-likelihood of the true labels.
 
     The fused log-score is linear in the weights, so the negative log-likelihood
     is convex; an L2 pull toward ``start`` (the bundled defaults) keeps sources
     that few examples show near their default. Untrusted sources stay capped.
+    Examples may come from label sets of different sizes.
 
     Raises:
         InputError: no example.
@@ -250,24 +255,26 @@ def fit_weights(examples: Sequence[FitExample], n_labels: int, start: FusionWeig
     start = start or FusionWeights()
     sources = sorted({s.source for ex in examples for s in ex.scores} | set(start.weights))
     pos = {name: i for i, name in enumerate(sources)}
-    # X[e, s, :] = source s's log-probabilities for example e (zeros where the source is absent).
-    x = np.zeros((len(examples), len(sources), n_labels))
-    for e, ex in enumerate(examples):
+    # One [sources, labels] matrix per example (rows of zeros where a source is absent).
+    xs = []
+    for ex in examples:
+        x = np.zeros((len(sources), len(ex.scores[0].logp) if ex.scores else 1))
         for s in ex.scores:
-            x[e, pos[s.source]] = s.logp
-    y = np.array([ex.target for ex in examples])
+            x[pos[s.source]] = s.logp
+        xs.append(x)
     w0 = np.array([start.weights.get(name, 0.0) for name in sources])
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        z = np.einsum("s,esl->el", w, x) / start.temperature
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        nll = -np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean()
-        grad_z = p.copy()
-        grad_z[np.arange(len(y)), y] -= 1.0
-        grad = np.einsum("el,esl->s", grad_z, x) / len(y) / start.temperature
-        return float(nll + l2 * np.sum((w - w0) ** 2)), grad + 2 * l2 * (w - w0)
+        nll, grad = 0.0, np.zeros_like(w)
+        for x, ex in zip(xs, examples):
+            z = (w @ x) / start.temperature
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            nll -= float(np.log(max(p[ex.target], 1e-12)))
+            p[ex.target] -= 1.0
+            grad += (x @ p) / start.temperature
+        n = len(examples)
+        return nll / n + l2 * float(np.sum((w - w0) ** 2)), grad / n + 2 * l2 * (w - w0)
 
     bounds = [(0.0, UNTRUSTED_CAP if name in UNTRUSTED else None) for name in sources]
     res = minimize(loss, w0, jac=True, method="L-BFGS-B", bounds=bounds)

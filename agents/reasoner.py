@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from vidsense.agents.describe_labels import label_descriptions
 from vidsense.agents.evidence import default_scorers
-from vidsense.agents.fusion import CascadeReasoner, FitExample, FusedReasoner, FusionWeights, fit_weights, fitted_path, weights_for
+from vidsense.agents.fusion import COMPACT_TIMELINE_CHARS, CascadeReasoner, FitExample, FusedReasoner, FusionWeights, fit_weights, fitted_path, weights_for
 from vidsense.agents.llm import LanguageModel, LLMConfig, load_llm
 from vidsense.agents.scoring import EmbeddingReasoner, LLMReasoner, ReasoningMethod
 from vidsense.agents.shortlist import LabelIndex
@@ -70,7 +70,7 @@ REASONERS: dict[str, Callable[["Reasoner"], ReasoningMethod]] = {
     "llm": lambda room: room.llm_method(),
     "embedding": lambda room: EmbeddingReasoner(room.index, room.descriptions),
     "fused": lambda room: room.fused_method(),
-    "cascade": lambda room: CascadeReasoner(room.fused_method(), room.llm_method()),
+    "cascade": lambda room: CascadeReasoner(room.fused_method(), room.llm_method(hints=False, max_timeline_chars=COMPACT_TIMELINE_CHARS)),
 }
 
 
@@ -171,7 +171,7 @@ class Reasoner:
                 raise InputError(f"{timeline.video.path}: label {label!r} is not in label set {labelset.name!r}")
             scores, _ = fused.sources(timeline, labelset)
             data.append(FitExample(tuple(scores), labelset.index(label)))
-        weights = fit_weights(data, len(labelset), fused.weights(labelset), fitted_on=source)
+        weights = fit_weights(data, fused.weights(labelset), fitted_on=source)
         return weights, weights.save(fitted_path(self.env.home, labelset))
 
     def method(self, name: str = "llm") -> ReasoningMethod:

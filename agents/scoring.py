@@ -132,6 +132,8 @@ class LLMReasoner:
         embedding_weight: weight of the embedding similarity log-odds added to
             the LLM's calibrated log-probs (0 turns it off).
         hints: show each candidate's description in the prompt.
+        max_timeline_chars: cap on the timeline text in the prompt (the digest line
+            first, then the earliest windows); ``None``: as much as the context holds.
     """
 
     name = "llm"
@@ -147,6 +149,7 @@ class LLMReasoner:
         calibration_weight: float = CALIBRATION_WEIGHT,
         embedding_weight: float = EMBEDDING_WEIGHT,
         hints: bool = True,
+        max_timeline_chars: int | None = None,
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
@@ -158,6 +161,7 @@ class LLMReasoner:
         self.calibration_weight = calibration_weight
         self.embedding_weight = embedding_weight
         self.hints = hints
+        self.max_timeline_chars = max_timeline_chars
         self._priors: dict[tuple, np.ndarray] = {}
 
     @property
@@ -179,7 +183,7 @@ class LLMReasoner:
             The chat prompt, its rendered text and its token count.
         """
         mods = list(modalities) if modalities is not None else None
-        text = timeline.render(mods)
+        text = timeline.render(mods, max_chars=self.max_timeline_chars)
         budget: int | None = None
         while True:
             chat = prompts.classification_prompt(candidates, text, hints)

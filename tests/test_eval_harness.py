@@ -116,3 +116,18 @@ def test_compare_variants_scores_each_row_once_per_hint_setting_and_adds_grammar
 
     priors = [p for p in passes if NOTHING in p]
     assert len(passes) - len(priors) == 3 * 2 and 1 <= len(priors) <= 2 * 2
+
+
+@pytest.mark.slow
+def test_report_counts_the_routes_that_answered(tmp_path):
+    from agents_fixtures import label_index
+
+    from vidsense.agents.evidence import default_scorers
+    from vidsense.agents.fusion import FusedReasoner
+
+    describe, _ = _describe_calls()
+    fused = FusedReasoner(default_scorers(label_index(), lambda ls: {}))
+    report = evaluate(_manifest(tmp_path), describe, fused.classify, name="fused")
+    assert report.routes == {"fused": 3}  # 5 rows, 2 errors
+    assert all(r.route == "fused" for r in report.rows if not r.error)
+    assert "routes: fused 3 (100%)" in format_report(report)

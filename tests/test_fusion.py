@@ -173,14 +173,14 @@ def test_fit_weights_trusts_the_source_that_predicts_the_labels():
 
     rng = np.random.default_rng(0)
     start = FusionWeights({"objects": 0.3, "timeline": 0.3})
-    fitted = fit_weights(_examples(rng, 60, "objects"), 4, start, fitted_on="toy")
+    fitted = fit_weights(_examples(rng, 60, "objects"), start, fitted_on="toy")
     assert fitted.weights["objects"] > 1.0 > fitted.weights["timeline"]
     assert fitted.fitted_on == "toy"
     # An untrusted source stays capped however well it fits the examples.
-    capped = fit_weights(_examples(rng, 60, "speech"), 4, FusionWeights({"speech": 0.3, "timeline": 0.3}))
+    capped = fit_weights(_examples(rng, 60, "speech"), FusionWeights({"speech": 0.3, "timeline": 0.3}))
     assert capped.weights["speech"] == UNTRUSTED_CAP
     with pytest.raises(InputError, match="no labelled example"):
-        fit_weights([], 4)
+        fit_weights([])
 
 
 def test_budget_picks_the_most_accurate_route_that_fits(tmp_path):
