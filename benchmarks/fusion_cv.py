@@ -25,7 +25,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _hit(scores, weights: FusionWeights, target: int, n_labels: int) -> tuple[bool, bool]:
     z = fuse(scores, weights, n_labels)
-    rank = int((z > z[target]).sum()) + 1
+    # Ties share their mean rank: a source with nothing to say (all labels equal) ranks the truth in the middle.
+    rank = int((z > z[target]).sum()) + 1 + (int((z == z[target]).sum()) - 1) / 2
     return rank == 1, rank <= 5
 
 
