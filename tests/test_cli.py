@@ -176,3 +176,14 @@ def test_batch_through_the_real_llm(capsys, tmp_path, cheap, example_video):
     assert first["label"] in load_labels("ucf101").labels and first["labelset"] == "ucf101"
     assert second["video"] == str(bad) and second["error"]
     assert "summary: done 1, failed 1, skipped 0" in err
+
+
+@pytest.mark.slow
+def test_budget_picks_the_fused_route_and_the_output_says_why(capsys, cheap, example_video):
+    code, out, err = run_cli(capsys, "classify", str(example_video), "--labels", LABELS, "--budget", "fast", "--format", "json")
+    assert code == 0, err
+    row = json.loads(out)
+    assert row["reasoner"] == "fused" and row["route"] == "fused" and row["route_reason"].startswith("budget fast")
+    assert row["evidence"] and {"source", "top", "contribution"} <= set(row["evidence"][0])
+    code, out, err = run_cli(capsys, "classify", str(example_video), "--labels", LABELS, "--budget", "whenever")
+    assert code == 2 and "budget: expected one of fast, balanced, best or seconds" in err and err.count("\n") == 1
