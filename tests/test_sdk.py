@@ -154,3 +154,22 @@ def test_fit_fusion_stores_weights_that_the_fused_route_then_uses(monkeypatch, t
     manifest.write_text(f"path,label\n{example_video},cycling\n")
     with pytest.raises(vidsense.InputError, match="m.csv:2: label 'cycling' is not in label set"):
         pipe.fit_fusion(manifest, str(labels))
+
+
+@pytest.mark.slow
+def test_fit_concepts_trains_the_model_that_explains_the_label_set(monkeypatch, tmp_path, example_video):
+    for k, v in CHEAP_ENV.items():
+        monkeypatch.setenv(k, v)
+    labels = tmp_path / "wheels.txt"
+    labels.write_text("biking\ncooking\nswimming\n")
+    manifest = tmp_path / "train.csv"
+    manifest.write_text(f"path,label\n{example_video},biking\n{tmp_path / 'gone.mp4'},cooking\n")
+    pipe = vidsense.Pipeline()
+    assert not pipe.concept_model(str(labels)).card.trained  # zero-shot until fitted
+    report = pipe.fit_concepts(manifest, str(labels), epochs=5)
+    assert report["saved"].endswith("concepts/models/wheels") and [s["video"] for s in report["skipped"]] == [str(tmp_path / "gone.mp4")]
+    model = pipe.concept_model(str(labels))
+    assert model.card.trained and model.card.metrics["manifest"] == str(manifest)
+    manifest.write_text(f"path,label\n{example_video},cycling\n")
+    with pytest.raises(vidsense.InputError, match="train.csv:2: label 'cycling' is not in label set 'wheels'"):
+        pipe.fit_concepts(manifest, str(labels))

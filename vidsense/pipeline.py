@@ -323,20 +323,9 @@ class Pipeline:
             The saved folder, the fit metrics and the skipped videos.
         """
         labelset = load_labels(labels)
-        rows = read_manifest(manifest)
-        for r in rows:
-            if r.label not in labelset.labels:
-                raise InputError(f"{manifest}:{r.line}: label {r.label!r} is not in label set {labelset.name!r}")
         concepts = self.concepts
-        _ = concepts.scorers  # a missing joint model fails before any video is described
-        examples, skipped = [], []
-        for r in rows:
-            try:
-                examples.append((self.describe(r.path), r.label))
-            except VidsenseError as exc:
-                skipped.append({"video": str(r.path), "error": str(exc)})
-        if not examples:
-            raise InputError(f"{manifest}: no usable videos to train on")
+        # A missing joint model fails before any video is described.
+        examples, skipped = self._labelled_timelines(manifest, labelset, before=lambda: concepts.scorers)
         report: FitReport = concepts.fit(labelset, examples, epochs=epochs, seed=seed, source=str(manifest))
         return {"saved": str(report.saved), "metrics": report.metrics, "skipped": skipped}
 
@@ -349,10 +338,24 @@ class Pipeline:
             The weights, where they were saved, how many videos they were fitted on, and the skipped videos.
         """
         labelset = load_labels(labels)
+        examples, skipped = self._labelled_timelines(manifest, labelset)
+        weights, path = self.reasoner.fit_fusion(labelset, examples, source=str(manifest))
+        return {"weights": dict(weights.weights), "saved": str(path), "videos": len(examples), "skipped": skipped}
+
+    def _labelled_timelines(self, manifest: str | os.PathLike[str], labelset: LabelSet, before: Any = None) -> tuple[list[tuple[Timeline, str]], list[dict[str, str]]]:
+        """``(timeline, label)`` for every describable manifest row, and the rows that failed.
+
+        Labels are checked first (an error naming the line), then ``before()`` runs, then videos are described.
+
+        Raises:
+            InputError: a label outside the label set, or no usable video.
+        """
         rows = read_manifest(manifest)
         for r in rows:
             if r.label not in labelset.labels:
                 raise InputError(f"{manifest}:{r.line}: label {r.label!r} is not in label set {labelset.name!r}")
+        if before is not None:
+            before()
         examples, skipped = [], []
         for r in rows:
             try:
@@ -361,8 +364,7 @@ class Pipeline:
                 skipped.append({"video": str(r.path), "error": str(exc)})
         if not examples:
             raise InputError(f"{manifest}: no usable videos to fit on")
-        weights, path = self.reasoner.fit_fusion(labelset, examples, source=str(manifest))
-        return {"weights": dict(weights.weights), "saved": str(path), "videos": len(examples), "skipped": skipped}
+        return examples, skipped
 
     def evaluate(self, manifest: str | os.PathLike[str], labels: str | None = None, *, reasoner: str | None = None, ablate: bool = False) -> EvalReport:
         """Accuracy of this Pipeline over a labelled manifest (see :mod:`vidsense.agents.evaluate`).
