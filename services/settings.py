@@ -129,6 +129,20 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
 
+    @field_validator("budget")
+    @classmethod
+    def _check_budget(cls, value: str | None) -> str | None:
+        # Checked here so a bad value fails when the settings load, not at the first video.
+        if value is None or value in ("fast", "balanced", "best"):
+            return value
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ValueError("expected fast, balanced, best or seconds") from None
+        if seconds <= 0:
+            raise ValueError("expected seconds above 0")
+        return value
+
     @field_validator("concept_joint_models", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:

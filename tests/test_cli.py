@@ -186,4 +186,4 @@ def test_budget_picks_the_fused_route_and_the_output_says_why(capsys, cheap, exa
     assert row["reasoner"] == "fused" and row["route"] == "fused" and row["route_reason"].startswith("budget fast")
     assert row["evidence"] and {"source", "top", "contribution"} <= set(row["evidence"][0])
     code, out, err = run_cli(capsys, "classify", str(example_video), "--labels", LABELS, "--budget", "whenever")
-    assert code == 2 and "budget: expected one of fast, balanced, best or seconds" in err and err.count("\n") == 1
+    assert code == 2 and "setting budget" in err and "expected fast, balanced, best or seconds" in err and err.count("\n") == 1

@@ -64,3 +64,10 @@ def test_malformed_toml_names_the_file(toml_file):
 def test_home_env(toml_file, monkeypatch, tmp_path):
     monkeypatch.setenv("VIDSENSE_HOME", str(tmp_path / "h"))
     assert load_settings().home == tmp_path / "h"
+
+
+def test_budget_is_checked_when_the_settings_load(toml_file):
+    assert load_settings(budget="balanced").budget == "balanced" and load_settings(budget="2.5").budget == "2.5"
+    for bad, why in (("whenever", "expected fast, balanced, best or seconds"), ("-1", "above 0")):
+        with pytest.raises(InputError, match=f"setting budget: .*{why}"):
+            load_settings(budget=bad)
