@@ -44,15 +44,10 @@ system-deps:
 demo: models
 	$(BIN)/vidsense classify "$$($(BIN)/python -c 'import vidsense; print(vidsense.example_video())')" --labels ucf101 --top-k 5
 
-# Lint: ruff, then the import-linter contract in pyproject.toml over a copy of the
-# package as a normal install lays it out (see the comment there).
-LINT_TREE := build/lint-tree
+# Lint: ruff, then the import-linter layers contract in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	rm -rf $(LINT_TREE)
-	$(BIN)/python -m pip install -q --no-deps --target $(LINT_TREE) .
-	cd $(LINT_TREE) && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports $(CURDIR)/pyproject.toml
-	rm -rf $(LINT_TREE) build/lib
+	$(BIN)/lint-imports
 
 test: models system-deps lint
 	$(BIN)/python -m pytest
