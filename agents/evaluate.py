@@ -179,7 +179,6 @@ def evaluate(
         InputError: the manifest itself is unreadable (row problems are counted instead).
     """
     rows = read_manifest(manifest_path, labels)
-    n_short = shortlist_size
     variants = ablation_sets() if ablate else {"all": None}
     timelines: dict[str, Timeline | str] = {}
     perception_s: dict[str, float] = {}
@@ -198,7 +197,7 @@ def evaluate(
         tl = timelines[video]
         ls = _labelset(row, labelsets)
         for key, mods in variants.items():
-            r = _classify_row(base, key, mods, tl, ls, classify, n_short, perception_s[video])
+            r = _classify_row(base, key, mods, tl, ls, classify, shortlist_size, perception_s[video])
             results[key].append(r)
             if progress:
                 progress(f"{Path(video).name} [{key}] {row.label} -> {r.predicted or r.error}")

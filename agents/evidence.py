@@ -23,10 +23,7 @@ absent source neither votes nor dilutes the others.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol, Sequence
 
@@ -75,36 +72,6 @@ class EvidenceScorer(Protocol):
     def score(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None) -> SourceScores | None: ...
 
 
-class TextCache:
-    """Embeddings of short texts (class names, label names), computed once per text list.
-
-    Args:
-        index: the label index whose encoder embeds (shared with the shortlist).
-        size: text lists kept.
-    """
-
-    def __init__(self, index: LabelIndex, size: int = 64) -> None:
-        self.index = index
-        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """``[len(texts), d]`` L2-normalised embeddings."""
-        key = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
-        with self._lock:
-            hit = self._memo.get(key)
-            if hit is not None:
-                self._memo.move_to_end(key)
-                return hit
-        emb = self.index.encoder.encode(list(texts))
-        with self._lock:
-            self._memo[key] = emb
-            while len(self._memo) > self._size:
-                self._memo.popitem(last=False)
-        return emb
-
-
 def _log_normalise(mass: np.ndarray) -> np.ndarray:
     total = float(mass.sum())
     if total <= 0:
@@ -139,7 +106,7 @@ class TransferScorer:
     Args:
         name: the source's name.
         kinds: the observation kinds it reads (``action``; ``objects``; ...).
-        texts: embeddings of class and label names (shared, cached).
+        index: embeds class and label names (and keeps them).
         modalities: the modalities those kinds are read from.
         sharpness: ``exp(sharpness * (cosine - 1))`` turns similarity into transfer weight.
         name_match: cosine above which a class is the label itself and passes straight through.
@@ -149,7 +116,7 @@ class TransferScorer:
         self,
         name: str,
         kinds: Iterable[str],
-        texts: TextCache,
+        index: LabelIndex,
         *,
         modalities: Sequence[str] = ("sight",),
         sharpness: float = SHARPNESS,
@@ -158,13 +125,13 @@ class TransferScorer:
         self.name = name
         self.kinds = tuple(kinds)
         self.modalities = tuple(modalities)
-        self.texts = texts
+        self.index = index
         self.sharpness = sharpness
         self.name_match = name_match
 
     def transfer(self, classes: Sequence[str], labelset: LabelSet) -> np.ndarray:
         """``[len(classes), len(labelset)]`` transfer weights (rows of exact matches are one-hot)."""
-        sims = self.texts.embed(list(classes)) @ self.texts.embed(list(labelset.readable)).T
+        sims = self.index.embed(list(classes)) @ self.index.embed(list(labelset.readable)).T
         weights = np.exp(self.sharpness * (sims - 1.0))
         for i, row in enumerate(sims):
             if row.max() >= self.name_match:
@@ -240,12 +207,11 @@ class TextScorer:
 
 def default_scorers(index: LabelIndex, descriptions: Descriptions) -> tuple[EvidenceScorer, ...]:
     """The scorers of the embedded profile's observations, one per source."""
-    texts = TextCache(index)
     return (
-        TransferScorer("action", ["action"], texts),
-        TransferScorer("objects", ["objects"], texts),
-        TransferScorer("scene", ["scene"], texts),
-        TransferScorer("sound", ["sound", "tags"], texts, modalities=["sound"]),
+        TransferScorer("action", ["action"], index),
+        TransferScorer("objects", ["objects"], index),
+        TransferScorer("scene", ["scene"], index),
+        TransferScorer("sound", ["sound", "tags"], index, modalities=["sound"]),
         TextScorer("body", index, descriptions, modalities=["sight"], kinds=list(PHRASE_KINDS)),
         TextScorer("speech", index, descriptions, modalities=["speech"]),
         TextScorer("text", index, descriptions, modalities=["text"]),

@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from vidsense.agents.evidence import EvidenceScorer, SourceScores
-from vidsense.agents.scoring import LLMReasoner, make_prediction
+from vidsense.agents.scoring import LLMReasoner, make_prediction, softmax
 from vidsense.services.errors import InputError
 from vidsense.services.schema import LabelScore, LabelSet, Prediction, SourceVote
 from vidsense.services.timeline import Timeline
@@ -112,11 +112,6 @@ def fuse(scores: Sequence[SourceScores], weights: FusionWeights, n_labels: int) 
     return z / weights.temperature
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max())
-    return e / e.sum()
-
-
 def votes(scores: Sequence[SourceScores], weights: FusionWeights, labelset: LabelSet, label: str) -> tuple[SourceVote, ...]:
     """What each source said: its own top labels, and how much it pushed ``label`` above the average label."""
     k = labelset.index(label)
@@ -164,7 +159,7 @@ class FusedReasoner:
     def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
         t0 = time.perf_counter()
         z, scores, weights, stats = self.fused(timeline, labelset, modalities)
-        probs = _softmax(z)
+        probs = softmax(z)
         stats = {**stats, "fusion_s": time.perf_counter() - t0, "sources": float(len(scores))}
         empty = timeline.only(modalities).is_empty or not scores
         pred = make_prediction(self.name, labelset, np.arange(len(labelset)), probs, top_k, empty, stats)
@@ -192,7 +187,7 @@ class CascadeReasoner:
     def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
         t0 = time.perf_counter()
         z, scores, weights, stats = self.fused.fused(timeline, labelset, modalities)
-        probs = _softmax(z)
+        probs = softmax(z)
         order = np.argsort(-probs, kind="stable")
         gap = float(probs[order[0]] - probs[order[1]]) if len(order) > 1 else 1.0
         stats = {**stats, "fusion_s": time.perf_counter() - t0, "sources": float(len(scores)), "fused_margin": gap}
@@ -208,7 +203,7 @@ class CascadeReasoner:
         full = z + float(llm.min())
         full[idx] = z[idx] + llm
         stats.update(ev.stats)
-        pred = make_prediction(self.name, labelset, np.arange(len(labelset)), _softmax(full), top_k, empty, stats)
+        pred = make_prediction(self.name, labelset, np.arange(len(labelset)), softmax(full), top_k, empty, stats)
         why = "asked for the LLM" if self.always else f"fused margin {gap:.2f} < {self.margin:.2f}"
         return replace(pred, route="llm", route_reason=why, evidence=votes(scores, weights, labelset, pred.label))
 

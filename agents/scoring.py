@@ -46,7 +46,8 @@ class ReasoningMethod(Protocol):
         ...
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Probabilities from log-odds (shifted by the maximum, so large values do not overflow)."""
     z = np.exp(x - x.max())
     return z / z.sum()
 
@@ -82,7 +83,7 @@ class EmbeddingReasoner:
         sims = self.ranking(timeline, labelset, modalities)
         idx = np.arange(len(labelset))
         # Cosine similarities are squeezed into a narrow band; a temperature makes them usable as probabilities.
-        probs = _softmax(sims / EMBEDDING_TEMPERATURE)
+        probs = softmax(sims / EMBEDDING_TEMPERATURE)
         stats = {"embedding_s": time.perf_counter() - t0}
         return make_prediction(self.name, labelset, idx, probs, top_k, timeline.only(modalities).is_empty, stats)
 
@@ -261,7 +262,7 @@ class LLMReasoner:
         """Probabilities over the shortlist: calibrated LLM log-probs plus weighted embedding log-odds."""
         cw = self.calibration_weight if calibration_weight is None else calibration_weight
         ew = self.embedding_weight if embedding_weight is None else embedding_weight
-        return _softmax(ev.llm - cw * ev.prior + ew * ev.embedding)
+        return softmax(ev.llm - cw * ev.prior + ew * ev.embedding)
 
     def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
         empty = timeline.only(modalities).is_empty
@@ -288,7 +289,7 @@ class LLMReasoner:
         longest = max(self.llm.count_tokens(c) for c in candidates)
         answer = self.llm.generate(chat.messages(), max_tokens=longest + 2, grammar=prompts.choice_grammar(candidates)).strip()
         stats["generation_s"] = time.perf_counter() - t0
-        probs = 0.5 * _softmax(emb)
+        probs = 0.5 * softmax(emb)
         hit = [i for i, c in enumerate(candidates) if c == answer] or [i for i, c in enumerate(candidates) if c.startswith(answer) and answer]
         # Says which path answered: a caller (and a test) can tell the LLM's choice from the fallback.
         stats["grammar_matched"] = float(bool(hit))
@@ -296,7 +297,7 @@ class LLMReasoner:
             probs[hit[0]] += 0.5
         else:
             log.warning("grammar-constrained answer %r matched no candidate; using the embedding ranking", answer)
-            probs = _softmax(emb)
+            probs = softmax(emb)
         return probs
 
     def explain(self, timeline: Timeline, prediction: Prediction, labelset: LabelSet, *, modalities: Iterable[str] | None = None) -> Prediction:

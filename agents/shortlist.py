@@ -21,9 +21,10 @@ from vidsense.services.schema import LabelSet
 
 # Prompted label texts embed much closer to timeline text than bare names do.
 LABEL_TEMPLATE = "a video of a person {label}"
-# Label matrices kept per index: one per (label set, descriptions) in use; a
-# 700-label matrix is about 1 MB.
-MAX_MATRICES = 16
+# Text lists kept per index: a label set's matrix (with or without its
+# descriptions; a 700-label matrix is about 1 MB) and the recognised class names
+# the evidence scorers carry into it.
+MAX_MATRICES = 32
 
 
 def label_texts(labelset: LabelSet, descriptions: dict[str, str] | None = None) -> list[str]:
@@ -61,7 +62,10 @@ class LabelIndex:
 
     def matrix(self, labelset: LabelSet, descriptions: dict[str, str] | None = None) -> np.ndarray:
         """Normalised embeddings of every label text, shape ``[len(labelset), dim]``."""
-        texts = label_texts(labelset, descriptions)
+        return self.embed(label_texts(labelset, descriptions))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Normalised embeddings of ``texts``, shape ``[len(texts), dim]``, kept for the next call with the same list."""
         key = hashlib.sha256("\n".join(texts).encode()).hexdigest()
         with self._lock:
             cached = self._matrices.get(key)

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = [r for r in report.rows if not r.error]
         reasoning = [r.latency.get("reasoning", 0.0) for r in ok]
         tokens = [r.latency.get("prompt_tokens", 0.0) for r in ok]
-        llm_rows = sum(1 for r in ok if r.route == "llm" or route == "llm")
+        llm_rows = sum(1 for r in ok if (r.route or route) == "llm")
         row = {
             "route": route,
             "n": report.overall.n,

@@ -24,7 +24,7 @@ import torch
 from vidsense.agents.describe_labels import template
 from vidsense.agents.occlusion import ScoreFn
 from vidsense.concepts import motif, train
-from vidsense.concepts.activations import ActivationCache, Activations, activations_by_modality, concept_activations
+from vidsense.concepts.activations import ActivationCache, Activations, JointEvidence, activations_by_modality, concept_activations
 from vidsense.concepts.bank import ConceptBank, bundled_bank, fallback_bank
 from vidsense.concepts.explain import explain_timeline
 from vidsense.concepts.interventions import intervene
@@ -215,6 +215,15 @@ class ConceptExplainer:
 
     # -- explanations ---------------------------------------------------------
 
+    def _restricted(self, timeline: Timeline, bank: ConceptBank, modalities: Iterable[str] | None) -> tuple[Timeline, JointEvidence | None]:
+        """The timeline and the joint evidence, both limited to ``modalities``.
+
+        The joint models read the whole video the timeline names, so a modality restriction applies to them too.
+        """
+        joint = joint_evidence(timeline, bank, self.scorers, self.config.joint, cache=self.cache)
+        joint = joint.only(modalities) if joint is not None else None
+        return (timeline.only(modalities) if modalities is not None else timeline), joint
+
     def explain(
         self,
         timeline: Timeline,
@@ -237,9 +246,7 @@ class ConceptExplainer:
             options: sizes and switches.
         """
         cm = self.model_for(labelset)
-        joint = joint_evidence(timeline, cm.bank, self.scorers, self.config.joint, cache=self.cache)
-        joint = joint.only(modalities) if joint is not None else None
-        seen = timeline.only(modalities) if modalities is not None else timeline
+        seen, joint = self._restricted(timeline, cm.bank, modalities)
         llm_scores = {c.label: c.score for c in prediction.candidates} if prediction is not None else None
         expl = explain_timeline(
             seen, cm.bank, cm.model, cm.card, self.encoder,
@@ -271,9 +278,7 @@ class ConceptExplainer:
                 or ``target`` is not in the label set.
         """
         cm = self.model_for(labelset)
-        joint = joint_evidence(timeline, cm.bank, self.scorers, self.config.joint, cache=self.cache)
-        joint = joint.only(modalities) if joint is not None else None
-        seen = timeline.only(modalities) if modalities is not None else timeline
+        seen, joint = self._restricted(timeline, cm.bank, modalities)
         acts = concept_activations(seen, cm.bank, self.encoder, cache=self.cache)
         if joint is not None:
             acts = joint.apply(acts)

@@ -59,3 +59,12 @@ def clap_dir(tmp_path_factory):
     from visual_fixtures import tiny_clap
 
     return tiny_clap(tmp_path_factory.mktemp("clap"))
+
+
+@pytest.fixture
+def cheap(monkeypatch):
+    """Only the visual tagger perceives (a few seconds a clip): for tests of what comes after perception."""
+    from batch_fixtures import CHEAP_ENV
+
+    for k, v in CHEAP_ENV.items():
+        monkeypatch.setenv(k, v)

@@ -34,12 +34,6 @@ def rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.fixture
-def cheap(monkeypatch):
-    for k, v in CHEAP_ENV.items():
-        monkeypatch.setenv(k, v)
-
-
 COMMANDS = [
     ["classify"], ["describe"], ["explain"], ["eval"], ["dashboard"], ["concepts", "fit"], ["fusion", "fit"],
     ["models", "list"], ["models", "install"], ["models", "verify"], ["models", "path"],

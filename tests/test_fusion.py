@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from agents_fixtures import CYCLING, label_index, llm_reasoner, smollm, timeline
 
-from vidsense.agents.evidence import SourceScores, TextCache, TextScorer, TransferScorer, class_weights, default_scorers
+from vidsense.agents.evidence import SourceScores, TextScorer, TransferScorer, class_weights, default_scorers
 from vidsense.agents.fusion import UNTRUSTED_CAP, CascadeReasoner, FusedReasoner, FusionWeights, fitted_path, fuse, weights_for
 from vidsense.agents.labels import load_labels
 from vidsense.services.errors import InputError
@@ -33,7 +33,7 @@ def test_class_weights_average_over_time_and_drop_counts():
 
 
 def test_action_transfer_carries_kinetics_classes_into_another_label_set(index):
-    scorer = TransferScorer("action", ["action"], TextCache(index))
+    scorer = TransferScorer("action", ["action"], index)
     ucf = load_labels("ucf101")
     s = scorer.score(timeline(CYCLING), ucf)
     assert s.source == "action" and s.weight == 1.0
@@ -44,13 +44,13 @@ def test_action_transfer_carries_kinetics_classes_into_another_label_set(index):
 
 
 def test_a_class_named_in_the_label_set_passes_straight_through(index):
-    scorer = TransferScorer("action", ["action"], TextCache(index))
+    scorer = TransferScorer("action", ["action"], index)
     k400 = load_labels("kinetics400")
     s = scorer.score(timeline([(0, "sight", "action", "riding a bike", 0.8)]), k400)
     # All the mass on the label itself, none leaking to its neighbours ("riding a unicycle").
     assert np.exp(s.logp[k400.index("riding a bike")]) == pytest.approx(1.0, abs=1e-6)
     # Without the pass-through, similar names share it.
-    blurred = TransferScorer("action", ["action"], TextCache(index), name_match=1.1).score(timeline([(0, "sight", "action", "riding a bike", 0.8)]), k400)
+    blurred = TransferScorer("action", ["action"], index, name_match=1.1).score(timeline([(0, "sight", "action", "riding a bike", 0.8)]), k400)
     assert np.exp(blurred.logp[k400.index("riding a bike")]) < 0.9
 
 

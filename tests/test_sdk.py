@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from batch_fixtures import CHEAP_ENV, LABELS, batch_folder
+from batch_fixtures import LABELS, batch_folder
 
 import vidsense
 
@@ -55,9 +55,7 @@ def test_to_dataframe_takes_results_errors_and_dicts():
 
 
 @pytest.mark.slow
-def test_classify_many_threads_share_models_and_report_errors(monkeypatch, tmp_path, example_video):
-    for k, v in CHEAP_ENV.items():
-        monkeypatch.setenv(k, v)
+def test_classify_many_threads_share_models_and_report_errors(cheap, tmp_path, example_video):
     files = batch_folder(tmp_path / "v", example_video)
     pipe = vidsense.Pipeline()
     videos = [files["bikes"], files["text"], tmp_path / "missing.mp4", files["square"], files["corrupt"]]
@@ -84,9 +82,7 @@ def test_classify_many_threads_share_models_and_report_errors(monkeypatch, tmp_p
 
 
 @pytest.mark.slow
-def test_evaluate_delegates_to_the_harness(monkeypatch, tmp_path, example_video):
-    for k, v in CHEAP_ENV.items():
-        monkeypatch.setenv(k, v)
+def test_evaluate_delegates_to_the_harness(cheap, tmp_path, example_video):
     batch_folder(tmp_path / "v", example_video)
     labels = tmp_path / "labels.txt"
     labels.write_text("biking\ncooking\nswimming\n")
@@ -103,9 +99,7 @@ def test_evaluate_delegates_to_the_harness(monkeypatch, tmp_path, example_video)
 
 
 @pytest.mark.slow
-def test_intervene_and_classify_timeline_reuse_the_explained_video(monkeypatch, example_video):
-    for k, v in CHEAP_ENV.items():
-        monkeypatch.setenv(k, v)
+def test_intervene_and_classify_timeline_reuse_the_explained_video(cheap, monkeypatch, example_video):
     pipe = vidsense.Pipeline()
     res = pipe.explain(example_video, "ucf101", reasoner="embedding", llm_occlusion=False)
     expl = res.explanation
@@ -131,14 +125,18 @@ def test_intervene_and_classify_timeline_reuse_the_explained_video(monkeypatch, 
     assert without_sight.low_confidence  # nothing left to read
 
 
-@pytest.mark.slow
-def test_fit_fusion_stores_weights_that_the_fused_route_then_uses(monkeypatch, tmp_path, example_video):
-    for k, v in CHEAP_ENV.items():
-        monkeypatch.setenv(k, v)
-    labels = tmp_path / "cycling.txt"
+def _labelled(tmp_path, set_name: str, manifest_name: str, rows: str):
+    """A label file ``<set_name>.txt`` (biking, cooking, swimming) and a manifest with ``rows``."""
+    labels = tmp_path / f"{set_name}.txt"
     labels.write_text("biking\ncooking\nswimming\n")
-    manifest = tmp_path / "m.csv"
-    manifest.write_text(f"path,label\n{example_video},biking\n{tmp_path / 'missing.mp4'},biking\n")
+    manifest = tmp_path / manifest_name
+    manifest.write_text(f"path,label\n{rows}\n")
+    return labels, manifest
+
+
+@pytest.mark.slow
+def test_fit_fusion_stores_weights_that_the_fused_route_then_uses(cheap, tmp_path, example_video):
+    labels, manifest = _labelled(tmp_path, "cycling", "m.csv", f"{example_video},biking\n{tmp_path / 'missing.mp4'},biking")
     pipe = vidsense.Pipeline()
     report = pipe.fit_fusion(manifest, str(labels))
     assert report["videos"] == 1 and [s["video"] for s in report["skipped"]] == [str(tmp_path / "missing.mp4")]
@@ -157,13 +155,8 @@ def test_fit_fusion_stores_weights_that_the_fused_route_then_uses(monkeypatch, t
 
 
 @pytest.mark.slow
-def test_fit_concepts_trains_the_model_that_explains_the_label_set(monkeypatch, tmp_path, example_video):
-    for k, v in CHEAP_ENV.items():
-        monkeypatch.setenv(k, v)
-    labels = tmp_path / "wheels.txt"
-    labels.write_text("biking\ncooking\nswimming\n")
-    manifest = tmp_path / "train.csv"
-    manifest.write_text(f"path,label\n{example_video},biking\n{tmp_path / 'gone.mp4'},cooking\n")
+def test_fit_concepts_trains_the_model_that_explains_the_label_set(cheap, tmp_path, example_video):
+    labels, manifest = _labelled(tmp_path, "wheels", "train.csv", f"{example_video},biking\n{tmp_path / 'gone.mp4'},cooking")
     pipe = vidsense.Pipeline()
     assert not pipe.concept_model(str(labels)).card.trained  # zero-shot until fitted
     report = pipe.fit_concepts(manifest, str(labels), epochs=5)

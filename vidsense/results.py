@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vidsense.services.schema import LabelScore, LabelSet, Prediction, SourceVote
@@ -27,8 +27,8 @@ class ClassificationResult:
         timeline: the timeline the decision was made from.
         prediction: the reasoner's full output (all scored candidates, token counts).
         labels: the label set classified into.
-        route: which route answered (``fused``, ``llm``; '' for single-route reasoners) and
-        route_reason: why.
+        route: which route answered (``fused`` or ``llm`` for the cascade; the reasoner's name otherwise).
+        route_reason: why that route ran (the budget's choice, the cascade's margin).
         evidence: each evidence source's vote (fused and cascade reasoners).
     """
 
@@ -67,10 +67,7 @@ class ClassificationResult:
         if self.route:
             out["route"], out["route_reason"] = self.route, self.route_reason
         if self.evidence:
-            out["evidence"] = [
-                {"source": v.source, "weight": v.weight, "coverage": v.coverage, "contribution": v.contribution, "top": [{"label": s.label, "score": s.score} for s in v.top]}
-                for v in self.evidence
-            ]
+            out["evidence"] = [asdict(v) for v in self.evidence]
         if with_timeline and self.timeline is not None:
             out["timeline"] = self.timeline.to_dict()
         return out
