@@ -10,7 +10,9 @@ sentence embeddings, cached per label set) and reads one source:
   label (cosine above :data:`NAME_MATCH`) passes straight through to it;
 - ``objects`` / ``scene``: COCO detections and ImageNet classes, the same way;
 - ``sound``: AudioSet tags, the same way;
-- ``pose`` / ``motion``: the body and motion phrases against the label texts;
+- ``gesture``: the pose rules' gestures (``waving``, ``sitting down``, see
+  :mod:`vidsense.services.gestures`), transferred by name the same way;
+- ``body``: the pose, gesture and motion phrases against the label texts;
 - ``speech`` / ``text``: what is said or written, against the label texts
   (untrusted: its fusion weight is capped, see :mod:`vidsense.agents.fusion`);
 - ``timeline``: the whole timeline against the label texts (the embedding
@@ -31,6 +33,7 @@ import numpy as np
 
 from vidsense.agents.prompts import REDACTED, redact_instructions
 from vidsense.agents.shortlist import LabelIndex
+from vidsense.services.gestures import gesture_meaning
 from vidsense.services.schema import LabelSet
 from vidsense.services.timeline import PHRASE_KINDS, Timeline
 
@@ -79,10 +82,21 @@ def _log_normalise(mass: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(mass / total, 1e-12))
 
 
-def class_weights(timeline: Timeline, kinds: Iterable[str], modalities: Iterable[str] | None = None) -> tuple[dict[str, float], float]:
+def class_name(text: str) -> str:
+    """A tag's class name: the text without its count (``car x2`` -> ``car``)."""
+    return _COUNT.sub("", text.strip())
+
+
+def class_weights(
+    timeline: Timeline,
+    kinds: Iterable[str],
+    modalities: Iterable[str] | None = None,
+    name_of: Callable[[str], str] = class_name,
+) -> tuple[dict[str, float], float]:
     """Time-averaged score of every class the given observation kinds name, and the share of windows that name any.
 
     A class seen at 0.9 in one window of ten weighs 0.09: evidence that lasts counts more.
+    ``name_of`` reads the class from an observation's text.
     """
     kinds = set(kinds)
     seen = timeline.only(modalities) if modalities is not None else timeline
@@ -92,7 +106,7 @@ def class_weights(timeline: Timeline, kinds: Iterable[str], modalities: Iterable
     for o in seen.observations:
         if o.kind not in kinds:
             continue
-        name = _COUNT.sub("", o.text.strip())
+        name = name_of(o.text)
         if not name:
             continue
         weights[name] = weights.get(name, 0.0) + o.score / n
@@ -110,6 +124,7 @@ class TransferScorer:
         modalities: the modalities those kinds are read from.
         sharpness: ``exp(sharpness * (cosine - 1))`` turns similarity into transfer weight.
         name_match: cosine above which a class is the label itself and passes straight through.
+        name_of: reads the class from an observation's text (default: drop the count).
     """
 
     def __init__(
@@ -121,8 +136,10 @@ class TransferScorer:
         modalities: Sequence[str] = ("sight",),
         sharpness: float = SHARPNESS,
         name_match: float = NAME_MATCH,
+        name_of: Callable[[str], str] = class_name,
     ) -> None:
         self.name = name
+        self.name_of = name_of
         self.kinds = tuple(kinds)
         self.modalities = tuple(modalities)
         self.index = index
@@ -141,7 +158,7 @@ class TransferScorer:
 
     def score(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None) -> SourceScores | None:
         mods = self.modalities if modalities is None else tuple(m for m in self.modalities if m in set(modalities))
-        weights, coverage = class_weights(timeline, self.kinds, mods)
+        weights, coverage = class_weights(timeline, self.kinds, mods, self.name_of)
         if not weights:
             return None
         classes = sorted(weights)
@@ -212,6 +229,7 @@ def default_scorers(index: LabelIndex, descriptions: Descriptions) -> tuple[Evid
         TransferScorer("objects", ["objects"], index),
         TransferScorer("scene", ["scene"], index),
         TransferScorer("sound", ["sound", "tags"], index, modalities=["sound"]),
+        TransferScorer("gesture", ["gesture"], index, name_of=gesture_meaning),
         TextScorer("body", index, descriptions, modalities=["sight"], kinds=list(PHRASE_KINDS)),
         TextScorer("speech", index, descriptions, modalities=["speech"]),
         TextScorer("text", index, descriptions, modalities=["text"]),

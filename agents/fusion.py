@@ -34,6 +34,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "objects": 0.3,
     "scene": 0.3,
     "sound": 0.2,
+    "gesture": 0.6,
     "body": 0.3,
     "speech": 0.3,
     "text": 0.2,

@@ -8,6 +8,7 @@ generate short text (justifications, label descriptions).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import struct
 import threading
@@ -19,6 +20,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
+from vidsense.agents.llm_state import PrefixStates, states_dir
 from vidsense.services import model_store
 from vidsense.services.errors import InputError, ModelError, ProcessingError
 
@@ -51,6 +53,7 @@ class LLMStats:
     scored_tokens: int
     prompt_s: float
     scoring_s: float
+    prompt_tokens_loaded: int = 0
 
 
 class LanguageModel(Protocol):
@@ -58,6 +61,8 @@ class LanguageModel(Protocol):
 
     name: str
     n_ctx: int
+    # What changes when the weights change ('' when unknown: then nothing derived from the model is kept on disk).
+    identity: str
 
     def render_chat(self, messages: list[dict[str, str]]) -> str:
         """The chat-templated prompt text, ending where the assistant's answer starts."""
@@ -67,8 +72,12 @@ class LanguageModel(Protocol):
         """Tokens ``text`` takes."""
         ...
 
-    def score(self, prompt: str, continuations: Sequence[str]) -> tuple[list[ContinuationScore], LLMStats]:
-        """Log-likelihood of each continuation after ``prompt``."""
+    def score(self, prompt: str, continuations: Sequence[str], prefix: str = "") -> tuple[list[ContinuationScore], LLMStats]:
+        """Log-likelihood of each continuation after ``prompt``.
+
+        ``prefix``: the start of ``prompt`` that every prompt of its kind shares (the
+        instructions); a backend may keep its evaluation across calls and processes.
+        """
         ...
 
     def generate(self, messages: list[dict[str, str]], max_tokens: int = 96, grammar: str | None = None) -> str:
@@ -96,9 +105,24 @@ class LlamaCppModel:
 
     Scoring runs in a second llama.cpp context (see :class:`_BatchScorer`);
     generation uses llama-cpp-python's own.
+
+    Args:
+        state_dir: where the KV state of a prompt's fixed prefix is saved and
+            loaded across processes (see :mod:`vidsense.agents.llm_state`);
+            ``None`` decodes it once per process.
     """
 
-    def __init__(self, model_path: str | Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_gpu_layers: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        seed: int = 0,
+        state_dir: Path | None = None,
+    ) -> None:
+        import llama_cpp
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -119,6 +143,12 @@ class LlamaCppModel:
             raise ModelError(f"{path}: cannot load GGUF model ({exc})") from None
         self.name = path.stem if path.stem != "model" else path.parent.name
         self.path = path
+        # Size and mtime change whenever the store writes new weights (hashing 1 GB would cost
+        # more than what is cached); the llama.cpp version because it may change the numbers.
+        st = path.stat()
+        stamp = f"{st.st_size}:{st.st_mtime_ns}:{llama_cpp.__version__}"
+        self.identity = f"{self.name}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}"
+        self._states = PrefixStates(Path(state_dir), self.identity) if state_dir is not None else None
         self.n_ctx = self._llm.n_ctx()
         meta = self._llm.metadata
         template = meta.get("tokenizer.chat_template")
@@ -156,17 +186,20 @@ class LlamaCppModel:
     def count_tokens(self, text: str) -> int:
         return len(self._tok(text))
 
-    def score(self, prompt: str, continuations: Sequence[str]) -> tuple[list[ContinuationScore], LLMStats]:
+    def score(self, prompt: str, continuations: Sequence[str], prefix: str = "") -> tuple[list[ContinuationScore], LLMStats]:
         p_tokens = self._tok(prompt)
+        # Only the tokens the prefix shares with the prompt: the prefix's last token may merge
+        # differently with what follows it.
+        n_fixed = _common_length(self._tok(prefix), p_tokens) if prefix and self._states is not None else 0
         cand_tokens = [self._tok(c, special=False) + self._end_ids for c in continuations]
         longest = max((len(t) for t in cand_tokens), default=0)
         if len(p_tokens) + longest > self.n_ctx:
             raise ProcessingError(f"prompt of {len(p_tokens)} tokens does not fit the context window of {self.n_ctx}")
         with self._lock:
             if self._scorer is None:
-                self._scorer = _BatchScorer(self._llm)
+                self._scorer = _BatchScorer(self._llm, self._states)
                 self._contexts.insert(0, self._scorer.ctx)
-            return self._scorer.score(p_tokens, cand_tokens, list(continuations))
+            return self._scorer.score(p_tokens, cand_tokens, list(continuations), n_fixed)
 
     def close(self) -> None:
         """Free the llama.cpp contexts and the model (scorer first: it shares the model)."""
@@ -194,11 +227,15 @@ class _BatchScorer:
     re-evaluated), each candidate gets a copy of that sequence (a metadata
     operation, no recompute) and all candidates' tokens go through the model
     together, with logits at every position. Then the copies are dropped.
+
+    With ``states``, the prompt's fixed prefix (its first ``n_fixed`` tokens) is
+    restored from a saved state when sequence 0 does not hold it, and saved
+    after it is decoded when there was none.
     """
 
     MAX_SEQS = 64
 
-    def __init__(self, llm) -> None:
+    def __init__(self, llm, states: PrefixStates | None = None) -> None:
         import llama_cpp
         from llama_cpp import _internals
 
@@ -211,6 +248,7 @@ class _BatchScorer:
         self.n_batch = llm.n_batch
         self.n_vocab = llm.n_vocab()
         self.batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
+        self.states = states
         self.tokens: list[int] = []
 
     def _decode(self, items: list[tuple[int, int, int, bool]]) -> None:
@@ -228,33 +266,49 @@ class _BatchScorer:
     def _row(self, i: int) -> np.ndarray:
         return np.ctypeslib.as_array(self._lc.llama_get_logits_ith(self.ctx.ctx, i), shape=(self.n_vocab,)).copy()
 
-    def _prefill(self, tokens: list[int]) -> tuple[np.ndarray, int]:
-        common = 0
-        for a, b in zip(self.tokens, tokens):
-            if a != b:
-                break
-            common += 1
+    def _prefill(self, tokens: list[int], n_fixed: int = 0) -> tuple[np.ndarray, int, int]:
+        """Bring sequence 0 to ``tokens``; returns the last token's logits, tokens kept and tokens loaded."""
         # The last prompt token is always decoded again so that its logits exist.
-        common = min(common, len(tokens) - 1)
+        common = min(_common_length(self.tokens, tokens), len(tokens) - 1)
+        n_fixed = min(n_fixed, len(tokens) - 1)
+        reused, loaded = common, 0
+        if self.states is not None and common < n_fixed:
+            # Sequence 0 lacks the instructions (a new context): restore them, or decode and save them.
+            # A state loads only into an empty sequence, so what was kept is dropped.
+            fixed = tokens[:n_fixed]
+            self._lc.llama_memory_seq_rm(self.ctx.memory, 0, -1, -1)
+            self.tokens = []
+            reused = 0
+            if self.states.load(self.ctx.ctx, 0, fixed):
+                self.tokens, loaded = fixed, n_fixed
+            else:
+                self._extend(fixed, 0)
+                self.states.save(self.ctx.ctx, 0, fixed)
+            common = n_fixed
         self._lc.llama_memory_seq_rm(self.ctx.memory, 0, common, -1)
         self.tokens = tokens[:common]
+        last = self._extend(tokens, common)
+        assert last is not None
+        return last, reused, loaded
+
+    def _extend(self, tokens: list[int], start: int) -> np.ndarray | None:
+        """Decode ``tokens[start:]`` into sequence 0 (which holds ``tokens[:start]``); the last row's logits."""
         last = None
-        for start in range(common, len(tokens), self.n_batch):
-            chunk = tokens[start : start + self.n_batch]
-            self._decode([(t, start + j, 0, j == len(chunk) - 1) for j, t in enumerate(chunk)])
+        for pos in range(start, len(tokens), self.n_batch):
+            chunk = tokens[pos : pos + self.n_batch]
+            self._decode([(t, pos + j, 0, j == len(chunk) - 1) for j, t in enumerate(chunk)])
             last = self._row(len(chunk) - 1)
             self.tokens.extend(chunk)
-        assert last is not None
-        return last, common
+        return last
 
-    def score(self, p_tokens: list[int], cand_tokens: list[list[int]], texts: list[str]) -> tuple[list[ContinuationScore], LLMStats]:
+    def score(self, p_tokens: list[int], cand_tokens: list[list[int]], texts: list[str], n_fixed: int = 0) -> tuple[list[ContinuationScore], LLMStats]:
         n_past = len(p_tokens)
         room = min(self.n_batch, self.n_ctx - n_past)
         longest = max((len(t) for t in cand_tokens), default=0)
         if longest > room:
             raise ProcessingError(f"prompt of {n_past} tokens leaves no room in the context window of {self.n_ctx} to score the labels")
         t0 = time.perf_counter()
-        first, reused = self._prefill(p_tokens)
+        first, reused, loaded = self._prefill(p_tokens, n_fixed)
         t1 = time.perf_counter()
         first_lp = _log_softmax(first)
         logps = [float(first_lp[toks[0]]) for toks in cand_tokens]
@@ -286,7 +340,17 @@ class _BatchScorer:
                 self._lc.llama_memory_seq_rm(mem, seq, -1, -1)
         t2 = time.perf_counter()
         out = [ContinuationScore(text, lp, len(toks)) for text, lp, toks in zip(texts, logps, cand_tokens)]
-        return out, LLMStats(len(p_tokens), reused, scored, t1 - t0, t2 - t1)
+        return out, LLMStats(len(p_tokens), reused, scored, t1 - t0, t2 - t1, loaded)
+
+
+def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the common start of two token sequences."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _close_contexts(contexts: list[Any]) -> None:
@@ -329,7 +393,7 @@ def _make_llama_cpp(config: LLMConfig, env: model_store.ModelEnv) -> LanguageMod
     # A GGUF is always local: hub downloads of multi-GB LLMs are not something to do implicitly.
     path = Path(model_store.resolve(config.model, env.home, allow_hub=False, role="LLM"))
     gpu_layers = -1 if env.device == "cuda" else 0
-    return LlamaCppModel(path, n_ctx=config.n_ctx, n_threads=config.threads, n_gpu_layers=gpu_layers)
+    return LlamaCppModel(path, n_ctx=config.n_ctx, n_threads=config.threads, n_gpu_layers=gpu_layers, state_dir=states_dir(env.home))
 
 
 def _make_openai(config: LLMConfig, env: model_store.ModelEnv) -> LanguageModel:

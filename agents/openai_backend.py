@@ -58,6 +58,8 @@ class OpenAICompatibleModel:
         self.name = f"{model}@{self.base_url}"
         self.model = model
         self.n_ctx = n_ctx
+        # A server can swap its weights behind the same name: nothing derived from it is kept on disk.
+        self.identity = ""
         self.retries = retries
         self._openai = openai
         self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, timeout=timeout_s, max_retries=retries)
@@ -99,7 +101,8 @@ class OpenAICompatibleModel:
             self._tokenize_ok = False
             return None
 
-    def score(self, prompt: str, continuations: Sequence[str]) -> tuple[list[ContinuationScore], LLMStats]:
+    def score(self, prompt: str, continuations: Sequence[str], prefix: str = "") -> tuple[list[ContinuationScore], LLMStats]:
+        # ``prefix`` needs nothing here: servers cache common prompt prefixes themselves.
         t0 = time.perf_counter()
         if self._echo_ok is None:
             self._echo_ok = self._probe_echo()

@@ -11,9 +11,11 @@ are redacted, since the small model obeyed them despite the delimiters.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 SYSTEM = (
     "You are a video classifier. Automatic perception models watched and listened to a video "
@@ -106,6 +108,24 @@ def classification_prompt(candidates: list[str], timeline_text: str, hints: list
     body = sanitize(timeline_text) if timeline_text.strip() else NOTHING
     msgs = _template().format_messages(candidates=listing, timeline=body)
     return ChatPrompt(system=str(msgs[0].content), user=str(msgs[1].content))
+
+
+def fixed_prefix(render: Callable[[list[dict[str, str]]], str]) -> str:
+    """The start every rendered classification prompt shares: the system message and the user turn's head.
+
+    The instructions come first and the candidates and timeline after them, so this part is
+    the same for every video and label set; a backend keeps its evaluation (see
+    :mod:`vidsense.agents.llm_state`). Found by rendering two prompts that differ from the
+    first candidate on, so any chat template works, and cut at a line end, where tokens do
+    not merge across the cut.
+
+    Args:
+        render: the model's chat template (``LanguageModel.render_chat``).
+    """
+    a = render(classification_prompt(["a"], "a").messages())
+    b = render(classification_prompt(["b"], "b").messages())
+    common = os.path.commonprefix([a, b])
+    return common[: common.rfind("\n") + 1]
 
 
 def justification_messages(prompt: ChatPrompt, label: str) -> list[dict[str, str]]:

@@ -21,6 +21,7 @@ from vidsense.agents.describe_labels import label_descriptions
 from vidsense.agents.evidence import default_scorers
 from vidsense.agents.fusion import COMPACT_TIMELINE_CHARS, CascadeReasoner, FitExample, FusedReasoner, FusionWeights, fit_weights, fitted_path, weights_for
 from vidsense.agents.llm import LanguageModel, LLMConfig, load_llm
+from vidsense.agents.priors import priors_dir
 from vidsense.agents.scoring import EmbeddingReasoner, LLMReasoner, ReasoningMethod
 from vidsense.agents.shortlist import LabelIndex
 from vidsense.services.embeddings import TextEncoder, load_sentence_encoder
@@ -146,7 +147,7 @@ class Reasoner:
             options: overrides of ``config.llm_options`` (for comparing variants).
         """
         kwargs = {**self.config.llm_options, **options}
-        return LLMReasoner(lambda: self.llm, self.index, self.descriptions, shortlist=self.config.shortlist, **kwargs)
+        return LLMReasoner(lambda: self.llm, self.index, self.descriptions, shortlist=self.config.shortlist, prior_dir=priors_dir(self.env.home), **kwargs)
 
     def fused_method(self) -> FusedReasoner:
         """The fast route: every evidence scorer on this room's encoder, fused with the label set's weights

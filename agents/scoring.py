@@ -14,13 +14,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
 from vidsense.agents import prompts
 from vidsense.agents.justify import explain_text
-from vidsense.agents.llm import LanguageModel
+from vidsense.agents.llm import ContinuationScore, LanguageModel, LLMStats
+from vidsense.agents.priors import PriorCache
 from vidsense.agents.shortlist import LabelIndex, shortlist
 from vidsense.services.errors import InputError
 from vidsense.services.schema import LabelScore, LabelSet, Prediction
@@ -135,6 +137,8 @@ class LLMReasoner:
         hints: show each candidate's description in the prompt.
         max_timeline_chars: cap on the timeline text in the prompt (the digest line
             first, then the earliest windows); ``None``: as much as the context holds.
+        prior_dir: where calibration priors are kept across processes (see
+            :mod:`vidsense.agents.priors`); ``None`` keeps them in memory only.
     """
 
     name = "llm"
@@ -151,6 +155,7 @@ class LLMReasoner:
         embedding_weight: float = EMBEDDING_WEIGHT,
         hints: bool = True,
         max_timeline_chars: int | None = None,
+        prior_dir: Path | None = None,
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
@@ -164,6 +169,8 @@ class LLMReasoner:
         self.hints = hints
         self.max_timeline_chars = max_timeline_chars
         self._priors: dict[tuple, np.ndarray] = {}
+        self._prior_cache = PriorCache(Path(prior_dir)) if prior_dir is not None else None
+        self._prefix: str | None = None
 
     @property
     def llm(self) -> LanguageModel:
@@ -207,17 +214,40 @@ class LLMReasoner:
                 return chat, rendered, n
             text = timeline.render(mods, max_chars=budget)
 
-    def _prior(self, candidates: list[str], hints: list[str] | None) -> tuple[np.ndarray, float]:
-        """Content-free log-likelihood of every candidate (cached per list and model)."""
+    @property
+    def prefix(self) -> str:
+        """The instructions every classification prompt starts with, as the LLM's chat template renders them."""
+        if self._prefix is None:
+            self._prefix = prompts.fixed_prefix(self.llm.render_chat)
+        return self._prefix
+
+    def _score(self, prompt: str, candidates: list[str]) -> tuple[list[ContinuationScore], LLMStats]:
+        return self.llm.score(prompt, candidates, prefix=self.prefix)
+
+    def _prior(self, candidates: list[str], hints: list[str] | None) -> tuple[np.ndarray, float, bool]:
+        """Content-free log-likelihood of every candidate, seconds spent computing it, and whether it came from disk.
+
+        Cached in memory per list and model, and on disk per model identity and rendered prompt.
+        """
         key = (getattr(self.llm, "name", ""), tuple(candidates), tuple(hints or ()))
         if key in self._priors:
-            return self._priors[key], 0.0
+            return self._priors[key], 0.0, False
         chat = prompts.classification_prompt(candidates, prompts.NOTHING, hints)
+        prompt = self.llm.render_chat(chat.messages())
+        identity = getattr(self.llm, "identity", "")
+        disk = self._prior_cache if identity else None
+        prior = disk.load(identity, prompt, candidates) if disk is not None else None
+        if prior is not None:
+            self._priors[key] = prior
+            return prior, 0.0, True
         t0 = time.perf_counter()
-        scores, _ = self.llm.score(self.llm.render_chat(chat.messages()), candidates)
+        scores, _ = self._score(prompt, candidates)
         prior = np.array([s.logprob for s in scores])
+        seconds = time.perf_counter() - t0
         self._priors[key] = prior
-        return prior, time.perf_counter() - t0
+        if disk is not None:
+            disk.save(identity, prompt, candidates, prior)
+        return prior, seconds, False
 
     def shortlisted(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None, candidates: np.ndarray | None = None):
         """The candidates the LLM will see: indices, all similarities, readable names, hints, seconds taken.
@@ -244,15 +274,17 @@ class LLMReasoner:
         """
         idx, sims, candidates, hints, shortlist_s = self.shortlisted(timeline, labelset, modalities, candidates)
         _, prompt, n_prompt = self.fit_prompt(candidates, timeline, modalities, hints)
-        scores, st = self.llm.score(prompt, candidates)
-        prior, cal_s = self._prior(candidates, hints) if self.calibration_weight else (np.zeros(len(idx)), 0.0)
+        scores, st = self._score(prompt, candidates)
+        prior, cal_s, prior_read = self._prior(candidates, hints) if self.calibration_weight else (np.zeros(len(idx)), 0.0, False)
         stats = {
             "shortlist_s": shortlist_s,
             "prompt_s": st.prompt_s,
             "scoring_s": st.scoring_s,
             "calibration_s": cal_s,
+            "calibration_from_disk": float(prior_read),
             "prompt_tokens": float(n_prompt),
             "prompt_tokens_reused": float(st.prompt_tokens_reused),
+            "prompt_tokens_loaded": float(st.prompt_tokens_loaded),
             "scored_tokens": float(st.scored_tokens),
             "candidates": float(len(candidates)),
         }

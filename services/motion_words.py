@@ -17,6 +17,7 @@ constants so tests and readers see them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -37,14 +38,8 @@ UPSIDE_DOWN_DEG = 135.0
 CROUCH_LEG = 0.9
 # A pose rule that holds in at least this share of the frames describes the window.
 MAJORITY = 0.5
-# Arm raised: wrist above the top of the head by this many torsos.
-ABOVE_HEAD = 0.1
-# Side to side: a hand stroke counts when the wrist travels this far (torsos) relative to the shoulders.
+# Repetition: a limb stroke counts when it travels this far (torsos) relative to the body.
 STROKE = 0.35
-MIN_STROKES = 3
-# Kicking: an ankle lifted above the other leg's mid-thigh.
-# Jumping: hips and both ankles rise together by this much (torsos) and come back down.
-JUMP = 0.5
 # Locomotion, in body heights per second of horizontal travel.
 STILL_SPEED = 0.15
 RUN_SPEED = 1.3
@@ -64,23 +59,45 @@ class Track:
     Attributes:
         times: ``[N]`` seconds.
         keypoints: ``[N, 17, 3]`` ``(x, y, score)``, x and y in frame heights.
+        person: the track's number in its clip (1-based; 0 when not tracked).
     """
 
     times: np.ndarray
     keypoints: np.ndarray
+    person: int = 0
+
+    # Every rule reads the same few points and the torso length: they are computed once per
+    # track (the gesture rules ask hundreds of times per window of a crowded scene).
+    @cached_property
+    def _positions(self) -> np.ndarray:
+        return _seen(self.keypoints)
+
+    @cached_property
+    def _mids(self) -> dict[tuple[int, int], np.ndarray]:
+        return {}
+
+    @cached_property
+    def torso(self) -> float:
+        """Median shoulder-centre to hip-centre distance (NaN when never seen)."""
+        d = np.linalg.norm(self.mid(L_SHOULDER, R_SHOULDER) - self.mid(L_HIP, R_HIP), axis=1)
+        d = d[np.isfinite(d) & (d > 1e-6)]
+        return float(np.median(d)) if len(d) else float("nan")
 
     def point(self, index: int) -> np.ndarray:
-        """``[N, 2]`` positions of one keypoint, NaN where unseen."""
-        return _seen(self.keypoints[:, index])
+        """``[N, 2]`` positions of one keypoint, NaN where unseen (read-only)."""
+        return self._positions[:, index]
 
     def mid(self, a: int, b: int) -> np.ndarray:
-        """``[N, 2]`` midpoint of two keypoints, falling back to whichever is seen."""
-        return _nanmean2(self.point(a), self.point(b))
+        """``[N, 2]`` midpoint of two keypoints, falling back to whichever is seen (read-only)."""
+        if (a, b) not in self._mids:
+            self._mids[(a, b)] = _nanmean2(self.point(a), self.point(b))
+        return self._mids[(a, b)]
 
 
 def _seen(kp: np.ndarray) -> np.ndarray:
     xy = kp[..., :2].astype(float).copy()
     xy[kp[..., 2] < MIN_SCORE] = np.nan
+    xy.setflags(write=False)
     return xy
 
 
@@ -94,9 +111,7 @@ def _nanmean2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def torso_length(track: Track) -> float:
     """Median shoulder-centre to hip-centre distance (NaN when never seen)."""
-    d = np.linalg.norm(track.mid(L_SHOULDER, R_SHOULDER) - track.mid(L_HIP, R_HIP), axis=1)
-    d = d[np.isfinite(d) & (d > 1e-6)]
-    return float(np.median(d)) if len(d) else float("nan")
+    return track.torso
 
 
 def torso_angles(track: Track) -> np.ndarray:
@@ -138,31 +153,6 @@ def posture(track: Track) -> str | None:
     return str(values[np.argmax(counts)])
 
 
-def arms_raised(track: Track) -> str | None:
-    """``left arm raised above the head`` / ``right ...`` / ``both arms ...`` (majority of frames).
-
-    A wrist is raised when it is higher than the highest visible head point
-    by 0.1 torsos. Left and right are the person's own sides.
-    """
-    scale = torso_length(track)
-    if not np.isfinite(scale):
-        return None
-    # fmin ignores NaN without warning; a frame with no head point stays NaN and counts as not raised.
-    head_top = np.fmin.reduce(np.stack([track.point(i)[:, 1] for i in HEAD]), axis=0)
-    raised = {}
-    for side, wrist in (("left", L_WRIST), ("right", R_WRIST)):
-        wy = track.point(wrist)[:, 1]
-        with np.errstate(invalid="ignore"):
-            up = wy < head_top - ABOVE_HEAD * scale
-        raised[side] = np.mean(up) >= MAJORITY
-    if raised["left"] and raised["right"]:
-        return "both arms raised above the head"
-    for side in ("left", "right"):
-        if raised[side]:
-            return f"{side} arm raised above the head"
-    return None
-
-
 def count_strokes(signal: np.ndarray, min_travel: float) -> int:
     """Number of one-way strokes in ``signal`` that travel at least ``min_travel``.
 
@@ -189,86 +179,6 @@ def count_strokes(signal: np.ndarray, min_travel: float) -> int:
             direction, extreme = -direction, v
     # Every stroke but the last ends in a reversal; the last one, once started, already counts.
     return reversals + 1 if direction else 0
-
-
-def hand_side_to_side(track: Track) -> str | None:
-    """``hand moving side to side N times`` when a raised wrist makes >= 3 strokes of 0.35 torsos.
-
-    The wrist is measured relative to the shoulder centre, so walking does not
-    count, and only while it is above its elbow, so the arm swing of a walker
-    (hand hanging below the elbow) does not count as waving.
-    """
-    scale = torso_length(track)
-    if not np.isfinite(scale):
-        return None
-    centre = track.mid(L_SHOULDER, R_SHOULDER)[:, 0]
-    best = 0
-    for wrist, elbow in ((L_WRIST, L_ELBOW), (R_WRIST, R_ELBOW)):
-        x = track.point(wrist)[:, 0] - centre
-        with np.errstate(invalid="ignore"):
-            raised = track.point(wrist)[:, 1] < track.point(elbow)[:, 1]
-        best = max(best, count_strokes(np.where(raised, x, np.nan), STROKE * scale))
-    return f"hand moving side to side {best} times" if best >= MIN_STROKES else None
-
-
-def legs_kicking(track: Track) -> str | None:
-    """``legs kicking`` when an ankle rises above the other leg's mid-thigh in >= 2 frames.
-
-    Mid-thigh is halfway between that leg's hip and knee. Only for a torso
-    within 60 deg of upright (a lying body's ankles say nothing about kicks).
-    """
-    angles = torso_angles(track)
-    kicks = 0
-    for ankle, hip, knee in ((L_ANKLE, R_HIP, R_KNEE), (R_ANKLE, L_HIP, L_KNEE)):
-        thigh_y = (track.point(hip)[:, 1] + track.point(knee)[:, 1]) / 2
-        with np.errstate(invalid="ignore"):
-            kicks += int(np.sum((track.point(ankle)[:, 1] < thigh_y) & (angles < LYING_DEG)))
-    return "legs kicking" if kicks >= 2 else None
-
-
-def jumping(track: Track) -> str | None:
-    """``jumping`` (or ``jumping N times``) when hips and both ankles rise together and land.
-
-    Heights are taken after removing each series' straight-line trend, so a
-    person walking towards or away from the camera (drifting down or up the
-    frame) does not jump. A jump: the hip centre and the lower ankle both rise
-    at least 0.5 torsos above the window's standing level, from a grounded
-    frame, and come back down in a later frame.
-    """
-    scale = torso_length(track)
-    if not np.isfinite(scale):
-        return None
-    hip_y = _detrend(track.times, track.mid(L_HIP, R_HIP)[:, 1])
-    feet_y = _detrend(track.times, np.fmax(track.point(L_ANKLE)[:, 1], track.point(R_ANKLE)[:, 1]))
-    ok = np.isfinite(hip_y) & np.isfinite(feet_y)
-    if ok.sum() < 3:
-        return None
-    hip_up = np.nanmax(hip_y) - hip_y  # height above the standing level (positive = up)
-    feet_up = np.nanmax(feet_y) - feet_y
-    with np.errstate(invalid="ignore"):
-        airborne = (hip_up >= JUMP * scale) & (feet_up >= JUMP * scale)
-    jumps = 0
-    grounded_seen = False
-    in_air = False
-    for i in np.flatnonzero(ok):
-        if airborne[i] and grounded_seen and not in_air:
-            in_air = True
-        elif not airborne[i]:
-            if in_air:
-                jumps += 1  # counted on landing
-            in_air = False
-            grounded_seen = True
-    if jumps == 0:
-        return None
-    return "jumping" if jumps == 1 else f"jumping {jumps} times"
-
-
-def _detrend(t: np.ndarray, y: np.ndarray) -> np.ndarray:
-    ok = np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(t[ok]) <= 0:
-        return y
-    slope, icept = np.polyfit(t[ok], y[ok], 1)
-    return y - (slope * t + icept)
 
 
 def body_speed(track: Track) -> tuple[float, float]:
@@ -302,27 +212,25 @@ def legs_stepping(track: Track) -> bool | None:
 
 
 def locomotion(track: Track) -> str | None:
-    """``walking left``, ``running right``, ``gliding left`` ... with a speed word.
+    """``gliding left``, ``moving right slowly`` ...: travel without stepping legs, with a speed word.
 
-    Horizontal hip speed below 0.15 body heights/s is no locomotion. Moving
-    with stepping legs is walking (< 1.3 body/s) or running; moving with still
-    legs is gliding (skating, riding, being carried) from 0.5 body/s; with the
-    feet unseen, or still at a slower pace, it is just moving. Speed words: ``slowly``
-    under 0.4 body/s, ``fast`` over 2. Directions are as seen on screen.
+    Horizontal hip speed below 0.15 body heights/s is no locomotion. Stepping
+    legs are a gait, and gaits are gestures (:func:`vidsense.services.gestures.walking_or_running`),
+    so this rule says nothing then. Moving with still legs is gliding (skating,
+    riding, being carried) from 0.5 body/s; with the feet unseen, or still at a
+    slower pace, it is just moving. Speed words: ``slowly`` under 0.4 body/s,
+    ``fast`` over 2. Directions are as seen on screen.
     """
     vx, _ = body_speed(track)
     speed = abs(vx)
     if speed < STILL_SPEED:
         return None
-    side = "right" if vx > 0 else "left"
     stepping = legs_stepping(track)
-    if stepping is None:
-        gait = "moving"
-    elif stepping:
-        gait = "running" if speed >= RUN_SPEED else "walking"
-    else:
-        # Still feet at a slow pace are more often a shuffle the sparse frames missed than a glide.
-        gait = "gliding" if speed >= GLIDE_SPEED else "moving"
+    if stepping:
+        return None
+    side = "right" if vx > 0 else "left"
+    # Still feet at a slow pace are more often a shuffle the sparse frames missed than a glide.
+    gait = "gliding" if stepping is not None and speed >= GLIDE_SPEED else "moving"
     pace = " slowly" if speed < SLOW_SPEED else " fast" if speed > FAST_SPEED else ""
     return f"{gait} {side}{pace} ({speed:.1f} body heights/s)"
 
@@ -346,8 +254,9 @@ def repetition(track: Track) -> str | None:
     return None
 
 
-# Order of the clauses in a description: body first, then limbs, then travel.
-RULES = (posture, arms_raised, hand_side_to_side, legs_kicking, jumping, repetition, locomotion)
+# Order of the clauses in a description: body first, then limbs, then travel. Named gestures
+# (waving, jumping, walking, kicking ...) are :mod:`vidsense.services.gestures`'.
+RULES = (posture, repetition, locomotion)
 
 
 def describe_track(track: Track) -> list[str]:

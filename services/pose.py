@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vidsense.services import motion_words
+from vidsense.services import flow, gestures, motion_words
 from vidsense.services.errors import ModelError
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.motion_clip import CLIP_FRAMES, GROUP_S, MotionClip, motion_clips
@@ -189,13 +189,19 @@ def track_people(detections: list[list[Person]]) -> list[dict[int, Person]]:
     return tracks
 
 
-def window_tracks(tracks: list[dict[int, Person]], times: np.ndarray, window: Window) -> list[motion_words.Track]:
-    """The tracks seen in most of ``window``'s frames, as :class:`motion_words.Track` (unseen frames score 0)."""
+def window_tracks(tracks: list[dict[int, Person]], times: np.ndarray, window: Window, camera: np.ndarray | None = None) -> list[motion_words.Track]:
+    """The tracks seen in most of ``window``'s frames, as :class:`motion_words.Track` (unseen frames score 0).
+
+    Each keeps its number in ``tracks`` (1-based) as ``person``. ``camera``: the
+    scene's cumulative shift at each frame (``[len(times), 2]``, frame heights,
+    see :func:`vidsense.services.flow.camera_path`), taken out of the keypoints
+    so a pan moves nobody.
+    """
     frames = [i for i, t in enumerate(times) if window.start_s <= t < window.end_s]
     if not frames:
         return []
     out = []
-    for track in tracks:
+    for number, track in enumerate(tracks, start=1):
         present = [f for f in frames if f in track]
         if len(present) < PRESENCE * len(frames):
             continue
@@ -205,25 +211,28 @@ def window_tracks(tracks: list[dict[int, Person]], times: np.ndarray, window: Wi
         for j, f in enumerate(frames):
             if f in track:
                 kps[j] = track[f].keypoints
-        out.append(motion_words.Track(times=times[frames], keypoints=kps))
+        person = motion_words.Track(times=times[frames], keypoints=kps, person=number)
+        out.append(gestures.compensate(person, camera[frames]) if camera is not None else person)
     out.sort(key=lambda tr: -float(np.mean(tr.keypoints[:, :, 2])))
     return out[:MAX_PEOPLE]
 
 
 def people_text(tracks: list[motion_words.Track]) -> str:
-    """One clause per group of people doing the same, e.g. ``2 people: upright, walking left``.
+    """One clause per group of people doing the same, e.g. ``2 people: upright, gliding left``.
 
     People whose words match apart from their speed figure are merged and the
-    figure is dropped.
+    figure is dropped; a person alone keeps their number (``person 2: lying``)
+    so the gestures' phrases can refer to them.
     """
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, list[tuple[int, str]]] = {}
     for track in tracks:
         words = ", ".join(motion_words.describe_track(track)) or "visible"
-        groups.setdefault(re.sub(r" \([^)]*\)", "", words), []).append(words)
+        groups.setdefault(re.sub(r" \([^)]*\)", "", words), []).append((track.person, words))
     parts = []
     for key, members in groups.items():
         if len(members) == 1:
-            parts.append(f"person: {members[0]}")
+            number, words = members[0]
+            parts.append(f"person {number}: {words}" if number else f"person: {words}")
         else:
             parts.append(f"{len(members)} people: {key}")
     return "; ".join(parts)
@@ -235,14 +244,26 @@ def people_text(tracks: list[motion_words.Track]) -> str:
 class PoseDescriber:
     """Perception model ``pose``: what the people in each window do with their bodies."""
 
-    card: ClassVar[ModelCard] = ModelCard(name="pose", version="1", modalities=("sight",), cost=1.4)
+    card: ClassVar[ModelCard] = ModelCard(name="pose", version="2", modalities=("sight",), cost=1.4)
 
-    def __init__(self, env: ModelEnv, pose_fps: float = 2.5, long_side: int = 480, clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):
+    def __init__(
+        self,
+        env: ModelEnv,
+        pose_fps: float = 2.5,
+        long_side: int = 480,
+        clip_frames: int = CLIP_FRAMES,
+        group_s: float = GROUP_S,
+        dense: bool = True,
+        dense_fps: float = 8.0,
+    ):
         """Remember where the MoveNet models are; the detector loads on first use.
 
         Args:
             env: where the model store is.
             pose_fps: pose runs on about this many clip frames per second (at least 3 per window).
+            dense: run pose on every clip frame of the windows where someone's arms are busy
+                (see :func:`vidsense.services.gestures.worth_a_closer_look`), so fast gestures are seen.
+            dense_fps: at most this many pose frames per second there (a 2 Hz wave needs 4 or more).
             long_side: frames are scaled to this long side for MultiPose.
             clip_frames / group_s: the shared motion clips (see :mod:`vidsense.services.motion_clip`).
         """
@@ -251,6 +272,8 @@ class PoseDescriber:
         self.long_side = long_side
         self.clip_frames = clip_frames
         self.group_s = group_s
+        self.dense = dense
+        self.dense_fps = dense_fps
         self._detector: Any = None
 
     @property
@@ -275,6 +298,8 @@ class PoseDescriber:
             "clip_frames": self.clip_frames,
             "group_s": self.group_s,
             "person_score": PERSON_SCORE,
+            "dense": self.dense,
+            "dense_fps": self.dense_fps,
         }
 
     def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
@@ -285,27 +310,47 @@ class PoseDescriber:
         return Perception(out)
 
     def _describe_clip(self, clip: MotionClip) -> list[Observation]:
+        detections: dict[int, list[Person]] = {}
+
+        def people_at(picks: list[int]) -> tuple[np.ndarray, list[dict[int, Person]]]:
+            for i in picks:
+                if i not in detections:
+                    detections[i] = self.detector(clip.frames[i])
+            return np.asarray([clip.times[i] for i in picks]), track_people([detections[i] for i in picks])
+
         picks = pose_frames(clip, self.pose_fps)
-        times = np.asarray([clip.times[i] for i in picks])
-        tracks = track_people([self.detector(clip.frames[i]) for i in picks])
+        times, tracks = people_at(picks)
+        # Gestures need every clip frame where arms are busy (a wave at 2 Hz between
+        # pose frames 0.4 s apart is invisible); elsewhere the sparse frames suffice.
+        if self.dense:
+            busy = [w for w in clip.windows if gestures.worth_a_closer_look(window_tracks(tracks, times, w))]
+            extra = pose_frames(MotionClip(tuple(busy), clip.times, clip.frames), self.dense_fps) if busy else []
+            if set(extra) - set(picks):
+                picks = sorted(set(picks) | set(extra))
+                times, tracks = people_at(picks)
+        camera = flow.camera_path([clip.frames[i] for i in picks], times)
         out = []
         for w in clip.windows:
-            text = people_text(window_tracks(tracks, times, w))
+            people = window_tracks(tracks, times, w, camera)
+            text = people_text(people)
             if text:
                 out.append(Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, text, 1.0, "pose"))
+            for g in gestures.window_gestures(people):
+                out.append(Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, g.phrase(), g.strength, "gesture"))
         return out
 
 
 def pose_frames(clip: MotionClip, fps: float) -> list[int]:
-    """Indices of the clip frames to run pose on: evenly spaced at about ``fps``, at least 3 per window."""
-    span = max(clip.end_s - clip.start_s, 1e-3)
-    per_window = min(len(w_frames) for w_frames in _frames_per_window(clip)) or 1
-    want = max(round(span * fps), 3 * len(clip.windows))
-    stride = max(1, -(-len(clip.times) // max(want, 1)))
-    stride = min(stride, max(1, per_window // 3))
-    return list(range(stride // 2, len(clip.times), stride))
+    """Indices of the clip frames to run pose on: per window, evenly spaced at about ``fps``, at least 3."""
+    picks: list[int] = []
+    for frames in _frames_per_window(clip):
+        if not frames:
+            continue
+        span = clip.times[frames[-1]] - clip.times[frames[0]] + (clip.end_s - clip.start_s) / len(clip.times)
+        want = min(len(frames), max(3, round(span * fps)))
+        picks.extend(frames[int((k + 0.5) * len(frames) / want)] for k in range(want))
+    return picks
 
 
 def _frames_per_window(clip: MotionClip) -> list[list[int]]:
     return [[i for i, t in enumerate(clip.times) if w.start_s <= t < w.end_s] for w in clip.windows]
-

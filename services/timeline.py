@@ -200,6 +200,7 @@ class Timeline:
 HEADS: dict[tuple[str, str], str] = {
     ("sight", "action"): "movement looks like",
     ("sight", "tags"): "visual tags",
+    ("sight", "gesture"): "gestures",
     ("sound", "tags"): "sounds",
     ("sound", "sound"): "sounds",
     ("speech", "speech"): "speech",
@@ -232,6 +233,9 @@ def render_window(window: Window, observations: Iterable[Observation]) -> str:
             body = " ".join(f"'{o.text}'" for o in obs)
         elif modality == "text":
             body = ", ".join(f"'{o.text}'" for o in obs)
+        elif kind in PHRASE_KINDS:
+            # Phrases carry their own measures; a score would read as part of the last one.
+            body = ", ".join(o.text for o in obs)
         elif len(obs) == 1 and " " in obs[0].text.strip() and obs[0].score >= 1.0:
             body = obs[0].text
         else:
@@ -240,8 +244,8 @@ def render_window(window: Window, observations: Iterable[Observation]) -> str:
     return f"[{window.label}] " + "; ".join(clauses)
 
 
-# Sight kinds whose text is several "; "-separated phrases (motion words).
-PHRASE_KINDS = ("motion", "pose")
+# Sight kinds whose text is phrases with measures (motion and pose words, gestures).
+PHRASE_KINDS = ("motion", "pose", "gesture")
 _MEASURE = re.compile(r"\s*\([^()]*\d[^()]*\)")
 
 

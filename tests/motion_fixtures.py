@@ -6,6 +6,11 @@ import numpy as np
 
 from vidsense.services import motion_words as mw
 
+KEYPOINTS = (
+    "nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
+    "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle",
+)  # fmt: skip
+
 
 def body(cx: float = 1.0, hip_y: float = 0.6, torso: float = 0.2, angle_deg: float = 0.0, leg: float = 1.6, **moves: tuple[float, float]) -> np.ndarray:
     """One upright person's ``[17, 3]`` keypoints (x, y, score), rotated ``angle_deg`` about the hips.
@@ -20,7 +25,7 @@ def body(cx: float = 1.0, hip_y: float = 0.6, torso: float = 0.2, angle_deg: flo
         mw.L_WRIST: (0.3, -0.05), mw.R_WRIST: (-0.3, -0.05), mw.L_HIP: (0.15, 0.0), mw.R_HIP: (-0.15, 0.0),
         mw.L_KNEE: (0.15, leg / 2), mw.R_KNEE: (-0.15, leg / 2), mw.L_ANKLE: (0.15, leg), mw.R_ANKLE: (-0.15, leg),
     }
-    names = {"l_wrist": mw.L_WRIST, "r_wrist": mw.R_WRIST, "l_ankle": mw.L_ANKLE, "r_ankle": mw.R_ANKLE, "l_elbow": mw.L_ELBOW, "r_elbow": mw.R_ELBOW}
+    names = {name: index for index, name in enumerate(KEYPOINTS)}
     for name, (dx, dy) in moves.items():
         x, y = pts[names[name]]
         pts[names[name]] = (x + dx, y + dy)
@@ -35,3 +40,14 @@ def body(cx: float = 1.0, hip_y: float = 0.6, torso: float = 0.2, angle_deg: flo
 def track(frames: list[np.ndarray], fps: float = 4.0) -> mw.Track:
     """A :class:`motion_words.Track` of the given keypoint frames, ``fps`` apart."""
     return mw.Track(times=np.arange(len(frames)) / fps, keypoints=np.stack(frames))
+
+
+def walk(speed_body_s: float, steps: bool, fps: float = 4.0, n: int = 8) -> mw.Track:
+    """A person travelling right at ``speed_body_s`` body heights/s, legs stepping or still."""
+    torso = 0.2
+    per_frame = speed_body_s * mw.BODY_PER_TORSO * torso / fps
+    frames = []
+    for i in range(n):
+        stride = 0.3 * (1 if i % 2 else -1) if steps else 0.0
+        frames.append(body(cx=0.5 + per_frame * i, torso=torso, l_ankle=(stride, 0), r_ankle=(-stride, 0)))
+    return track(frames, fps)

@@ -54,6 +54,27 @@ def test_a_class_named_in_the_label_set_passes_straight_through(index):
     assert np.exp(blurred.logp[k400.index("riding a bike")]) < 0.9
 
 
+@pytest.mark.parametrize(
+    ("phrase", "label"),
+    [
+        ("person 1 waving (right hand, 2 cycles)", "wave"),
+        ("person 2 clapping (3 claps)", "clap"),
+        ("person 1 hand to mouth (right hand, 2 times)", "eat"),
+        ("people 1 and 2 shaking hands", "shake_hands"),
+        ("person 1 sitting down", "sit"),
+        ("person 1 falling (in 0.4 s)", "fall_floor"),
+        ("person 1 bending down (to 70 deg)", "pick"),
+    ],
+)
+def test_gestures_vote_for_the_labels_kinetics_has_no_class_for(index, phrase, label):
+    hmdb = load_labels("hmdb51")
+    scorer = next(s for s in default_scorers(index, lambda ls: {}) if s.name == "gesture")
+    s = scorer.score(timeline([(0, "sight", "gesture", phrase, 0.8), (1, "sight", "pose", "person 1: upright", 1.0)], duration_s=4.0), hmdb)
+    assert s.weight == pytest.approx(0.5)  # one window of two
+    top5 = [hmdb.labels[i] for i in np.argsort(-s.logp)[:5]]
+    assert label in top5, top5
+
+
 def test_text_scorer_reads_only_its_modality_and_ignores_instructions(index):
     scorer = TextScorer("speech", index, lambda ls: {}, modalities=["speech"])
     ls = load_labels(LABELS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 import numpy as np
@@ -30,10 +31,10 @@ def test_a_far_jump_starts_a_new_track() -> None:
 
 def test_people_doing_the_same_are_counted_together() -> None:
     times = np.arange(8) / 4.0
-    walkers = [pose.track_people([[pose.Person(body(cx=x + 0.13 * i, l_ankle=(0.3 * (-1) ** i, 0), r_ankle=(-0.3 * (-1) ** i, 0)), 0.9)] for i in range(8)])[0] for x in (0.2, 1.0)]
+    gliders = [pose.track_people([[pose.Person(body(cx=x + 0.13 * i), 0.9)] for i in range(8)])[0] for x in (0.2, 1.0)]
     stander = pose.track_people([[pose.Person(body(cx=1.6), 0.9)] for _ in range(8)])[0]
-    tracks = pose.window_tracks(walkers + [stander], times, Window(0, 0.0, 2.0))
-    assert pose.people_text(tracks) == "2 people: upright, walking right; person: upright"
+    tracks = pose.window_tracks(gliders + [stander], times, Window(0, 0.0, 2.0))
+    assert pose.people_text(tracks) == "2 people: upright, gliding right; person 3: upright"
 
 
 def test_window_tracks_skip_people_seen_briefly() -> None:
@@ -63,5 +64,7 @@ def test_pose_describer_finds_the_cyclist_in_the_example_clip() -> None:
         media = Media.open(path)
         obs = describer.describe(media, make_windows(media.info.duration_s)).observations
     assert describer.detector.model_name == "movenet-multipose"
-    assert obs and all(o.kind == "pose" and o.text.startswith(("person:", "2 people:", "3 people:")) for o in obs)
+    assert obs and all(o.kind == "pose" and re.match(r"(person \d+|\d+ people): ", o.text) for o in obs)
+    # Riding a bike moves no arm and takes no step: no gesture is a false alarm here.
+    assert not [o for o in obs if o.kind == "gesture"]
     assert describer.params()["sha256"]

@@ -149,6 +149,10 @@ def test_fit_fusion_stores_weights_that_the_fused_route_then_uses(cheap, tmp_pat
     fast = pipe.classify(example_video, str(labels), budget="fast")
     assert fast.reasoner == "fused" and fast.route == "fused" and fast.route_reason.startswith("budget fast")
     assert fast.to_dict()["route_reason"] == fast.route_reason and fast.to_dict()["evidence"][0]["top"]
+    # The text view names each voting source with its own top label and its push.
+    votes = fast.votes_text().splitlines()
+    assert votes[0].startswith("Which evidence voted for what (route fused: budget fast")
+    assert len(votes) == 1 + min(6, len(fast.evidence)) and all(" (weight " in line and " -> " in line for line in votes[1:])
     manifest.write_text(f"path,label\n{example_video},cycling\n")
     with pytest.raises(vidsense.InputError, match="m.csv:2: label 'cycling' is not in label set"):
         pipe.fit_fusion(manifest, str(labels))

@@ -72,6 +72,20 @@ class ClassificationResult:
             out["timeline"] = self.timeline.to_dict()
         return out
 
+    def votes_text(self, sources: int = 6) -> str:
+        """Which evidence voted for what, strongest push first ('' without fused evidence).
+
+        One line per source: ``gesture (weight 0.60, 50% of windows): wave 0.81, clap 0.07 -> +2.31``,
+        the push being how far it raised the predicted label above the average label.
+        """
+        if not self.evidence:
+            return ""
+        lines = [f"Which evidence voted for what (route {self.route or self.reasoner}{': ' + self.route_reason if self.route_reason else ''}):"]
+        for v in sorted(self.evidence, key=lambda v: -abs(v.contribution))[:sources]:
+            top = ", ".join(f"{s.label} {s.score:.2f}" for s in v.top[:3])
+            lines.append(f"  {v.source} (weight {v.weight:.2f}, {v.coverage:.0%} of windows): {top} -> {v.contribution:+.2f}")
+        return "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class ExplanationResult:
@@ -110,4 +124,5 @@ class ExplanationResult:
 
         c = self.classification
         head = f"{c.video}: {c.label} ({c.top_k[0].score:.2f})  [{c.labelset}, {c.reasoner}]"
-        return head + "\n" + render_text(self.explanation, max_concepts=max_concepts)
+        votes = c.votes_text()
+        return head + "\n" + (votes + "\n" if votes else "") + render_text(self.explanation, max_concepts=max_concepts)
