@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 import sys
 import threading
@@ -34,6 +33,7 @@ import numpy as np
 from vidsense.agents.labels import BUNDLED, load_labels
 from vidsense.agents.llm import LanguageModel
 from vidsense.services.embeddings import TextEncoder
+from vidsense.services.files import write_text_atomically
 from vidsense.services.schema import LabelSet
 
 log = logging.getLogger(__name__)
@@ -266,10 +266,7 @@ def _review(llm: LanguageModel, labelset: LabelSet, done: dict[str, str], simila
 
 def _write_json(path: Path, data: dict[str, str]) -> None:
     """Write atomically so a crash never leaves half a file to resume from."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 def _read_json(path: Path) -> dict[str, str]:

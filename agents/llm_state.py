@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from vidsense.agents.priors import write_atomically
+from vidsense.services.files import read_cached, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,8 @@ class PrefixStates:
         import llama_cpp
 
         path = self.path(tokens)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            log.warning("%s: cannot read the prompt prefix state (%s); decoding the prefix", path, exc)
+        raw = read_cached(path, "the prompt prefix state", log, "decoding the prefix")
+        if raw is None:
             return False
         payload = self._payload(raw, tokens)
         if payload is None:

@@ -13,13 +13,13 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from vidsense.services.files import read_cached, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +30,6 @@ PRIOR_FORMAT = 1
 def priors_dir(home: Path) -> Path:
     """Where the priors of the models under model home ``home`` are stored."""
     return Path(home) / "priors"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)
@@ -63,12 +50,8 @@ class PriorCache:
     def load(self, model: str, prompt: str, candidates: Sequence[str]) -> np.ndarray | None:
         """The stored prior, or ``None`` when there is none or it cannot be used (a damaged file is logged, not raised)."""
         path = self.path(model, prompt, candidates)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            log.warning("%s: cannot read the cached calibration prior (%s); computing it again", path, exc)
+        raw = read_cached(path, "the cached calibration prior", log, "computing it again")
+        if raw is None:
             return None
         try:
             data = json.loads(raw)

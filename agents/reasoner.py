@@ -12,6 +12,7 @@ the Pipeline calls it once.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from vidsense.agents.describe_labels import label_descriptions
 from vidsense.agents.evidence import default_scorers
-from vidsense.agents.fusion import COMPACT_TIMELINE_CHARS, CascadeReasoner, FitExample, FusedReasoner, FusionWeights, fit_weights, fitted_path, weights_for
-from vidsense.agents.llm import LanguageModel, LLMConfig, load_llm
+from vidsense.agents.fusion import COMPACT_TIMELINE_CHARS, MARGIN, CascadeReasoner, FitExample, FusedReasoner, FusionWeights, fit_weights, fitted_path, weights_for
+from vidsense.agents.llm import LanguageModel, LLMConfig, check_gguf, load_llm
 from vidsense.agents.priors import priors_dir
 from vidsense.agents.scoring import EmbeddingReasoner, LLMReasoner, ReasoningMethod
 from vidsense.agents.shortlist import LabelIndex
@@ -42,6 +43,7 @@ class ReasonerConfig:
         llm: the language model.
         embedding_model: sentence encoder (store name, local path, or hub id with ``allow_hub``).
         shortlist: labels the LLM scores at most.
+        cascade_margin: fused top-1 minus top-2 probability below which the cascade asks the LLM.
         llm_options: extra keyword arguments of :class:`~vidsense.agents.scoring.LLMReasoner`
             (``strategy``, ``calibration_weight``, ``embedding_weight``, ``hints``).
     """
@@ -49,6 +51,7 @@ class ReasonerConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     embedding_model: str = "minilm-l6-v2"
     shortlist: int = 20
+    cascade_margin: float = MARGIN
     llm_options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -63,7 +66,7 @@ class ReasonerConfig:
             api_key=settings.llm_api_key,
             timeout_s=settings.llm_timeout_s,
         )
-        return cls(llm=llm, embedding_model=str(settings.embedding_model), shortlist=settings.shortlist)
+        return cls(llm=llm, embedding_model=str(settings.embedding_model), shortlist=settings.shortlist, cascade_margin=settings.cascade_margin)
 
 
 # name -> builder(room): the reasoning methods a caller can pick.
@@ -71,7 +74,9 @@ REASONERS: dict[str, Callable[["Reasoner"], ReasoningMethod]] = {
     "llm": lambda room: room.llm_method(),
     "embedding": lambda room: EmbeddingReasoner(room.index, room.descriptions),
     "fused": lambda room: room.fused_method(),
-    "cascade": lambda room: CascadeReasoner(room.fused_method(), room.llm_method(hints=False, max_timeline_chars=COMPACT_TIMELINE_CHARS)),
+    "cascade": lambda room: CascadeReasoner(
+        room.fused_method(), room.llm_method(hints=False, max_timeline_chars=COMPACT_TIMELINE_CHARS), margin=room.config.cascade_margin
+    ),
 }
 
 
@@ -101,6 +106,10 @@ class Reasoner:
     ) -> None:
         self.config = config
         self.env = env
+        # The default route may never load the LLM; a model file the user named is still
+        # checked now (8 bytes), so a wrong path fails at once instead of passing unnoticed.
+        if llm is None and config.llm.backend == "llama-cpp" and _names_a_file(config.llm.model):
+            check_gguf(Path(config.llm.model).expanduser())
         self._llm = llm
         self._encoder = encoder
         self._descriptions = descriptions
@@ -128,7 +137,7 @@ class Reasoner:
     @property
     def index(self) -> LabelIndex:
         """Label embeddings of every label set in use."""
-        return self._once("_index", lambda: LabelIndex(lambda: self.encoder))
+        return self._once("_index", lambda: LabelIndex(lambda: self.encoder, cache_dir=Path(self.env.home) / "label-index"))
 
     def descriptions(self, labelset: LabelSet, generate: bool = True) -> dict[str, str]:
         """``{label: description}`` for ``labelset`` (a user set's are generated with the LLM once, then cached).
@@ -230,3 +239,8 @@ class Reasoner:
                 close()
             self._llm = None
             self._methods.clear()
+
+
+def _names_a_file(model: str) -> bool:
+    """Whether an LLM setting is a file path rather than a model-store name."""
+    return bool(model) and (os.sep in model or model.lower().endswith(".gguf") or Path(model).expanduser().is_file())

@@ -34,6 +34,10 @@ app.add_typer(fusion_app, name="fusion")
 
 out = Console()
 err = Console(stderr=True)
+REASONER_HELP = (
+    "cascade (the default: evidence fusion; the LLM re-ranks close calls when cascade_margin > 0), "
+    "fused (evidence fusion, no LLM), llm (LLM over an embedding shortlist) or embedding."
+)
 _STATE: dict[str, Any] = {"debug": False}
 
 
@@ -72,7 +76,7 @@ def classify(
     labels: str = typer.Option(..., "--labels", "-l", help="Label set name (ucf101, hmdb51, kinetics400, kinetics700, ssv2), a file with one label per line, or 'a,b,c'."),
     top_k: int = typer.Option(5, "--top-k", min=1, help="How many labels to print."),
     fmt: str = typer.Option("table", "--format", help="table or json (one JSON object per video) for results printed to stdout."),
-    reasoner: Optional[str] = typer.Option(None, "--reasoner", help="llm (LLM over an embedding shortlist; the default), fused (evidence fusion, no LLM), cascade (fused; the LLM re-ranks close calls) or embedding."),
+    reasoner: Optional[str] = typer.Option(None, "--reasoner", help=REASONER_HELP),
     explain_text: bool = typer.Option(False, "--explain-text", help="Add the LLM's one- or two-sentence justification (slower)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write one row per video to this .jsonl or .csv file, flushed as each video finishes."),
     resume: bool = typer.Option(False, "--resume", help="Keep --output and skip videos whose content hash is already in it."),
@@ -213,7 +217,7 @@ def explain(
     video: Path = typer.Argument(..., help="Video file."),
     labels: str = typer.Option(..., "--labels", "-l", help="Label set name, label file, or 'a,b,c'."),
     fmt: str = typer.Option("text", "--format", help="text or json."),
-    reasoner: Optional[str] = typer.Option(None, "--reasoner", help="llm (LLM over an embedding shortlist; the default), fused (evidence fusion, no LLM), cascade (fused; the LLM re-ranks close calls) or embedding."),
+    reasoner: Optional[str] = typer.Option(None, "--reasoner", help=REASONER_HELP),
     no_occlusion: bool = typer.Option(False, "--no-occlusion", help="Skip re-scoring the LLM with each window/modality removed."),
     modalities: Optional[str] = ModalitiesOpt,
     profile: Optional[str] = ProfileOpt,
@@ -239,7 +243,7 @@ def explain(
 def eval_(
     manifest: Path = typer.Option(..., "--manifest", help="CSV with columns path,label[,labelset]; relative paths are relative to it."),
     labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Label set for rows without a labelset column."),
-    reasoner: Optional[str] = typer.Option(None, "--reasoner", help="llm (LLM over an embedding shortlist; the default), fused (evidence fusion, no LLM), cascade (fused; the LLM re-ranks close calls) or embedding."),
+    reasoner: Optional[str] = typer.Option(None, "--reasoner", help=REASONER_HELP),
     ablate: bool = typer.Option(False, "--ablate", help="Also every single modality and every all-but-one set."),
     variants: bool = typer.Option(False, "--variants", help="Compare the reasoning variants (embedding only, raw / calibrated LLM, +embedding, no descriptions, grammar) instead; each video is described once."),
     fmt: str = typer.Option("text", "--format", help="text or json."),

@@ -35,6 +35,7 @@ import numpy as np
 
 from vidsense.concepts.phrases import _STOP_WORDS, _VAGUE_VERBS, guess_kind, key_phrases
 from vidsense.services.errors import InputError
+from vidsense.services.files import write_text_atomically
 
 ConceptKind = Literal["object", "scene", "sub-action", "sound", "speech"]
 KINDS: tuple[ConceptKind, ...] = ("object", "scene", "sub-action", "sound", "speech")
@@ -163,12 +164,7 @@ class ConceptBank:
 
     def save(self, path: str | Path) -> Path:
         """Write the bank as JSON (atomically) and return the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return write_text_atomically(path, json.dumps(self.to_dict(), indent=1, ensure_ascii=False))
 
     @classmethod
     def load(cls, path: str | Path) -> "ConceptBank":

@@ -28,7 +28,7 @@ from vidsense.concepts.activations import (
 )
 from vidsense.concepts.attribution import _floats, _scores, feature_ablation, integrated_gradients
 from vidsense.concepts.bank import ConceptBank
-from vidsense.concepts.interventions import default_interventions, intervene
+from vidsense.concepts.interventions import NEEDS_WINDOWS, default_interventions, intervene
 from vidsense.concepts.motif import MotifCard, MotifModel
 from vidsense.concepts.schema import (
     Agreement,
@@ -191,8 +191,18 @@ def explain(
     timings["attributions"] = round(time.perf_counter() - t0, 4)
 
     t0 = time.perf_counter()
-    specs = list(default_interventions(top_c, top_w, modality_activations or {}, options.boost) if options.default_interventions else [])
-    specs += list(options.interventions)
+    n_windows = int(x.shape[1])
+    specs = list(default_interventions(top_c, top_w, modality_activations or {}, options.boost, n_windows) if options.default_interventions else [])
+    notes = []
+    for spec in options.interventions:
+        # A clip shorter than one window is a normal input (most HMDB-51 clips are 1-3 s): what
+        # needs two windows is skipped and said, the rest of the explanation still comes.
+        if spec.action in NEEDS_WINDOWS and n_windows < 2:
+            notes.append(f"intervention {spec.action} skipped: the video has a single window")
+        else:
+            specs.append(spec)
+    if n_windows < 2:
+        notes.append("single window: no window is compared with another (temporal views are trivial)")
     results = [intervene(model, x, spec, k, labels, texts, modality_activations or {}) for spec in specs]
     timings["interventions"] = round(time.perf_counter() - t0, 4)
 
@@ -221,6 +231,7 @@ def explain(
         occlusion=occ,
         interventions=results,
         timings=timings,
+        notes=notes,
     )
 
 

@@ -11,12 +11,18 @@ from vidsense.concepts.motif import MotifModel
 from vidsense.concepts.schema import InterventionResult, InterventionSpec
 from vidsense.services.errors import InputError
 
+# Interventions that compare windows, meaningless on a video of one window.
+NEEDS_WINDOWS = ("drop_window",)
 
-def default_interventions(top_concepts: Sequence[int], top_windows: Sequence[int], modality_activations: Mapping[str, Activations], boost: float = 2.0) -> list[InterventionSpec]:
-    """The standard set: remove each of the top 3 concepts, boost the top one, drop the top window, drop each modality, every attention mode."""
+
+def default_interventions(
+    top_concepts: Sequence[int], top_windows: Sequence[int], modality_activations: Mapping[str, Activations], boost: float = 2.0, windows: int = 2
+) -> list[InterventionSpec]:
+    """The standard set: remove each of the top 3 concepts, boost the top one, drop the top window
+    (only with ``windows`` >= 2), drop each modality, every attention mode."""
     specs = [InterventionSpec("remove_concept", concept=j) for j in top_concepts[:3]]
     specs += [InterventionSpec("boost_concept", concept=j, factor=boost) for j in top_concepts[:1]]
-    specs += [InterventionSpec("drop_window", window=t) for t in top_windows[:1]]
+    specs += [InterventionSpec("drop_window", window=t) for t in top_windows[:1] if windows >= 2]
     specs += [InterventionSpec("drop_modality", modality=m) for m in modality_activations]
     specs += [InterventionSpec("attention", attention=mode) for mode in ("identity", "uniform", "reversed")]
     return specs

@@ -12,6 +12,7 @@ def render_text(expl: Explanation, max_concepts: int = 6) -> str:
     if a.llm_label is not None:
         verdict = "agrees" if a.agrees else f"disagrees (LLM's label is #{a.llm_label_rank} for the concept model)"
         lines.append(f"LLM: {a.llm_label} - concept model {verdict}")
+    lines += [f"Note: {n}" for n in expl.notes]
     lines.append(f"\nWhy {g.label}: concepts (time-weighted contribution)")
     peak = max((c.value for c in g.concepts), default=0.0) or 1.0
     for c in g.concepts[:max_concepts]:

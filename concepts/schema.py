@@ -238,6 +238,7 @@ class Explanation(_Frozen):
     occlusion: Occlusion | None
     interventions: list[InterventionResult]
     timings: dict[str, float]
+    notes: list[str] = Field(default_factory=list, description="what was skipped and why (a single-window video, ...)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the documented section names (``global``, not ``global_``)."""

@@ -110,7 +110,11 @@ class Settings(BaseSettings):
     )
 
     # Reasoning
-    reasoner: Literal["llm", "fused", "cascade", "embedding"] = Field("llm", description="route used when a call names none and no budget is set")
+    reasoner: Literal["llm", "fused", "cascade", "embedding"] = Field("cascade", description="route used when a call names none and no budget is set")
+    cascade_margin: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="the cascade asks the LLM when the fused top-1 leads the second by less than this (0: only --reasoner llm runs it)",
+    )
     budget: str | None = Field(None, description="fast, balanced, best or seconds of reasoning: pick the most accurate measured route that fits")
     shortlist: int = Field(20, ge=1)
     top_k: int = Field(5, ge=1)

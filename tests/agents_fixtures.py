@@ -75,6 +75,17 @@ def timeline(observations: list[tuple[int, str, str, str, float]], duration_s: f
     return Timeline(info, windows, obs)
 
 
+# Five everyday labels and what each looks and sounds like.
+LABELS = ["riding a bike", "swimming", "playing guitar", "archery", "cooking"]
+DESCRIPTIONS = {
+    "riding a bike": "A person pedals a bicycle along a road, wheels turning, traffic noise around.",
+    "swimming": "A swimmer moves arms and legs through pool water with splashing sounds.",
+    "playing guitar": "A person strums a guitar with one hand while fretting chords, music playing.",
+    "archery": "A person draws a bow, aims and releases an arrow at a round target.",
+    "cooking": "A person chops food and stirs a pan on a stove, sizzling sounds.",
+}
+
+
 CYCLING = [
     (0, "sight", "objects", "person", 0.93),
     (0, "sight", "objects", "bicycle", 0.91),

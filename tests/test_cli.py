@@ -163,7 +163,7 @@ def test_a_killed_batch_loses_at_most_the_video_in_flight(capsys, tmp_path, chea
 def test_batch_through_the_real_llm(capsys, tmp_path, cheap, example_video):
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video\n")
-    code, stdout, err = run_cli(capsys, "classify", str(example_video), str(bad), "--labels", "ucf101", "--format", "json", "--ordered")
+    code, stdout, err = run_cli(capsys, "classify", str(example_video), str(bad), "--labels", "ucf101", "--format", "json", "--ordered", "--reasoner", "llm")
     assert code == 1, err
     first, second = (json.loads(line) for line in stdout.splitlines())
     assert first["reasoner"] == "llm" and first["label"] in {t["label"] for t in first["top_k"]}

@@ -217,3 +217,16 @@ def test_explain_timeline_with_the_bundled_encoder(tmp_path, parts):
     assert len(list(tmp_path.glob("*.npz"))) == 4  # all modalities + one without each
     fresh = ActivationCache(tmp_path)
     assert np.array_equal(concept_activations(tl, bank, enc, cache=fresh).matrix, acts.matrix)
+
+
+def test_a_single_window_video_is_explained_with_a_note_not_an_error(parts):
+    model, card, bank = parts
+    one = soccer_matrix()[:1]
+    acts = Activations(one, soccer_timeline().windows[:1], tuple(bank.texts), bank.hash, "test", None, ("a ball juggled",))
+    options = ExplainOptions(interventions=[InterventionSpec("drop_window", window=0), InterventionSpec("remove_concept", concept=0)])
+    expl = explain(model, card, bank, acts, options=options)
+    assert expl.prediction.label == "SoccerJuggling" and expl.global_.concepts and len(expl.local.windows) == 1
+    assert "drop_window" not in {r.action for r in expl.interventions} and "remove_concept" in {r.action for r in expl.interventions}
+    assert any("drop_window skipped: the video has a single window" in n for n in expl.notes)
+    assert "Note: intervention drop_window skipped" in render_text(expl)
+    assert Explanation.from_dict(json.loads(expl.to_json())).notes == expl.notes

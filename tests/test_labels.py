@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from vidsense.agents.labels import BUNDLED, load_labels
@@ -85,3 +86,37 @@ def test_labelset_hash_depends_on_content():
     a = LabelSet.from_labels("x", ["a", "b"])
     b = LabelSet.from_labels("x", ["b", "a"])
     assert a.sha256 != b.sha256
+
+
+class _Counting:
+    """The bundled MiniLM, counting how many texts it is asked to embed."""
+
+    def __init__(self) -> None:
+        from agents_fixtures import encoder
+
+        self.inner, self.name, self.texts = encoder(), "minilm-l6-v2", 0
+
+    def encode(self, texts):
+        self.texts += len(texts)
+        return self.inner.encode(texts)
+
+
+def test_label_embeddings_are_kept_on_disk_for_the_next_process(tmp_path, caplog):
+    from vidsense.agents.shortlist import LabelIndex
+
+    labels = load_labels("ucf101")
+    first = _Counting()
+    matrix = LabelIndex(first, cache_dir=tmp_path).matrix(labels)
+    assert first.texts == 101 and len(list(tmp_path.glob("minilm-l6-v2-*.npy"))) == 1
+    # A new process (a new index) reads them instead of embedding 101 texts again.
+    second = _Counting()
+    assert np.array_equal(LabelIndex(second, cache_dir=tmp_path).matrix(labels), matrix) and second.texts == 0
+    # A clip's few class names stay in memory only.
+    LabelIndex(second, cache_dir=tmp_path).embed(["riding a bike", "juggling"])
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    # A damaged file is said and replaced.
+    next(tmp_path.glob("*.npy")).write_bytes(b"not an array")
+    third = _Counting()
+    assert np.allclose(LabelIndex(third, cache_dir=tmp_path).matrix(labels), matrix, atol=1e-5) and third.texts == 101
+    assert "unreadable" in caplog.text
+    assert np.allclose(np.load(next(tmp_path.glob("*.npy"))), matrix, atol=1e-5)

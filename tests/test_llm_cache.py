@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from agents_fixtures import CYCLING, encoder, llm_reasoner, smollm, store_model, timeline
+from agents_fixtures import CYCLING, DESCRIPTIONS, LABELS, encoder, llm_reasoner, smollm, store_model, timeline
 
 from vidsense.agents import prompts
 from vidsense.agents.labels import load_labels
@@ -22,14 +22,6 @@ from vidsense.agents.reasoner import Reasoner, ReasonerConfig
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.settings import load_settings
 
-LABELS = ["riding a bike", "swimming", "playing guitar", "archery", "cooking"]
-DESCRIPTIONS = {
-    "riding a bike": "A person pedals a bicycle along a road.",
-    "swimming": "A swimmer moves through pool water.",
-    "playing guitar": "A person strums a guitar.",
-    "archery": "A person draws a bow and shoots an arrow.",
-    "cooking": "A person chops food and stirs a pan.",
-}
 PROMPT = "<system>classify</system> candidates: a, b"
 
 

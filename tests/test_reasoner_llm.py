@@ -2,21 +2,12 @@
 
 import numpy as np
 import pytest
-from agents_fixtures import CYCLING, embedding_reasoner, llm_reasoner, smollm, store_model, timeline
+from agents_fixtures import CYCLING, DESCRIPTIONS, LABELS, embedding_reasoner, llm_reasoner, smollm, store_model, timeline
 
 from vidsense.agents.labels import load_labels
 from vidsense.agents.llm import LlamaCppModel, check_gguf
 from vidsense.agents.prompts import choice_grammar
 from vidsense.services.errors import InputError
-
-LABELS = ["riding a bike", "swimming", "playing guitar", "archery", "cooking"]
-DESCRIPTIONS = {
-    "riding a bike": "A person pedals a bicycle along a road, wheels turning, traffic noise around.",
-    "swimming": "A swimmer moves arms and legs through pool water with splashing sounds.",
-    "playing guitar": "A person strums a guitar with one hand while fretting chords, music playing.",
-    "archery": "A person draws a bow, aims and releases an arrow at a round target.",
-    "cooking": "A person chops food and stirs a pan on a stove, sizzling sounds.",
-}
 
 
 @pytest.fixture(scope="module")

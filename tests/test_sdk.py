@@ -99,6 +99,20 @@ def test_evaluate_delegates_to_the_harness(cheap, tmp_path, example_video):
 
 
 @pytest.mark.slow
+def test_explain_works_on_a_clip_shorter_than_one_window(cheap, tmp_path):
+    from media_fixtures import write_video
+
+    clip = write_video(tmp_path / "short.mp4", seconds=1.2)
+    pipe = vidsense.Pipeline()
+    res = pipe.explain(clip, "ucf101", reasoner="fused", llm_occlusion=False)
+    expl = res.explanation
+    # A moving square shows nothing nameable: no concept fires, and still the explanation comes.
+    assert len(expl.windows) == 1 and expl.prediction.label and len(expl.local.windows) == 1
+    assert "drop_window" not in {r.action for r in expl.interventions} and any("single window" in n for n in expl.notes)
+    assert "Note: single window" in res.to_text()
+
+
+@pytest.mark.slow
 def test_intervene_and_classify_timeline_reuse_the_explained_video(cheap, monkeypatch, example_video):
     pipe = vidsense.Pipeline()
     res = pipe.explain(example_video, "ucf101", reasoner="embedding", llm_occlusion=False)
@@ -145,6 +159,10 @@ def test_fit_fusion_stores_weights_that_the_fused_route_then_uses(cheap, tmp_pat
     assert res.route == "fused" and res.evidence
     assert {v.source: v.weight for v in res.evidence} == {v.source: pytest.approx(report["weights"][v.source], abs=1e-4) for v in res.evidence}
     assert pipe.reasoner._llm is None  # the fast route never loads the LLM
+    # The default route is the cascade; at its measured margin of 0 the fused route answers.
+    default = pipe.classify(example_video, str(labels))
+    assert (default.reasoner, default.route, default.label) == ("cascade", "fused", res.label)
+    assert default.route_reason.startswith("fused margin") and pipe.reasoner._llm is None
     # A budget picks the route from the cost table and says why.
     fast = pipe.classify(example_video, str(labels), budget="fast")
     assert fast.reasoner == "fused" and fast.route == "fused" and fast.route_reason.startswith("budget fast")

@@ -114,3 +114,13 @@ def test_digest_counts_motion_and_pose_phrases_without_their_measurements():
     assert "camera static (2 of 3 windows)" in digest
     assert "moving part in the centre moving down (2 of 3 windows)" in digest
     assert "person: upright, walking left (2 of 3 windows)" in digest and "body heights" not in digest
+
+
+def test_gestures_render_as_one_clause_without_their_strengths():
+    w = Window(0, 0.0, 2.0)
+    obs = [
+        Observation(0, 0.0, 2.0, "sight", "pose", "person 1 waving (right hand, 2 cycles)", 0.67, "gesture"),
+        Observation(0, 0.0, 2.0, "sight", "pose", "people 1 and 2 shaking hands", 1.0, "gesture"),
+        Observation(0, 0.0, 2.0, "sight", "pose", "person 1: upright", 1.0, "pose"),
+    ]
+    assert render_window(w, obs) == "[0-2 s] gestures: person 1 waving (right hand, 2 cycles), people 1 and 2 shaking hands; pose: person 1: upright"

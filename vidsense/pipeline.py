@@ -139,8 +139,9 @@ class Pipeline:
             labels: a bundled label-set name, a label file, ``"a,b,c"``, or a list.
             top_k: how many labels to return (default ``settings.top_k``).
             modalities: limit what the reasoner reads (``sight``, ``speech``, ``sound``, ``text``).
-            reasoner: ``llm`` (default), ``fused`` (evidence fusion, no LLM), ``cascade``
-                (fused; the LLM re-ranks close calls) or ``embedding``.
+            reasoner: ``cascade`` (default: evidence fusion; the LLM re-ranks close calls when
+                ``cascade_margin`` > 0), ``fused`` (evidence fusion, no LLM), ``llm`` (the LLM over an
+                embedding shortlist) or ``embedding``.
             explain_text: also ask the LLM for a one- or two-sentence justification
                 citing what was seen or heard (costs a short generation).
             budget: ``fast``, ``balanced``, ``best`` or seconds of reasoning: the most
