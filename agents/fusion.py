@@ -52,8 +52,8 @@ UNTRUSTED = ("speech", "text")
 UNTRUSTED_CAP = 0.5
 # Fused top-1 minus top-2 probability below which the cascade asks the LLM. Measured on the
 # labelled set (benchmarks/routes.py, 32 rows): the LLM's re-ranking lowered top-1 at every
-# margin tried (0.53 fused; 0.44 at 0.05, 0.41 from 0.1 to 0.3, where it ran on 34-66% of the
-# rows) and fixed no row the fused route had wrong. So by default it does not run: the cascade
+# margin tried (0.53 fused; 0.47 from 0.05 to 0.3, where it ran on 34-66% of the rows) and
+# fixed no row the fused route had wrong. So by default it does not run: the cascade
 # answers with the fused route, and the LLM re-ranks only when a margin is set
 # (``cascade_margin``) or asked for (``--reasoner llm``).
 MARGIN = 0.0
@@ -61,8 +61,10 @@ MARGIN = 0.0
 RERANK = 8
 # The cascade's LLM reads a compact prompt: no descriptions, the timeline capped at this
 # many characters (the whole-video digest first). Prefill costs about 1 s per 100 tokens
-# on 2 cores, and a long clip's full timeline runs to thousands.
-COMPACT_TIMELINE_CHARS = 1200
+# on 2 cores, and a long clip's full timeline runs to thousands. Measured at margin 0.3 on
+# the labelled set: 1,200 characters gave top-1 0.41 and about 530 prompt tokens (LLM stage
+# 9.6 s on a new video); 600 give 0.47 and about 220 (2.4-2.9 s): the digest carries it.
+COMPACT_TIMELINE_CHARS = 600
 SOURCES_SHOWN = 3
 
 

@@ -28,13 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--routes", nargs="+", default=["cascade", "fused", "llm"])
     ap.add_argument("--labelsets", nargs="+", default=["ucf101", "kinetics700"])
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--cascade-margin", type=float, default=None, help="cascade_margin setting (1.0 sends every video to the LLM stage)")
     ap.add_argument("--out", default=str(RESULTS / "end_to_end.json"))
     args = ap.parse_args(argv)
 
     import vidsense
 
     video = args.video or str(vidsense.example_video())
-    pipe = vidsense.Pipeline(cache=False)
+    pipe = vidsense.Pipeline(cache=False, cascade_margin=args.cascade_margin)
     t0 = time.perf_counter()
     for route in args.routes:
         for labelset in args.labelsets:
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"prompt tokens {rows[-1]['prompt_tokens']:.0f}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"video": video, "cpus": os.cpu_count(), "load_s": load_s, "rows": rows}, indent=1))
+    out.write_text(json.dumps({"video": video, "cpus": os.cpu_count(), "cascade_margin": pipe.settings.cascade_margin, "load_s": load_s, "rows": rows}, indent=1))
     print(f"models and label indexes loaded in {load_s:.1f} s; wrote {out}")
     return 0
 

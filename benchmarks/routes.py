@@ -29,10 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", default=None, help="label set for rows without a labelset column")
     ap.add_argument("--routes", nargs="+", default=list(ROUTES), choices=ROUTES)
     ap.add_argument("--out", default=str(RESULTS / "routes.json"))
+    ap.add_argument("--cascade-margin", type=float, default=None, help="cascade_margin setting for the cascade route (default: the settings')")
     ap.add_argument("--save", action="store_true", help="store the measured cost table in $VIDSENSE_HOME/routes.json for --budget")
     args = ap.parse_args(argv)
 
-    pipe = vidsense.Pipeline()
+    pipe = vidsense.Pipeline(cascade_margin=args.cascade_margin)
     timelines: dict[str, vidsense.Timeline] = {}
 
     def describe(video: str, modalities=None) -> vidsense.Timeline:
