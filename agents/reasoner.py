@@ -72,7 +72,8 @@ class ReasonerConfig:
 # name -> builder(room): the reasoning methods a caller can pick.
 REASONERS: dict[str, Callable[["Reasoner"], ReasoningMethod]] = {
     "llm": lambda room: room.llm_method(),
-    "embedding": lambda room: EmbeddingReasoner(room.index, room.descriptions),
+    # Descriptions only where they exist already: the embedding route never loads the LLM.
+    "embedding": lambda room: EmbeddingReasoner(room.index, functools.partial(room.descriptions, generate=False)),
     "fused": lambda room: room.fused_method(),
     "cascade": lambda room: CascadeReasoner(
         room.fused_method(), room.llm_method(hints=False, max_timeline_chars=COMPACT_TIMELINE_CHARS), margin=room.config.cascade_margin

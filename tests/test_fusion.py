@@ -237,3 +237,21 @@ def test_budget_picks_the_most_accurate_route_that_fits(tmp_path):
     (tmp_path / "routes.json").write_text("[]")
     with pytest.raises(InputError, match="not a route table"):
         load_table(tmp_path)
+
+
+def test_the_fast_and_embedding_routes_never_load_the_llm_even_for_a_users_labels(tmp_path):
+    from agents_fixtures import encoder
+
+    from vidsense.agents.llm import LLMConfig
+    from vidsense.agents.reasoner import Reasoner, ReasonerConfig
+    from vidsense.services.model_store import ModelEnv
+
+    # A user's label set has no bundled descriptions; generating them would need the LLM, which
+    # here does not exist: the routes that do not need it must not try.
+    room = Reasoner(ReasonerConfig(llm=LLMConfig(model="no-such-llm")), ModelEnv(tmp_path, "cpu", False), encoder=encoder())
+    mine = load_labels(["riding a bike", "swimming", "cooking"])
+    for method in ("embedding", "fused", "cascade"):
+        assert room.classify(timeline(CYCLING), mine, method=method).label == "riding a bike", method
+    assert room._llm is None
+    with pytest.raises(Exception, match="no-such-llm"):
+        room.classify(timeline(CYCLING), mine, method="llm")
