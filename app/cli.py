@@ -79,7 +79,7 @@ def classify(
     reasoner: Optional[str] = typer.Option(None, "--reasoner", help=REASONER_HELP),
     explain_text: bool = typer.Option(False, "--explain-text", help="Add the LLM's one- or two-sentence justification (slower)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write one row per video to this .jsonl or .csv file, flushed as each video finishes."),
-    resume: bool = typer.Option(False, "--resume", help="Keep --output and skip videos whose content hash is already in it."),
+    resume: bool = typer.Option(False, "--resume", help="Keep --output and skip videos it already holds a result for (same content, label set, reasoner and top-k); failed rows are retried."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Videos in flight at once (threads sharing one set of loaded models)."),
     ordered: bool = typer.Option(False, "--ordered", help="Emit rows in input order (default: as each video finishes)."),
@@ -119,7 +119,7 @@ def classify(
         return
     with ResultsFile(output, resume=resume, overwrite=overwrite) if output is not None else nullcontext() as sink:
         counts = _run_batch(Pipeline(settings=settings), paths, labelset, sink, fmt=fmt, workers=workers, ordered=ordered, top_k=top_k, modalities=mods, reasoner=reasoner, explain_text=explain_text, progress=progress)
-    if counts["failed"]:
+    if counts["failed"] or counts["failed_in_file"]:
         raise typer.Exit(1)
 
 
@@ -130,12 +130,16 @@ def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from vidsense import BatchError
+    from vidsense.app.results_file import done_key, printable
     from vidsense.batch import split_done
 
-    todo, skipped = split_done(paths, sink.done if sink is not None else set())
-    counts = {"done": 0, "failed": 0, "skipped": len(skipped)}
+    # A row is reused only for the same label set, reasoner and top-k: another run's answer is not this one's.
+    method = pipe.route(kwargs.get("reasoner"), kwargs.get("budget"))[0]
+    k = min(kwargs.get("top_k") or pipe.settings.top_k, len(labelset))
+    todo, skipped = split_done(paths, sink.done if sink is not None else set(), key=lambda sha: done_key(sha, labelset.name, method, k))
+    counts = {"done": 0, "failed": 0, "skipped": len(skipped), "failed_in_file": 0}
     for p in skipped:
-        err.print(f"skip {p} (already in {sink.path})", markup=False, highlight=False)
+        err.print(printable(f"skip {p} (already in {sink.path})"), markup=False, highlight=False)
     columns = (TextColumn("{task.description:30.30s}"), BarColumn(), MofNCompleteColumn(), TextColumn("failed {task.fields[failed]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     t0 = time.perf_counter()
@@ -150,40 +154,49 @@ def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: 
             elif fmt == "json":
                 print(json.dumps(row), flush=True)
             elif failed:
-                err.print(f"{item.video}: {item.error}", markup=False, highlight=False)
+                err.print(printable(f"{item.video}: {item.error}"), markup=False, highlight=False)
             else:
                 _print_result(item)
-            bar.update(task, advance=1, failed=counts["failed"], description=Path(item.video).name)
+            bar.update(task, advance=1, failed=counts["failed"], description=printable(Path(item.video).name))
     elapsed = time.perf_counter() - t0
+    if sink is not None:
+        # Failures from earlier runs that this run did not retry (their videos were not given) still count.
+        counts["failed_in_file"] = len(sink.failed_videos())
     processed = counts["done"] + counts["failed"]
     rate = 60.0 * processed / elapsed if elapsed > 0 and processed else 0.0
     err.print(
         f"summary: done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']} "
         f"in {elapsed:.1f} s ({rate:.2f} videos/min, {workers} worker{'s' if workers > 1 else ''})"
-        + (f"; results in {sink.path}" if sink is not None else ""),
+        + (f"; results in {sink.path}" if sink is not None else "")
+        + (f"; {counts['failed_in_file']} video(s) in it whose latest row failed" if counts["failed_in_file"] > counts["failed"] else ""),
         markup=False, highlight=False, soft_wrap=True,
     )
     return counts
 
 
 def _print_result(result) -> None:
-    table = Table(title=f"{result.video}  [{result.labelset}]", show_lines=False)
+    from rich.markup import escape
+
+    from vidsense.app.results_file import printable
+
+    # File names and labels are data: "[bold]" in a name is shown, not obeyed.
+    table = Table(title=escape(printable(f"{result.video}  [{result.labelset}]")), show_lines=False)
     table.add_column("#", justify="right")
     table.add_column("label")
     table.add_column("probability", justify="right")
     for i, s in enumerate(result.top_k, 1):
-        table.add_row(str(i), s.label, f"{s.score:.3f}")
+        table.add_row(str(i), escape(s.label), f"{s.score:.3f}")
     out.print(table)
     extra = "  (low confidence)" if result.low_confidence else ""
     route = f"   route {result.route}" + (f" ({result.route_reason})" if result.route_reason else "") if result.route else ""
-    out.print(f"prediction: [bold]{result.label}[/bold]{extra}   total {result.timings.get('total', 0):.1f} s{route}")
+    out.print(f"prediction: [bold]{escape(result.label)}[/bold]{escape(extra)}   total {result.timings.get('total', 0):.1f} s{escape(route)}")
     if result.evidence:
         votes = "; ".join(f"{v.source} {v.top[0].label} ({v.contribution:+.2f})" for v in result.evidence[:4])
         out.print(f"evidence: {votes}", markup=False, highlight=False)
     if result.justification:
         out.print(f"why: {result.justification}", markup=False, highlight=False)
     for note in result.notes:
-        out.print(f"  note: {note}")
+        out.print(f"  note: {note}", markup=False, highlight=False)
 
 
 @app.command(epilog="Example: vidsense describe clip.mp4 --modalities sight,speech --format text")

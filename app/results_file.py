@@ -1,8 +1,9 @@
 """The batch output file of ``vidsense classify --output``: JSON lines or CSV.
 
 Rows are appended and flushed (and fsynced) one video at a time, so a crash
-loses at most the video in flight. ``--resume`` reads the content hashes
-already present and the batch skips those videos.
+loses at most the video in flight. ``--resume`` reads the rows already present
+and the batch skips a video only when a successful row has the same content
+hash, label set, reasoner and top-k; failed rows are retried.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -19,10 +21,29 @@ from vidsense import InputError
 CSV_COLUMNS = ("video", "label", "score", "top_k", "labelset", "reasoner", "low_confidence", "sha256", "total_s", "error", "notes")
 
 
+def printable(text: str) -> str:
+    """``text`` with the undecodable bytes of a file name (lone surrogates) shown as ``\\xNN``.
+
+    Python hands a non-UTF-8 file name over as a string with surrogate escapes,
+    which no UTF-8 file or terminal accepts; this is how such a name is shown.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _json_line(row: dict[str, Any]) -> str:
+    line = json.dumps(row, ensure_ascii=False)
+    # A non-UTF-8 file name: escaped as \udcNN, valid JSON that json.loads turns back into the
+    # same name (os.fsencode then gives its original bytes).
+    return line if line.isascii() or not _SURROGATE.search(line) else json.dumps(row, ensure_ascii=True)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
     top = row.get("top_k") or []
     return {
-        "video": row["video"],
+        "video": printable(str(row["video"])),
         "label": row.get("label", ""),
         "score": top[0]["score"] if top else "",
         "top_k": json.dumps(top) if top else "",
@@ -31,29 +52,48 @@ def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
         "low_confidence": row.get("low_confidence", ""),
         "sha256": row.get("sha256", ""),
         "total_s": (row.get("timings") or {}).get("total", ""),
-        "error": row.get("error", ""),
+        "error": printable(str(row.get("error", ""))),
         "notes": "; ".join(row.get("notes") or []),
     }
 
 
-def _jsonl_hashes(text: str) -> set[str]:
-    out = set()
+def _jsonl_rows(text: str) -> list[dict[str, Any]]:
+    out = []
     for line in text.splitlines():
         try:
-            sha = json.loads(line).get("sha256")
-        except (json.JSONDecodeError, AttributeError):
+            row = json.loads(line)
+        except json.JSONDecodeError:
             continue  # a line cut by a crash
-        if sha:
-            out.add(sha)
+        if isinstance(row, dict):
+            out.append(row)
     return out
 
 
-def _csv_hashes(text: str) -> set[str]:
-    return {r["sha256"] for r in csv.DictReader(io.StringIO(text)) if r.get("sha256")}
+def _csv_rows(text: str) -> list[dict[str, Any]]:
+    out = []
+    for r in csv.DictReader(io.StringIO(text)):
+        try:
+            top = json.loads(r["top_k"]) if r.get("top_k") else []
+        except json.JSONDecodeError:
+            top = []
+        out.append({**r, "top_k": top})
+    return out
 
 
-# suffix -> (reader of the hashes already written, needs a header)
-FORMATS: dict[str, tuple[Callable[[str], set[str]], bool]] = {".jsonl": (_jsonl_hashes, False), ".csv": (_csv_hashes, True)}
+# suffix -> (reader of the rows already written, needs a header)
+FORMATS: dict[str, tuple[Callable[[str], list[dict[str, Any]]], bool]] = {".jsonl": (_jsonl_rows, False), ".csv": (_csv_rows, True)}
+
+
+def done_key(sha256: str, labelset: str, reasoner: str, top_k: int) -> tuple[str, str, str, int]:
+    """What makes a finished row reusable by ``--resume``: the same file, label set, reasoner and top-k."""
+    return (sha256, labelset, reasoner, int(top_k))
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, str, str, int] | None:
+    """The :func:`done_key` of a successful row; None for an error row (it is retried)."""
+    if row.get("error") or not row.get("sha256") or not row.get("label"):
+        return None
+    return done_key(str(row["sha256"]), str(row.get("labelset", "")), str(row.get("reasoner", "")), len(row.get("top_k") or []))
 
 
 def output_format(path: Path) -> str:
@@ -78,7 +118,7 @@ class ResultsFile:
     def __init__(self, path: Path, *, resume: bool = False, overwrite: bool = False) -> None:
         self.path = path
         self.format = output_format(path)
-        self.done: set[str] = set()
+        self.done: set[tuple[str, str, str, int]] = set()
         if path.is_dir():
             raise InputError(f"--output {path}: is a directory")
         exists = path.exists() and path.stat().st_size > 0
@@ -87,7 +127,7 @@ class ResultsFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         if exists and resume:
             text = self._drop_partial_line()
-            self.done = FORMATS[self.format][0](text)
+            self.done = {k for k in map(_row_key, FORMATS[self.format][0](text)) if k is not None}
             self._fh: TextIO = open(path, "a", encoding="utf-8", newline="")
             write_header = False
         else:
@@ -107,12 +147,20 @@ class ResultsFile:
                 f.truncate(len(data))
         return data.decode("utf-8", errors="replace")
 
+    def failed_videos(self) -> list[str]:
+        """The videos whose latest row in the file is an error (this run's and earlier runs')."""
+        self._fh.flush()
+        latest: dict[str, bool] = {}
+        for row in FORMATS[self.format][0](self.path.read_text(encoding="utf-8", errors="replace")):
+            latest[str(row.get("video", ""))] = bool(row.get("error"))
+        return [v for v, failed in latest.items() if failed]
+
     def write(self, row: dict[str, Any]) -> None:
         """Append one row (a result's ``to_dict()`` or an error record) and flush it to disk."""
         if self._csv is not None:
             self._csv.writerow(_csv_row(row))
         else:
-            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self._fh.write(_json_line(row) + "\n")
         self._sync()
 
     def _sync(self) -> None:

@@ -108,14 +108,25 @@ def test_batch_folder_rows_summary_exit_code_and_resume(capsys, tmp_path, cheap,
         assert "label" not in r and r["error"] and "\n" not in r["error"] and name in r["error"]
         assert r["kind"] in ("input", "processing")
 
-    # --resume: only the new video runs; the rows already there stay as they were.
+    # --resume: the new video runs and the two failed ones are retried (they fail again, so exit 1);
+    # the rows already there stay as they were.
     write_video(tmp_path / "videos" / "sub" / "late.mp4", seconds=2.0, fps=12)
     code, _, err = run_cli(capsys, "classify", str(tmp_path / "videos"), "--labels", LABELS, "--reasoner", "embedding",
-                           "--output", str(out), "--resume")
-    assert code == 0, err
-    assert "summary: done 1, failed 0, skipped 4" in err
+                           "--output", str(out), "--resume", "--ordered")
+    assert code == 1, err
+    assert "summary: done 1, failed 2, skipped 2" in err
     again = rows(out)
-    assert again[:4] == got and Path(again[4]["video"]).name == "late.mp4" and again[4]["label"]
+    assert again[:4] == got and [Path(r["video"]).name for r in again[4:]] == ["corrupt.mp4", "notes.mp4", "late.mp4"]
+    assert again[6]["label"] and all(r["error"] for r in again[4:6])
+
+    # A result for another top-k (or label set, or reasoner) is not this run's: everything reruns.
+    good = [str(tmp_path / "videos" / "bikes.mp4"), str(tmp_path / "videos" / "sub" / "late.mp4")]
+    code, _, err = run_cli(capsys, "classify", *good, "--labels", LABELS, "--reasoner", "embedding", "--top-k", "2", "--output", str(out), "--resume")
+    assert "done 2, failed 0, skipped 0" in err
+    # The exit code still reports the failures the file holds for videos this run did not retry.
+    assert code == 1 and "2 video(s) in it whose latest row failed" in err
+    code, _, err = run_cli(capsys, "classify", *good, "--labels", LABELS, "--reasoner", "embedding", "--top-k", "2", "--output", str(out), "--resume")
+    assert "done 0, failed 0, skipped 2" in err and code == 1
 
 
 @pytest.mark.slow
@@ -181,3 +192,27 @@ def test_budget_picks_the_fused_route_and_the_output_says_why(capsys, cheap, exa
     assert row["evidence"] and {"source", "top", "contribution"} <= set(row["evidence"][0])
     code, out, err = run_cli(capsys, "classify", str(example_video), "--labels", LABELS, "--budget", "whenever")
     assert code == 2 and "setting budget" in err and "expected fast, balanced, best or seconds" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_a_non_utf8_file_name_and_markup_in_names_break_nothing(tmp_path, example_video):
+    # Bytes that are not UTF-8 in a file name, next to a name full of Rich markup: run as a real
+    # process, so stdout and stderr are real streams with their real encodings.
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/clip_\xff\xfe.mp4"))
+    odd.write_bytes(example_video.read_bytes())
+    marked = write_video(tmp_path / "plain.mp4", seconds=2.0).rename(tmp_path / "[bold]loud[red].mp4")
+    out = tmp_path / "results.jsonl"
+    env = {**os.environ, **CHEAP_ENV, "PYTHONIOENCODING": "utf-8"}
+    cmd = [sys.executable, "-c", "from vidsense.app.cli import main; main()", "classify", str(odd), str(marked), "--labels", LABELS,
+           "--reasoner", "embedding", "--output", str(out), "--no-progress", "--ordered"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    got = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["video"] for r in got] == [str(odd), str(marked)] and all(r["label"] for r in got)
+    assert os.fsencode(got[0]["video"]).endswith(b"clip_\xff\xfe.mp4")  # the original bytes come back
+    assert b"summary: done 2, failed 0" in proc.stderr
+    # One video, table output: the name is printed as is, markup and all.
+    table = subprocess.run(cmd[:5] + [str(marked), "--labels", LABELS, "--reasoner", "embedding"], env=env, capture_output=True, timeout=900)
+    assert table.returncode == 0 and b"[bold]loud[red].mp4" in table.stdout
+    odd_table = subprocess.run(cmd[:5] + [str(odd), "--labels", LABELS, "--reasoner", "embedding"], env=env, capture_output=True, timeout=900)
+    assert odd_table.returncode == 0 and b"clip_\\xff\\xfe.mp4" in odd_table.stdout

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Hashable, Iterable, Iterator
 
 from vidsense.results import ClassificationResult
 from vidsense.services.errors import InputError, VidsenseError
@@ -157,10 +157,12 @@ def classify_many(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def split_done(videos: Iterable[str | os.PathLike[str]], done: set[str]) -> tuple[list[Path], list[Path]]:
-    """Split ``videos`` into (to do, already done) by content hash (for resuming a batch).
+def split_done(videos: Iterable[str | os.PathLike[str]], done: set[Hashable], key: Callable[[str], Hashable] = lambda sha: sha) -> tuple[list[Path], list[Path]]:
+    """Split ``videos`` into (to do, already done) for resuming a batch.
 
-    A file that cannot be read is kept in "to do", so the batch reports its error.
+    A video is done when ``key(its content hash)`` is in ``done`` (the CLI's key
+    adds the label set, reasoner and top-k). A file that cannot be read is kept
+    in "to do", so the batch reports its error.
     """
     todo, skipped = [], []
     for v in videos:
@@ -169,5 +171,5 @@ def split_done(videos: Iterable[str | os.PathLike[str]], done: set[str]) -> tupl
             sha = content_hash(p) if done else ""
         except OSError:
             sha = ""
-        (skipped if sha and sha in done else todo).append(p)
+        (skipped if sha and key(sha) in done else todo).append(p)
     return todo, skipped
