@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from vidsense.services.errors import ProcessingError
 from vidsense.services.perception import ModelCard
@@ -31,10 +31,18 @@ log = logging.getLogger(__name__)
 # Bump when the key recipe or the payload layout changes: old rows then never match.
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
+# Switching a fresh file to WAL takes a lock the busy timeout does not wait for: processes
+# opening one cache at once retry this many times, backing off from this many seconds.
+LOCKED_RETRIES = 6
+LOCKED_BACKOFF_S = 0.05
 
 # Rows of video probes share the table; the version expires them when VideoInfo changes.
 PROBE_MODEL = "probe"
 PROBE_VERSION = 1
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _info_key(video_sha256: str) -> str:
@@ -150,6 +158,8 @@ class PerceptionCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = self._open()
+        except sqlite3.OperationalError:
+            raise  # locked or unreachable: the caller (_run) retries or reports it
         except sqlite3.DatabaseError as exc:
             conn = self._replace_damaged(exc)
         self._conn, self._pid = conn, os.getpid()
@@ -177,16 +187,47 @@ class PerceptionCache:
         """
         if isinstance(exc, sqlite3.OperationalError):
             raise ProcessingError(f"{self.path}: perception cache cannot be opened ({exc})") from exc
-        aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.time_ns()}")
         log.warning("%s: not a usable SQLite database (%s); moved to %s, starting an empty cache", self.path, exc, aside)
         os.replace(self.path, aside)
         for suffix in ("-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         return self._open()
 
-    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+    def _run(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """``work(connection)`` under the lock, surviving what a shared cache file meets.
+
+        Damage found below the header (SQLite reads pages lazily, so a file that
+        opened fine can still say "database disk image is malformed") moves the
+        file aside and the work runs again on an empty cache. A database locked
+        by other processes past the busy timeout is retried with back-off.
+        """
         with self._lock:
-            return self._connect().execute(sql, args).fetchall()
+            for attempt in range(LOCKED_RETRIES + 1):
+                try:
+                    return work(self._connect())
+                except sqlite3.OperationalError as exc:
+                    if attempt == LOCKED_RETRIES or not _is_locked(exc):
+                        raise ProcessingError(f"{self.path}: perception cache failed ({exc})") from exc
+                    log.info("perception cache %s: %s; retrying", self.path, exc)
+                    time.sleep(LOCKED_BACKOFF_S * 2**attempt)
+                except sqlite3.DatabaseError as exc:
+                    if attempt == LOCKED_RETRIES:
+                        raise ProcessingError(f"{self.path}: perception cache failed ({exc})") from exc
+                    self._drop_connection()
+                    self._conn, self._pid = self._replace_damaged(exc), os.getpid()
+        raise AssertionError("unreachable")
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+        self._conn = None
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        return self._run(lambda conn: conn.execute(sql, args).fetchall())
 
     def _count(self, hit: bool) -> None:
         with _COUNTERS_LOCK:
@@ -249,8 +290,7 @@ class PerceptionCache:
             value = parse(json.loads(payload))
         except (ValueError, TypeError, AttributeError) as exc:
             log.warning("perception cache %s: damaged row for %s (%s); deleting it", self.path, model or key[:12], exc)
-            with self._lock:
-                self._connect().execute("DELETE FROM observations WHERE key = ?", (key,))
+            self._run(lambda conn: conn.execute("DELETE FROM observations WHERE key = ?", (key,)))
             if count:
                 self._count(hit=False)
             return None
@@ -261,11 +301,12 @@ class PerceptionCache:
     def _store(self, key: str, data: Any, model: str, video_sha256: str) -> None:
         payload = json.dumps(data, separators=(",", ":"))
         checksum = hashlib.sha256(payload.encode()).hexdigest()
-        with self._lock:
-            self._connect().execute(
+        self._run(
+            lambda conn: conn.execute(
                 "INSERT OR REPLACE INTO observations (key, model, video_sha256, created, payload, checksum) VALUES (?, ?, ?, ?, ?, ?)",
                 (key, model, video_sha256, time.time(), payload, checksum),
             )
+        )
 
     def stats(self) -> CacheStats:
         """Entries, size on disk, entries per model and this process's hits and misses."""
@@ -288,15 +329,17 @@ class PerceptionCache:
         The file is then compacted when no other process is using it; when one
         is, the space is reused by later writes instead.
         """
-        with self._lock:
-            conn = self._connect()
+        def clear(conn: sqlite3.Connection) -> int:
             removed = conn.execute("DELETE FROM observations").rowcount
             try:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 conn.execute("VACUUM")
             except sqlite3.OperationalError as exc:
                 log.info("perception cache %s: not compacted (%s)", self.path, exc)
-        return removed
+            return removed
+
+        # A damaged file is moved aside by _run, so clearing always ends with an empty cache.
+        return self._run(clear)
 
     def close(self) -> None:
         """Close this process's connection (reopened on next use)."""

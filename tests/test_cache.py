@@ -190,3 +190,62 @@ def test_a_video_probe_is_stored_and_reused_by_content(tmp_path: Path, example_v
         db.execute("UPDATE observations SET payload = '[1]' WHERE model = 'probe'")
     assert video.Media.open(copy, cache=cache).info.duration_s == first.info.duration_s
     assert len(calls) == 1
+
+
+def _damage_pages(path: Path) -> None:
+    """Overwrite every page after the first two (the header and schema stay readable)."""
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big") or 65536
+    assert len(data) > 3 * page, "the test needs a file of several pages"
+    for start in range(2 * page, len(data), page):
+        data[start : start + page] = bytes((i * 37 + 11) % 256 for i in range(min(page, len(data) - start)))
+    path.write_bytes(bytes(data))
+
+
+def test_damage_below_the_header_moves_the_file_aside_and_clear_always_works(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = PerceptionCache(path)
+    for i in range(200):
+        cache.put(f"k{i}", _observations(3, tag="x" * 200))
+    cache.close()
+    _damage_pages(path)
+    # The file still opens (its header is fine); the damage shows only when pages are read.
+    with pytest.raises(sqlite3.DatabaseError, match="malformed"):
+        sqlite3.connect(path).execute("SELECT COUNT(*), SUM(LENGTH(payload)) FROM observations").fetchall()
+    damaged = PerceptionCache(path)
+    with caplog.at_level(logging.WARNING):
+        assert damaged.get("k150") is None  # a miss, not an error
+    assert "not a usable SQLite database" in caplog.text and len(list(tmp_path.glob("c.sqlite.damaged-*"))) == 1
+    damaged.put("k1", _observations(1))
+    assert damaged.get("k1") == _observations(1)
+    # "cache clear" on a file damaged the same way: it works and leaves an empty, usable cache.
+    for i in range(200):
+        damaged.put(f"k{i}", _observations(3, tag="x" * 200))
+    damaged.close()
+    _damage_pages(path)
+    again = PerceptionCache(path)
+    again.clear()
+    assert again.stats().entries == 0 and len(list(tmp_path.glob("c.sqlite.damaged-*"))) == 2
+
+
+def _open_and_put(path: str, worker: int, out: "multiprocessing.Queue[str]") -> None:
+    try:
+        cache = PerceptionCache(Path(path))
+        cache.put(f"w{worker}", _observations(1))
+        out.put("" if cache.get(f"w{worker}") == _observations(1) else "row lost")
+    except Exception as exc:  # noqa: BLE001 - report to the parent instead of dying silently
+        out.put(repr(exc))
+
+
+def test_processes_opening_a_fresh_cache_at_once_all_succeed(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    for trial in range(10):
+        path = tmp_path / f"fresh{trial}.sqlite"
+        out = ctx.Queue()
+        procs = [ctx.Process(target=_open_and_put, args=(str(path), w, out)) for w in range(4)]
+        for p in procs:
+            p.start()
+        results = [out.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+        assert results == [""] * 4, (trial, results)
