@@ -129,7 +129,7 @@ def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: 
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from vidsense import BatchError
+    from vidsense import BatchError, BatchInterrupted
     from vidsense.app.results_file import done_key, printable
     from vidsense.batch import split_done
 
@@ -143,9 +143,11 @@ def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: 
     columns = (TextColumn("{task.description:30.30s}"), BarColumn(), MofNCompleteColumn(), TextColumn("failed {task.fields[failed]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     t0 = time.perf_counter()
+    interrupted = False
     with Progress(*columns, console=err, disable=not (progress if progress is not None else True)) as bar:
         task = bar.add_task("classify", total=len(todo), failed=0)
-        for item in pipe.classify_many(todo, labelset, workers=workers, ordered=ordered, **kwargs):
+
+        def report(item) -> None:
             failed = isinstance(item, BatchError)
             counts["failed" if failed else "done"] += 1
             row = item.to_dict()
@@ -158,6 +160,23 @@ def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: 
             else:
                 _print_result(item)
             bar.update(task, advance=1, failed=counts["failed"], description=printable(Path(item.video).name))
+
+        items = pipe.classify_many(todo, labelset, workers=workers, ordered=ordered, **kwargs)
+        try:
+            try:
+                for item in items:
+                    report(item)
+            except BatchInterrupted:
+                raise
+            except KeyboardInterrupt:
+                # Ctrl-C landed while a row was being written: the batch hands back what else finished.
+                items.throw(KeyboardInterrupt)
+        except BatchInterrupted as stop:
+            interrupted = True
+            for item in stop.pending:
+                report(item)
+        except (KeyboardInterrupt, StopIteration):
+            interrupted = True
     elapsed = time.perf_counter() - t0
     if sink is not None:
         # Failures from earlier runs that this run did not retry (their videos were not given) still count.
@@ -168,9 +187,18 @@ def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: 
         f"summary: done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']} "
         f"in {elapsed:.1f} s ({rate:.2f} videos/min, {workers} worker{'s' if workers > 1 else ''})"
         + (f"; results in {sink.path}" if sink is not None else "")
-        + (f"; {counts['failed_in_file']} video(s) in it whose latest row failed" if counts["failed_in_file"] > counts["failed"] else ""),
+        + (f"; {counts['failed_in_file']} video(s) in it whose latest row failed" if counts["failed_in_file"] > counts["failed"] else "")
+        + ("; interrupted: videos in flight were abandoned, --resume continues" if interrupted else ""),
         markup=False, highlight=False, soft_wrap=True,
     )
+    if interrupted:
+        if sink is not None:
+            sink.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Abandoned videos keep their worker threads busy, and a normal exit would join them
+        # (a minute or more); every finished row is already on disk and fsynced.
+        os._exit(130)
     return counts
 
 

@@ -216,3 +216,40 @@ def test_a_non_utf8_file_name_and_markup_in_names_break_nothing(tmp_path, exampl
     assert table.returncode == 0 and b"[bold]loud[red].mp4" in table.stdout
     odd_table = subprocess.run(cmd[:5] + [str(odd), "--labels", LABELS, "--reasoner", "embedding"], env=env, capture_output=True, timeout=900)
     assert odd_table.returncode == 0 and b"clip_\\xff\\xfe.mp4" in odd_table.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_finished_rows_prints_the_summary_and_exits_at_once(tmp_path):
+    import signal
+
+    videos = [write_video(tmp_path / f"v{i}.mp4", seconds=30.0, fps=6 + i) for i in range(6)]
+    out = tmp_path / "results.jsonl"
+    env = {**os.environ, **CHEAP_ENV}
+    cmd = [sys.executable, "-c", "from vidsense.app.cli import main; main()", "classify", *map(str, videos), "--labels", LABELS,
+           "--reasoner", "embedding", "--output", str(out), "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 1):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        _, stderr = proc.communicate(timeout=120)
+        waited = time.monotonic() - t0
+    finally:
+        proc.kill()
+    stderr = stderr.decode()
+    # The videos in flight (a 30 s clip each) are abandoned, not waited for.
+    assert proc.returncode == 130 and waited < 3.0, (proc.returncode, waited, stderr)
+    written = rows(out)
+    assert 1 <= len(written) < 6 and all(r["label"] for r in written)
+    assert f"summary: done {len(written)}, failed 0" in stderr and "interrupted" in stderr
+    code, _, err = run_cli_subprocess(cmd + ["--resume"], env)
+    assert code == 0 and f"skipped {len(written)}" in err
+    assert sorted(Path(r["video"]).name for r in rows(out)) == [f"v{i}.mp4" for i in range(6)]
+
+
+def run_cli_subprocess(cmd: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    return proc.returncode, proc.stdout, proc.stderr

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from vidsense import store
 from vidsense.agents.labels import bundled_names, load_labels
-from vidsense.batch import VIDEO_EXTENSIONS, BatchError, collect_videos
+from vidsense.batch import VIDEO_EXTENSIONS, BatchError, BatchInterrupted, collect_videos
 from vidsense.frames import to_dataframe
 from vidsense.pipeline import LabelsArg, Pipeline, example_video
 from vidsense.results import ClassificationResult, ExplanationResult
@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "VIDEO_EXTENSIONS",
     "BatchError",
+    "BatchInterrupted",
     "ClassificationResult",
     "Explanation",
     "ExplanationResult",

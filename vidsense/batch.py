@@ -57,6 +57,23 @@ class BatchError:
 BatchItem = ClassificationResult | BatchError
 
 
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`classify_many`.
+
+    Raised by the generator when the interrupt reaches it, or when the consumer,
+    interrupted while handling an item, passes it on with
+    ``items.throw(KeyboardInterrupt)``. Videos still in flight are abandoned,
+    not waited for.
+
+    Attributes:
+        pending: items that finished but had not been yielded yet (report them too).
+    """
+
+    def __init__(self, pending: list[BatchItem]) -> None:
+        super().__init__(f"batch interrupted ({len(pending)} finished result(s) not yet reported)")
+        self.pending = pending
+
+
 def collect_videos(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Expand batch inputs into video paths, in order and without duplicates.
 
@@ -142,19 +159,33 @@ def classify_many(
         raise InputError(f"workers: expected 1 or more, got {workers}")
     todo = [Path(v) for v in videos]
     if workers == 1 or len(todo) <= 1:
-        for v in todo:
-            yield _run_one(classify, v)
+        try:
+            for v in todo:
+                yield _run_one(classify, v)
+        except KeyboardInterrupt:
+            raise BatchInterrupted([]) from None
         return
     if prepare is not None:
         prepare()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidsense")
+    reported: set[int] = set()
+    interrupted = False
     try:
         futures: list[Future[BatchItem]] = [pool.submit(_run_one, classify, v) for v in todo]
         for fut in futures if ordered else as_completed(futures):
+            reported.add(id(fut))
             yield fut.result()
+    except KeyboardInterrupt:
+        # Ctrl-C, here or thrown in by the consumer (see BatchInterrupted): hand back what
+        # finished but was not yet reported, and do not wait for the videos in flight.
+        interrupted = True
+        pending = [f.result() for f in futures if f.done() and not f.cancelled() and id(f) not in reported]
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise BatchInterrupted(pending) from None
     finally:
-        # A consumer that stops early (or Ctrl-C) must not wait for the whole queue.
-        pool.shutdown(wait=True, cancel_futures=True)
+        if not interrupted:
+            # A consumer that stops early must not wait for the whole queue.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def split_done(videos: Iterable[str | os.PathLike[str]], done: set[Hashable], key: Callable[[str], Hashable] = lambda sha: sha) -> tuple[list[Path], list[Path]]:
