@@ -162,21 +162,22 @@ def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: 
             bar.update(task, advance=1, failed=counts["failed"], description=printable(Path(item.video).name))
 
         items = pipe.classify_many(todo, labelset, workers=workers, ordered=ordered, **kwargs)
+        pending: list = []
         try:
-            try:
-                for item in items:
-                    report(item)
-            except BatchInterrupted:
-                raise
-            except KeyboardInterrupt:
-                # Ctrl-C landed while a row was being written: the batch hands back what else finished.
-                items.throw(KeyboardInterrupt)
-        except BatchInterrupted as stop:
-            interrupted = True
-            for item in stop.pending:
+            for item in items:
                 report(item)
-        except (KeyboardInterrupt, StopIteration):
+        except BatchInterrupted as stop:  # Ctrl-C while the batch was waiting for a video
+            interrupted, pending = True, stop.pending
+        except KeyboardInterrupt:  # Ctrl-C while a row was being written: ask the batch what else finished
             interrupted = True
+            try:
+                items.throw(KeyboardInterrupt)
+            except BatchInterrupted as stop:
+                pending = stop.pending
+            except (KeyboardInterrupt, StopIteration):
+                pass
+        for item in pending:
+            report(item)
     elapsed = time.perf_counter() - t0
     if sink is not None:
         # Failures from earlier runs that this run did not retry (their videos were not given) still count.

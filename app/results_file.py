@@ -30,14 +30,14 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _json_line(row: dict[str, Any]) -> str:
     line = json.dumps(row, ensure_ascii=False)
     # A non-UTF-8 file name: escaped as \udcNN, valid JSON that json.loads turns back into the
     # same name (os.fsencode then gives its original bytes).
     return line if line.isascii() or not _SURROGATE.search(line) else json.dumps(row, ensure_ascii=True)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _csv_row(row: dict[str, Any]) -> dict[str, Any]:

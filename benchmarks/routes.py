@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/routes.py --manifest ~/.cache/vidsense/eval-set/manifest.csv
     .venv/bin/python benchmarks/routes.py --manifest m.csv --routes fused cascade --save   # store the cost table for --budget
+    .venv/bin/python benchmarks/routes.py --manifest m.csv --routes fused cascade --cascade-margin 0.3   # and the margin sweep up to 0.3
 
 Every video is described once (the perception cache serves the later routes);
 then each route classifies every row. Prints one line per route (top-1, top-5,
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vidsense.agents.evaluate import evaluate
 
-    rows, reports = [], {}
+    rows, reports, evals = [], {}, {}
     for route in args.routes:
         t0 = time.perf_counter()
         report = evaluate(args.manifest, describe, lambda tl, ls, route=route, **kw: pipe.reasoner.classify(tl, ls, method=route, **kw), args.labels,
@@ -69,11 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         rows.append(row)
         reports[route] = report.to_dict()
+        evals[route] = report
         print(f"{route:<10} n={row['n']:<3} top1={row['top1']:.3f} top5={row['top5']:.3f} mean_rank={row['mean_rank']} "
               f"recall={row['shortlist_recall']:.3f} reasoning={row['reasoning_s']} s llm_share={row['llm_share']} wall={row['wall_s']} s", flush=True)
+    sweep = margin_sweep(pipe, timelines, evals["fused"], evals["cascade"]) if {"fused", "cascade"} <= set(evals) else []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"manifest": args.manifest, "routes": rows, "reports": reports}, indent=1))
+    out.write_text(json.dumps({"manifest": args.manifest, "routes": rows, "margin_sweep": sweep, "reports": reports}, indent=1))
     print(f"wrote {out}")
     if args.save:
         from vidsense.agents.routing import RouteCost, save_table
@@ -81,6 +84,34 @@ def main(argv: list[str] | None = None) -> int:
         costs = [RouteCost(r["route"], r["top1"], r["reasoning_s"] or 0.0, Path(args.manifest).name) for r in rows if r["route"] != "embedding"]
         print(f"cost table: {save_table(pipe.settings.home, costs)}")
     return 0
+
+
+def margin_sweep(pipe, timelines, fused, cascade, margins=(0.0, 0.05, 0.1, 0.15, 0.2, 0.3)) -> list[dict]:
+    """What the cascade would score at smaller margins, from one run at the largest.
+
+    A row goes to the LLM when its fused top-1 leads the second by less than the
+    margin, so below the run's margin a row takes the cascade's answer where its
+    fused margin is under the threshold and the fused answer elsewhere. Prints
+    one line per margin (top-1, top-5, share sent to the LLM).
+    """
+    from vidsense.agents.labels import load_labels
+
+    answers = {(r.path, r.labelset, r.label): r for r in cascade.rows if not r.error}
+    out = []
+    lines = []
+    for f in fused.rows:
+        c = answers.get((f.path, f.labelset, f.label))
+        if f.error or c is None:
+            continue
+        top = pipe.reasoner.classify(timelines[str(f.path)], load_labels(f.labelset), method="fused", top_k=2).top_k
+        lines.append((top[0].score - top[1].score, f.rank, c.rank))
+    for m in (x for x in margins if x <= pipe.settings.cascade_margin):
+        ranks = [c if gap < m else f for gap, f, c in lines]
+        n = max(len(ranks), 1)
+        out.append({"margin": m, "top1": sum(r == 1 for r in ranks) / n, "top5": sum(r is not None and r <= 5 for r in ranks) / n,
+                    "llm_share": sum(gap < m for gap, _, _ in lines) / n})
+        print(f"cascade margin {m:<5} top1={out[-1]['top1']:.3f} top5={out[-1]['top5']:.3f} llm_share={out[-1]['llm_share']:.2f}")
+    return out
 
 
 if __name__ == "__main__":

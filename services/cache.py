@@ -156,14 +156,9 @@ class PerceptionCache:
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = self._open()
-        except sqlite3.OperationalError:
-            raise  # locked or unreachable: the caller (_run) retries or reports it
-        except sqlite3.DatabaseError as exc:
-            conn = self._replace_damaged(exc)
-        self._conn, self._pid = conn, os.getpid()
-        return conn
+        # A file that is locked or damaged fails here or at the first query alike; _run handles both.
+        self._conn, self._pid = self._open(), os.getpid()
+        return self._conn
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
@@ -179,20 +174,18 @@ class PerceptionCache:
             raise
         return conn
 
-    def _replace_damaged(self, exc: sqlite3.DatabaseError) -> sqlite3.Connection:
-        """Move a file that is not a usable database aside and start an empty cache.
+    def _move_damaged_aside(self, exc: sqlite3.DatabaseError) -> None:
+        """Move a file that is not a usable database aside; the next connection starts an empty cache.
 
         The cache holds nothing that cannot be recomputed, so a damaged file must
         not stop the product; it is kept (renamed) for inspection.
         """
-        if isinstance(exc, sqlite3.OperationalError):
-            raise ProcessingError(f"{self.path}: perception cache cannot be opened ({exc})") from exc
+        self._drop_connection()
         aside = self.path.with_name(f"{self.path.name}.damaged-{time.time_ns()}")
         log.warning("%s: not a usable SQLite database (%s); moved to %s, starting an empty cache", self.path, exc, aside)
         os.replace(self.path, aside)
         for suffix in ("-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        return self._open()
 
     def _run(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """``work(connection)`` under the lock, surviving what a shared cache file meets.
@@ -202,21 +195,22 @@ class PerceptionCache:
         file aside and the work runs again on an empty cache. A database locked
         by other processes past the busy timeout is retried with back-off.
         """
+        locked, rebuilt = 0, False
         with self._lock:
-            for attempt in range(LOCKED_RETRIES + 1):
+            while True:
                 try:
                     return work(self._connect())
                 except sqlite3.OperationalError as exc:
-                    if attempt == LOCKED_RETRIES or not _is_locked(exc):
+                    if locked == LOCKED_RETRIES or not _is_locked(exc):
                         raise ProcessingError(f"{self.path}: perception cache failed ({exc})") from exc
                     log.info("perception cache %s: %s; retrying", self.path, exc)
-                    time.sleep(LOCKED_BACKOFF_S * 2**attempt)
+                    time.sleep(LOCKED_BACKOFF_S * 2**locked)
+                    locked += 1
                 except sqlite3.DatabaseError as exc:
-                    if attempt == LOCKED_RETRIES:
+                    if rebuilt:  # a fresh file that is damaged too: something else is wrong
                         raise ProcessingError(f"{self.path}: perception cache failed ({exc})") from exc
-                    self._drop_connection()
-                    self._conn, self._pid = self._replace_damaged(exc), os.getpid()
-        raise AssertionError("unreachable")
+                    self._move_damaged_aside(exc)
+                    rebuilt = True
 
     def _drop_connection(self) -> None:
         if self._conn is not None:

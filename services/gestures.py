@@ -198,8 +198,15 @@ def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.norm(a - b, axis=-1)
 
 
-def _arms() -> tuple[tuple[str, int, int, int], ...]:
-    return (("right", R_SHOULDER, R_ELBOW, R_WRIST), ("left", L_SHOULDER, L_ELBOW, L_WRIST))
+# (side, shoulder, elbow, wrist, hip) of each arm; sides are the person's own.
+ARMS = (("right", R_SHOULDER, R_ELBOW, R_WRIST, R_HIP), ("left", L_SHOULDER, L_ELBOW, L_WRIST, L_HIP))
+# What another person's hand can reach: head, shoulders, hips.
+BODY = (NOSE, L_SHOULDER, R_SHOULDER, L_HIP, R_HIP)
+
+
+def _counted(n: int, word: str) -> str:
+    """``1 cycle``, ``3 cycles``."""
+    return f"{n} {word}{'s' if n != 1 else ''}"
 
 
 def _share(mask: np.ndarray) -> float:
@@ -231,7 +238,7 @@ def waving(track: Track) -> Gesture | None:
     waving, nor is the arm swing of a walker (the hand hangs below the shoulder).
     """
     best: tuple[int, str] = (0, "")
-    for side, shoulder, _, wrist in _arms():
+    for side, shoulder, _, wrist, _ in ARMS:
         scale = _usable(track, (shoulder, wrist, L_SHOULDER, R_SHOULDER))
         if scale is None:
             continue
@@ -247,7 +254,7 @@ def waving(track: Track) -> Gesture | None:
     if strokes < WAVE_STROKES:
         return None
     cycles = strokes // 2
-    return Gesture("waving", f"{side} hand, {cycles} cycle{'s' if cycles != 1 else ''}", min(1.0, strokes / 6))
+    return Gesture("waving", f"{side} hand, {_counted(cycles, 'cycle')}", min(1.0, strokes / 6))
 
 
 def clapping(track: Track) -> Gesture | None:
@@ -268,7 +275,7 @@ def clapping(track: Track) -> Gesture | None:
     claps = _count_meets(np.where(in_front, d, np.nan), CLAP_MEET, CLAP_APART)
     if claps < CLAPS:
         return None
-    return Gesture("clapping", f"{claps} claps", min(1.0, claps / 4))
+    return Gesture("clapping", _counted(claps, "clap"), min(1.0, claps / 4))
 
 
 def _arm_extended(track: Track, shoulder: int, elbow: int, wrist: int, scale: float) -> np.ndarray:
@@ -292,7 +299,7 @@ def pointing(track: Track) -> Gesture | None:
     at once is a stretch, not a point.
     """
     found = []
-    for side, shoulder, elbow, wrist in _arms():
+    for side, shoulder, elbow, wrist, _ in ARMS:
         scale = _usable(track, (shoulder, elbow, wrist))
         if scale is None:
             continue
@@ -319,7 +326,7 @@ def hand_to_mouth(track: Track) -> Gesture | None:
     at the face is :func:`hands_on_face` instead.
     """
     best: tuple[float, str, int] = (0.0, "", 0)
-    for side, _, _, wrist in _arms():
+    for side, _, _, wrist, _ in ARMS:
         scale = _usable(track, (NOSE, wrist))
         if scale is None:
             continue
@@ -333,7 +340,7 @@ def hand_to_mouth(track: Track) -> Gesture | None:
     strength, side, times = best
     if not side or hands_on_face(track):
         return None
-    how = f"{times} time{'s' if times != 1 else ''}" if times else "held"
+    how = _counted(times, "time") if times else "held"
     return Gesture("hand to mouth", f"{side} hand, {how}", strength)
 
 
@@ -365,7 +372,7 @@ def arms_raised(track: Track) -> Gesture | None:
     with np.errstate(invalid="ignore"):
         upright = mw.torso_angles(track) < mw.LYING_DEG
     up = {}
-    for side, _, _, wrist in _arms():
+    for side, _, _, wrist, _ in ARMS:
         with np.errstate(invalid="ignore"):
             up[side] = _share((track.point(wrist)[:, 1] < head_top - ABOVE_HEAD * scale) & upright)
     raised = [s for s in ("right", "left") if up[s] >= mw.MAJORITY]
@@ -398,7 +405,7 @@ def sitting_or_standing(track: Track) -> Gesture | None:
     :func:`falling`) is checked first and wins.
     """
     scale = _usable(track, (L_HIP, R_HIP, L_SHOULDER, R_SHOULDER))
-    if scale is None or _seen_share(track, (L_KNEE,)) < VISIBLE and _seen_share(track, (R_KNEE,)) < VISIBLE:
+    if scale is None or (_seen_share(track, (L_KNEE,)) < VISIBLE and _seen_share(track, (R_KNEE,)) < VISIBLE):
         return None
     t0, t1 = _ends(_thigh(track, scale))
     h0, h1 = _ends(track.mid(L_HIP, R_HIP)[:, 1] / scale)
@@ -480,7 +487,7 @@ def jumping(track: Track) -> Gesture | None:
             grounded_seen = True
     if jumps == 0:
         return None
-    return Gesture("jumping", f"{jumps} jump{'s' if jumps != 1 else ''}", min(1.0, jumps / 3))
+    return Gesture("jumping", _counted(jumps, "jump"), min(1.0, jumps / 3))
 
 
 def jumping_jacks(track: Track) -> Gesture | None:
@@ -501,12 +508,12 @@ def jumping_jacks(track: Track) -> Gesture | None:
     if strokes < JACK_STROKES:
         return None
     cycles = (strokes + 1) // 2
-    return Gesture("jumping jacks", f"{cycles} cycle{'s' if cycles != 1 else ''}", min(1.0, strokes / 6))
+    return Gesture("jumping jacks", _counted(cycles, "cycle"), min(1.0, strokes / 6))
 
 
 def _detrend(t: np.ndarray, y: np.ndarray) -> np.ndarray:
     ok = np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(t[ok]) <= 0:
+    if ok.sum() < MIN_FRAMES or np.ptp(t[ok]) <= 0:
         return y
     slope, icept = np.polyfit(t[ok], y[ok], 1)
     return y - (slope * t + icept)
@@ -661,10 +668,12 @@ def _common(a: Track, b: Track) -> tuple[Track, Track]:
 
 
 def _within_reach(a: Track, b: Track) -> bool:
-    """Shoulder centres within :data:`REACH_DISTANCE` torsos in some frame: every pair rule needs it."""
-    reach = REACH_DISTANCE * np.nanmean([mw.torso_length(a), mw.torso_length(b)]) if np.isfinite([a.torso, b.torso]).any() else np.nan
+    """Both people's shoulders seen and within :data:`REACH_DISTANCE` torsos in some frame: every pair rule needs it."""
+    scale = _pair_scale(a, b)
+    if scale is None:
+        return False
     with np.errstate(invalid="ignore"):
-        return bool(np.any(_dist(a.mid(L_SHOULDER, R_SHOULDER), b.mid(L_SHOULDER, R_SHOULDER)) <= reach))
+        return bool(np.any(_dist(a.mid(L_SHOULDER, R_SHOULDER), b.mid(L_SHOULDER, R_SHOULDER)) <= REACH_DISTANCE * scale))
 
 
 def _pair_scale(a: Track, b: Track) -> float | None:
@@ -721,7 +730,7 @@ def _toward(me: Track, other: Track, scale: float) -> bool:
 
     The distance is to the nearest of the other's head, shoulders and hips.
     """
-    body = np.stack([other.point(i) for i in (NOSE, L_SHOULDER, R_SHOULDER, L_HIP, R_HIP)])
+    body = np.stack([other.point(i) for i in BODY])
     dt = np.maximum(np.diff(me.times), 1e-3)
     for w in _wrists(me):
         d = np.fmin.reduce(_dist(w[None], body), axis=0) / scale
@@ -733,12 +742,9 @@ def _toward(me: Track, other: Track, scale: float) -> bool:
 
 
 def punching(a: Track, b: Track) -> str | None:
-    """One person's wrist strikes toward the other (see :func:`_toward`): ``punching``."""
+    """One person's wrist strikes toward the other (see :func:`_toward`; :func:`pair_gestures` checks they are at reach): ``punching``."""
     scale = _pair_scale(a, b)
     if scale is None:
-        return None
-    apart = _dist(a.mid(L_SHOULDER, R_SHOULDER), b.mid(L_SHOULDER, R_SHOULDER))
-    if not np.any(apart <= REACH_DISTANCE * scale):
         return None
     return "punching" if _toward(a, b, scale) or _toward(b, a, scale) else None
 
@@ -809,7 +815,7 @@ def _touching(me: Track, other: Track) -> bool:
     scale = mw.torso_length(me)
     if not np.isfinite(scale):
         return False
-    body = np.stack([other.point(i) for i in (NOSE, L_SHOULDER, R_SHOULDER, L_HIP, R_HIP)])
+    body = np.stack([other.point(i) for i in BODY])
     with np.errstate(invalid="ignore"):
         return any(bool(np.any(_dist(w[None], body) <= TOUCH * scale)) for w in _wrists(me))
 
@@ -827,8 +833,7 @@ def worth_a_closer_look(tracks: Sequence[Track]) -> bool:
         scale = mw.torso_length(t)
         if not np.isfinite(scale):
             continue
-        for _, shoulder, _, wrist in _arms():
-            hip = L_HIP if shoulder == L_SHOULDER else R_HIP
+        for _, shoulder, _, wrist, hip in ARMS:
             chest = (t.point(shoulder)[:, 1] + t.point(hip)[:, 1]) / 2
             with np.errstate(invalid="ignore"):
                 if np.any(t.point(wrist)[:, 1] < chest):

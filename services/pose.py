@@ -343,14 +343,8 @@ class PoseDescriber:
 def pose_frames(clip: MotionClip, fps: float) -> list[int]:
     """Indices of the clip frames to run pose on: per window, evenly spaced at about ``fps``, at least 3."""
     picks: list[int] = []
-    for frames in _frames_per_window(clip):
-        if not frames:
-            continue
-        span = clip.times[frames[-1]] - clip.times[frames[0]] + (clip.end_s - clip.start_s) / len(clip.times)
-        want = min(len(frames), max(3, round(span * fps)))
+    for w in clip.windows:
+        frames = [i for i, t in enumerate(clip.times) if w.start_s <= t < w.end_s]
+        want = min(len(frames), max(3, round((w.end_s - w.start_s) * fps)))
         picks.extend(frames[int((k + 0.5) * len(frames) / want)] for k in range(want))
     return picks
-
-
-def _frames_per_window(clip: MotionClip) -> list[list[int]]:
-    return [[i for i, t in enumerate(clip.times) if w.start_s <= t < w.end_s] for w in clip.windows]
