@@ -19,9 +19,10 @@ Kinetics label sets are not zero-shot; each per-set score says so.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -31,6 +32,8 @@ from vidsense.agents.scoring import make_prediction
 from vidsense.services.errors import InputError, VidsenseError
 from vidsense.services.schema import LabelSet, ManifestRow, Prediction, read_manifest
 from vidsense.services.timeline import MODALITIES, Timeline
+
+log = logging.getLogger(__name__)
 
 DescribeFn = Callable[[str, Any], Timeline]
 ClassifyFn = Callable[..., Prediction]
@@ -46,6 +49,8 @@ class RowResult:
         in_shortlist: the true label's rank is within the shortlist size.
         top5: the best five labels predicted.
         error: one-line reason when the row failed, else ''.
+        concept_label: the concept model's own top-1 (what its explanation would
+            pick unprompted); '' when no concept model was asked.
     """
 
     line: int
@@ -62,11 +67,17 @@ class RowResult:
     latency: dict[str, float] = field(default_factory=dict)
     error: str = ""
     route: str = ""
+    concept_label: str = ""
 
 
 @dataclass(frozen=True)
 class Score:
-    """Accuracy of a group of rows (errors count as misses)."""
+    """Accuracy of a group of rows (errors count as misses).
+
+    ``agreement``: share of the rows with a concept label where the concept model's
+    top-1 is the returned label, i.e. where the explanation is of a model that gave
+    the same answer (``None`` when no concept model was asked).
+    """
 
     n: int
     errors: int
@@ -74,6 +85,7 @@ class Score:
     top5: float
     mean_rank: float | None
     shortlist_recall: float
+    agreement: float | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,7 @@ def _score(rows: list[RowResult]) -> Score:
     n = len(rows)
     ok = [r for r in rows if not r.error]
     ranks = [r.rank for r in ok if r.rank is not None]
+    explained = [r for r in ok if r.concept_label]
     return Score(
         n=n,
         errors=n - len(ok),
@@ -139,6 +152,7 @@ def _score(rows: list[RowResult]) -> Score:
         top5=round(sum(r.rank is not None and r.rank <= 5 for r in ok) / n, 4) if n else 0.0,
         mean_rank=round(sum(ranks) / len(ranks), 2) if ranks else None,
         shortlist_recall=round(sum(r.in_shortlist for r in ok) / n, 4) if n else 0.0,
+        agreement=round(sum(r.concept_label == r.predicted for r in explained) / len(explained), 4) if explained else None,
     )
 
 
@@ -158,6 +172,7 @@ def evaluate(
     ablate: bool = False,
     shortlist_size: int = SHORTLIST_DEFAULT,
     progress: Callable[[str], None] | None = None,
+    concept_label: Callable[[Timeline, LabelSet], str] | None = None,
 ) -> EvalReport:
     """Classify every manifest row and measure accuracy.
 
@@ -170,6 +185,8 @@ def evaluate(
         ablate: also run every single modality and every all-but-one subset.
         shortlist_size: the shortlist size for recall.
         progress: called with a short line per row.
+        concept_label: ``(timeline, labelset) -> label``: the concept model's top-1, for the
+            agreement metric (full-modality rows only; a failure leaves the row without one).
 
     Returns:
         The report; ``rows`` holds the full-modality rows and, with
@@ -198,6 +215,11 @@ def evaluate(
         ls = _labelset(row, labelsets)
         for key, mods in variants.items():
             r = _classify_row(base, key, mods, tl, ls, classify, shortlist_size, perception_s[video])
+            if concept_label is not None and mods is None and not r.error and isinstance(tl, Timeline) and isinstance(ls, LabelSet):
+                try:
+                    r = replace(r, concept_label=concept_label(tl, ls))
+                except (VidsenseError, ValueError, RuntimeError) as exc:
+                    log.warning("%s: no concept label (%s)", video, exc)
             results[key].append(r)
             if progress:
                 progress(f"{Path(video).name} [{key}] {row.label} -> {r.predicted or r.error}")
@@ -359,7 +381,8 @@ def format_report(report: EvalReport) -> str:
 
     def line(name: str, s: Score, extra: str = "") -> str:
         mr = f"{s.mean_rank:.1f}" if s.mean_rank is not None else "-"
-        return f"{name:<22} n={s.n:<4} top1={s.top1:.3f} top5={s.top5:.3f} mean_rank={mr:<6} shortlist_recall={s.shortlist_recall:.3f} errors={s.errors}{extra}"
+        agree = f" agreement={s.agreement:.3f}" if s.agreement is not None else ""
+        return f"{name:<22} n={s.n:<4} top1={s.top1:.3f} top5={s.top5:.3f} mean_rank={mr:<6} shortlist_recall={s.shortlist_recall:.3f} errors={s.errors}{agree}{extra}"
 
     out = [f"manifest {report.manifest}  reasoner {report.reasoner}", line("overall", report.overall)]
     out += [line(p.labelset, p.score, "" if p.zero_shot else "  (not zero-shot: Kinetics recogniser in the loop)") for p in report.per_labelset]

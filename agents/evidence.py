@@ -14,9 +14,11 @@ sentence embeddings, cached per label set) and reads one source:
   :mod:`vidsense.services.gestures`), transferred by name the same way;
 - ``body``: the pose, gesture and motion phrases against the label texts;
 - ``speech`` / ``text``: what is said or written, against the label texts
-  (untrusted: its fusion weight is capped, see :mod:`vidsense.agents.fusion`);
-- ``timeline``: the whole timeline against the label texts (the embedding
-  reasoner's ranking).
+  (untrusted: its fusion weight is capped and its log-ratios clipped, see
+  :mod:`vidsense.agents.fusion`);
+- ``timeline``: the whole timeline but what is said or written against the label
+  texts (the embedding reasoner's ranking). Words in the video reach the fusion
+  through the two untrusted sources only, so their bound is the whole of their say.
 
 Each returns :class:`SourceScores`: log-probabilities over the label set (a
 distribution), or ``None`` when the video holds nothing for that source, so an
@@ -31,11 +33,11 @@ from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from vidsense.agents.prompts import REDACTED, redact_instructions
+from vidsense.agents.prompts import REDACTED, UNTRUSTED_MODALITIES, redact_instructions
 from vidsense.agents.shortlist import LabelIndex
 from vidsense.services.gestures import gesture_meaning
 from vidsense.services.schema import LabelSet
-from vidsense.services.timeline import PHRASE_KINDS, Timeline
+from vidsense.services.timeline import MODALITIES, PHRASE_KINDS, Timeline
 
 # exp(SHARPNESS x cosine): the issue's measurement used 10 (ConSE-style transfer
 # from Kinetics names to UCF-101 / HMDB-51 / Kinetics names with MiniLM).
@@ -176,6 +178,7 @@ class TextScorer:
         modalities: what the text is taken from (``None``: the whole timeline).
         kinds: only these observation kinds (``None``: all of them).
         temperature: cosine / temperature are the log-odds.
+        exclude: modalities never read, whatever ``modalities`` or the caller ask for.
     """
 
     def __init__(
@@ -187,6 +190,7 @@ class TextScorer:
         modalities: Sequence[str] | None = None,
         kinds: Sequence[str] | None = None,
         temperature: float = TEXT_TEMPERATURE,
+        exclude: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.index = index
@@ -194,11 +198,14 @@ class TextScorer:
         self.modalities = tuple(modalities) if modalities is not None else None
         self.kinds = tuple(kinds) if kinds is not None else None
         self.temperature = temperature
+        self.exclude = tuple(exclude)
 
     def _text(self, timeline: Timeline, modalities: Iterable[str] | None) -> tuple[str, float]:
         mods = self.modalities
         if modalities is not None:
             mods = tuple(m for m in (mods or modalities) if m in set(modalities))
+        if self.exclude:
+            mods = tuple(m for m in (MODALITIES if mods is None else mods) if m not in self.exclude)
         seen = timeline.only(mods) if mods is not None else timeline
         obs = [o for o in seen.observations if self.kinds is None or o.kind in self.kinds]
         if not obs:
@@ -233,5 +240,5 @@ def default_scorers(index: LabelIndex, descriptions: Descriptions) -> tuple[Evid
         TextScorer("body", index, descriptions, modalities=["sight"], kinds=list(PHRASE_KINDS)),
         TextScorer("speech", index, descriptions, modalities=["speech"]),
         TextScorer("text", index, descriptions, modalities=["text"]),
-        TextScorer("timeline", index, descriptions),
+        TextScorer("timeline", index, descriptions, exclude=UNTRUSTED_MODALITIES),
     )

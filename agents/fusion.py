@@ -2,9 +2,18 @@
 
 ``z(label) = sum_s w_s * log p_s(label)`` over the sources that saw anything,
 then ``softmax(z / temperature)``. Sources absent from a video (no speech, no
-action recogniser) neither vote nor dilute. Untrusted text (speech, on-screen
-text) has its weight capped at :data:`UNTRUSTED_CAP`, so a sentence spoken in
-the video can tip a close call but cannot outvote what is seen.
+action recogniser) neither vote nor dilute.
+
+Untrusted text (speech, on-screen text: words anyone can put in a video) is
+evidence with a bounded say, by construction rather than by a list of bad
+phrases: its weight is capped at :data:`UNTRUSTED_CAP`, and its log-probabilities
+are clipped to :data:`UNTRUSTED_SPREAD` nats below its best label, so one
+untrusted source moves the fused log-odds of any label against any other by at
+most ``w * UNTRUSTED_SPREAD / temperature``, and both together by at most
+:func:`untrusted_bound` (2.7 nats with the bundled weights), whatever the words
+are. A sentence spoken in the video can tip a close call but cannot outvote what
+is seen; when it did tip one against what is seen, the prediction says so
+(:func:`untrusted_warnings`).
 
 :class:`FusedReasoner` is the fast route of the reasoning cascade;
 :class:`CascadeReasoner` adds the LLM as a second stage that re-ranks the
@@ -50,6 +59,17 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 # Most any untrusted source may weigh, whatever a fitted file says.
 UNTRUSTED = ("speech", "text")
 UNTRUSTED_CAP = 0.5
+# Widest log-ratio (nats) an untrusted source may put between two labels. On the labelled set
+# (benchmarks/routes.py rows, fused route) 3 kept top-1 and top-5 of the unclipped sources
+# (0.50 / 0.72; mean rank 10.1 against 9.8), 2 cost mean rank 11.1 and 1 cost top-5 0.66;
+# unclipped, one spoken "archery" gave the speech source a 10-nat log-ratio and flipped the
+# real cycling clip (benchmarks/injection.py).
+UNTRUSTED_SPREAD = 3.0
+# A label that words lifted to the top is flagged when the other sources rank it more than this
+# many nats below their own pick (under e^-1, 37%, as likely). The LLM's reading of the words
+# cannot move two labels that far (scoring.WORDS_NATS), so only the fused sources can do it.
+SIGHT_GAP = 1.0
+ONLY_WORDS = "label supported only by speech/on-screen text, not by what is seen"
 # Fused top-1 minus top-2 probability below which the cascade asks the LLM. Measured on the
 # labelled set (benchmarks/routes.py, 32 rows): the LLM's re-ranking lowered top-1 at every
 # margin tried (0.53 fused; 0.47 from 0.05 to 0.3, where it ran on 34-66% of the rows) and
@@ -112,14 +132,49 @@ class FusionWeights:
             raise InputError(f"{path}: not a fusion weights file ({exc})") from None
 
 
+def bounded_logp(s: SourceScores) -> np.ndarray:
+    """The log-probabilities a source votes with: an untrusted source's clipped to :data:`UNTRUSTED_SPREAD` below its best."""
+    if s.source not in UNTRUSTED:
+        return s.logp
+    return np.maximum(s.logp, s.logp.max() - UNTRUSTED_SPREAD)
+
+
+def untrusted_bound(weights: FusionWeights) -> float:
+    """Most speech and on-screen text together can move the fused log-odds of any label against any other (nats).
+
+    From no words to any words; replacing some words with others moves them by at most twice this.
+    """
+    return sum(weights.weights.get(name, 0.0) for name in UNTRUSTED) * UNTRUSTED_SPREAD / weights.temperature
+
+
 def fuse(scores: Sequence[SourceScores], weights: FusionWeights, n_labels: int) -> np.ndarray:
-    """Fused log-scores ``[n_labels]`` (not normalised): the weighted sum of the sources' log-probabilities."""
+    """Fused log-scores ``[n_labels]`` (not normalised): the weighted sum of the sources' (bounded) log-probabilities."""
     z = np.zeros(n_labels)
     for s in scores:
         w = weights.weights.get(s.source, 0.0)
         if w:
-            z += w * s.logp
+            z += w * bounded_logp(s)
     return z / weights.temperature
+
+
+def untrusted_warnings(scores: Sequence[SourceScores], weights: FusionWeights, label: int) -> tuple[str, ...]:
+    """:data:`ONLY_WORDS` when label ``label`` (an index) is where it is because of speech or on-screen text, against the rest.
+
+    That is: the untrusted sources prefer it to the label the other sources (sight, sound)
+    fused alone would pick, and those rank it more than :data:`SIGHT_GAP` nats below their
+    pick. Also when no other source had any evidence. A label the picture agrees with, or
+    one the picture cannot tell from its own pick, is not flagged.
+    """
+    words = [s for s in scores if s.source in UNTRUSTED and weights.weights.get(s.source, 0.0)]
+    if not words:
+        return ()
+    seen = [s for s in scores if s.source not in UNTRUSTED and weights.weights.get(s.source, 0.0)]
+    said = fuse(words, weights, len(words[0].logp))
+    if not seen:
+        return (ONLY_WORDS,) if said[label] >= said.max() else ()
+    sight = fuse(seen, weights, len(said))
+    best = int(np.argmax(sight))
+    return (ONLY_WORDS,) if sight[best] - sight[label] > SIGHT_GAP and said[label] > said[best] else ()
 
 
 def votes(scores: Sequence[SourceScores], weights: FusionWeights, labelset: LabelSet, label: str) -> tuple[SourceVote, ...]:
@@ -130,7 +185,8 @@ def votes(scores: Sequence[SourceScores], weights: FusionWeights, labelset: Labe
         w = weights.weights.get(s.source, 0.0)
         order = np.argsort(-s.logp, kind="stable")[:SOURCES_SHOWN]
         top = tuple(LabelScore(labelset.labels[int(i)], round(float(np.exp(s.logp[i])), 4)) for i in order)
-        push = w * float(s.logp[k] - s.logp.mean()) / weights.temperature
+        logp = bounded_logp(s)
+        push = w * float(logp[k] - logp.mean()) / weights.temperature
         out.append(SourceVote(s.source, round(w, 4), round(s.weight, 4), top, round(push, 4)))
     return tuple(sorted(out, key=lambda v: -v.contribution))
 
@@ -173,7 +229,8 @@ class FusedReasoner:
         stats = {**stats, "fusion_s": time.perf_counter() - t0, "sources": float(len(scores))}
         empty = timeline.only(modalities).is_empty or not scores
         pred = make_prediction(self.name, labelset, np.arange(len(labelset)), probs, top_k, empty, stats)
-        return replace(pred, route="fused", evidence=votes(scores, weights, labelset, pred.label))
+        k = labelset.index(pred.label)
+        return replace(pred, route="fused", evidence=votes(scores, weights, labelset, pred.label), warnings=untrusted_warnings(scores, weights, k))
 
 
 class CascadeReasoner:
@@ -205,7 +262,8 @@ class CascadeReasoner:
         if (gap >= self.margin and not self.always) or len(labelset) < 2:
             pred = make_prediction(self.name, labelset, np.arange(len(labelset)), probs, top_k, empty, stats)
             why = f"fused margin {gap:.2f} >= {self.margin:.2f}"
-            return replace(pred, route="fused", route_reason=why, evidence=votes(scores, weights, labelset, pred.label))
+            flags = untrusted_warnings(scores, weights, labelset.index(pred.label))
+            return replace(pred, route="fused", route_reason=why, evidence=votes(scores, weights, labelset, pred.label), warnings=flags)
         idx = order[: self.rerank]
         ev = self.llm.evidence(timeline, labelset, modalities, candidates=idx)
         llm = self.llm_weight * (ev.llm - self.llm.calibration_weight * ev.prior)
@@ -215,7 +273,8 @@ class CascadeReasoner:
         stats.update(ev.stats)
         pred = make_prediction(self.name, labelset, np.arange(len(labelset)), softmax(full), top_k, empty, stats)
         why = "asked for the LLM" if self.always else f"fused margin {gap:.2f} < {self.margin:.2f}"
-        return replace(pred, route="llm", route_reason=why, evidence=votes(scores, weights, labelset, pred.label))
+        flags = untrusted_warnings(scores, weights, labelset.index(pred.label))
+        return replace(pred, route="llm", route_reason=why, evidence=votes(scores, weights, labelset, pred.label), warnings=flags)
 
 
 def fitted_path(home: Path, labelset: LabelSet) -> Path:
@@ -265,7 +324,7 @@ def fit_weights(examples: Sequence[FitExample], start: FusionWeights | None = No
     for ex in examples:
         x = np.zeros((len(sources), len(ex.scores[0].logp) if ex.scores else 1))
         for s in ex.scores:
-            x[pos[s.source]] = s.logp
+            x[pos[s.source]] = bounded_logp(s)
         xs.append(x)
     w0 = np.array([start.weights.get(name, 0.0) for name in sources])
 

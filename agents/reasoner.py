@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from vidsense.agents.describe_labels import label_descriptions
-from vidsense.agents.evidence import default_scorers
+from vidsense.agents.evidence import TransferScorer, default_scorers
 from vidsense.agents.fusion import COMPACT_TIMELINE_CHARS, MARGIN, CascadeReasoner, FitExample, FusedReasoner, FusionWeights, fit_weights, fitted_path, weights_for
 from vidsense.agents.llm import LanguageModel, LLMConfig, check_gguf, load_llm
 from vidsense.agents.priors import priors_dir
@@ -168,6 +168,12 @@ class Reasoner:
                 descriptions = functools.partial(self.descriptions, generate=False)
                 self._methods["fused"] = FusedReasoner(default_scorers(self.index, descriptions), weights_for(self.env.home))
             return self._methods["fused"]  # type: ignore[return-value]
+
+    def evidence_sources(self, labelset: LabelSet) -> tuple[list[TransferScorer], dict[str, float]]:
+        """The fast route's transfer scorers and its fusion weight per source for ``labelset``
+        (what the concept room turns into evidence concepts)."""
+        fused = self.fused_method()
+        return [s for s in fused.scorers if isinstance(s, TransferScorer)], dict(fused.weights(labelset).weights)
 
     def fit_fusion(self, labelset: LabelSet, examples: Iterable[tuple[Timeline, str]], source: str = "") -> tuple[FusionWeights, Path]:
         """Fit the fusion weights of ``labelset`` on labelled timelines and store them for the fused routes.

@@ -219,6 +219,8 @@ def _print_result(result) -> None:
     extra = "  (low confidence)" if result.low_confidence else ""
     route = f"   route {result.route}" + (f" ({result.route_reason})" if result.route_reason else "") if result.route else ""
     out.print(f"prediction: [bold]{escape(result.label)}[/bold]{escape(extra)}   total {result.timings.get('total', 0):.1f} s{escape(route)}")
+    for warning in result.warnings:
+        out.print(f"warning: {warning}", markup=False, highlight=False)
     if result.evidence:
         votes = "; ".join(f"{v.source} {v.top[0].label} ({v.contribution:+.2f})" for v in result.evidence[:4])
         out.print(f"evidence: {votes}", markup=False, highlight=False)
@@ -313,21 +315,25 @@ def eval_(
     print(json.dumps(data, indent=2) if fmt == "json" else text)
 
 
-@app.command(epilog="Example: vidsense dashboard --port 8501 --folder ~/videos   (then open http://127.0.0.1:8501)")
+@app.command(epilog="Example: vidsense dashboard --root ~/videos --port 8501   (then open http://127.0.0.1:8501)")
 def dashboard(
     port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port on 127.0.0.1."),
-    folder: Optional[Path] = typer.Option(None, "--folder", help="Folder whose videos the dashboard lists (default: the bundled examples)."),
+    folder: Optional[Path] = typer.Option(None, "--folder", help="Folder whose videos the dashboard lists first (default: the bundled examples when inside --root, else the root)."),
+    root: Optional[Path] = typer.Option(None, "--root", help="The only folder the dashboard lists and plays videos from, symlinks followed (default: the current directory)."),
     profile: Optional[str] = ProfileOpt,
 ) -> None:
     """Open the explanation dashboard (Streamlit, served on 127.0.0.1 only)."""
     import subprocess
 
-    from vidsense.app import dashboard_cmd
+    from vidsense.app import dashboard_cmd, dashboard_files
 
     settings = _settings(profile=profile)
-    if folder is not None and not folder.is_dir():
+    root = (root or Path.cwd()).resolve()
+    if not root.is_dir():
+        raise InputError(f"--root {root}: not a directory")
+    if folder is not None and not dashboard_files.inside_root(folder.expanduser().absolute(), root).is_dir():
         raise InputError(f"--folder {folder}: not a directory")
-    cmd, env = dashboard_cmd.command(port=port, folder=folder, max_upload_mb=settings.max_upload_mb, profile=profile)
+    cmd, env = dashboard_cmd.command(port=port, folder=folder, root=root, max_upload_mb=settings.max_upload_mb, profile=profile)
     err.print(f"vidsense dashboard on http://127.0.0.1:{port}  (Ctrl-C to stop)", markup=False, highlight=False)
     raise typer.Exit(subprocess.call(cmd, env=env))
 
@@ -427,11 +433,12 @@ def config_show(profile: Optional[str] = ProfileOpt) -> None:
 @cache_app.command("stats", epilog="Example: vidsense cache stats")
 def cache_stats() -> None:
     """Entries and size of the perception cache."""
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     from vidsense import store
 
-    st = store.cache_stats(_settings().home)
+    settings = _settings()
+    st = replace(store.cache_stats(settings.home), max_bytes=int(settings.cache_max_mb * 2**20))
     print(json.dumps(asdict(st), indent=2, default=str))
 
 

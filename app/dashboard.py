@@ -1,9 +1,11 @@
 """The vidsense explanation dashboard (Streamlit): ``vidsense dashboard``.
 
-Pick a video (from a folder or uploaded) and a label set, press Explain: the
-page shows the video with a time cursor, the timeline per modality, the
-prediction, the concept explanation (global, local, temporal), occlusion, and
-interventions that re-run the reasoner or the concept model.
+Pick a video (from a folder inside the root it was started with, or uploaded)
+and a label set, press Explain: the page shows the video with a time cursor,
+the timeline per modality, the prediction, the concept explanation (global,
+local, temporal), occlusion, and interventions that re-run the reasoner or the
+concept model. An upload is on disk, in a private folder, only while a model
+reads it.
 
 It calls only the SDK (``vidsense.*``); everything drawn comes from
 ``ExplanationResult.to_dict()`` and ``Timeline.to_dict()``. Models live in one
@@ -14,9 +16,8 @@ Defaults can come from the URL: ``?video=bikes.mp4&labels=ucf101&reasoner=llm&oc
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ import streamlit as st
 
 import vidsense
 from vidsense.app import dashboard_views as views
-from vidsense.app.dashboard_cmd import FOLDER_ENV
+from vidsense.app.dashboard_cmd import FOLDER_ENV, ROOT_ENV
+from vidsense.app.dashboard_files import UploadFolder, list_videos
 
 CUSTOM = "custom (paste labels)"
 REASONERS = ("llm", "cascade", "fused", "embedding")
@@ -74,18 +76,27 @@ def _stamp(path: Path) -> tuple[int, int]:
     return st_.st_size, st_.st_mtime_ns
 
 
-def _save_upload(name: str, data: bytes) -> Path:
-    """Store an upload under a content-addressed name, so the same bytes hit the cache."""
-    folder = Path(tempfile.gettempdir()) / "vidsense-uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (hashlib.sha256(data).hexdigest()[:20] + Path(name).suffix.lower())
-    if not path.exists():
-        path.write_bytes(data)
-    return path
+def _root() -> Path:
+    """The only folder whose videos the page lists and plays (``vidsense dashboard --root``)."""
+    return Path(os.environ.get(ROOT_ENV) or os.getcwd()).resolve()
 
 
-def pick_video(settings: vidsense.Settings, query: dict[str, str]) -> Path | None:
-    """Sidebar: a video from a folder or an upload; ``None`` (with a message) when unusable."""
+def _uploads() -> UploadFolder:
+    """This session's private upload folder; it goes when the session's state does."""
+    if "upload_folder" not in st.session_state:
+        st.session_state["upload_folder"] = UploadFolder()
+    return st.session_state["upload_folder"]
+
+
+def _on_disk(req: dict[str, Any]) -> AbstractContextManager:
+    """Keeps the request's video on disk while a model may read it: an upload only for that long."""
+    if req["upload"] is None:
+        return nullcontext()
+    return _uploads().holding(Path(req["video"]).name, req["upload"])
+
+
+def pick_video(settings: vidsense.Settings, query: dict[str, str], root: Path) -> tuple[Path, bytes | None] | None:
+    """Sidebar: a video from a folder inside ``root``, or an upload (with its bytes); ``None`` (with a message) when unusable."""
     source = st.sidebar.radio("Video", ["From a folder", "Upload"], key="source", horizontal=True)
     if source == "Upload":
         allowed = sorted(vidsense.VIDEO_EXTENSIONS)
@@ -99,21 +110,21 @@ def pick_video(settings: vidsense.Settings, query: dict[str, str]) -> Path | Non
         if problem:
             st.sidebar.error(problem)
             return None
-        return _save_upload(up.name, up.getvalue())
-    default = os.environ.get(FOLDER_ENV) or str(vidsense.example_video().parent)
+        data = up.getvalue()
+        return _uploads().path_for(up.name, data), data
+    examples = vidsense.example_video().parent.resolve()
+    default = os.environ.get(FOLDER_ENV) or str(examples if examples.is_relative_to(root) else root)
     folder = st.sidebar.text_input("Folder", value=default, key="folder")
     try:
-        videos = vidsense.collect_videos([folder]) if Path(folder).is_dir() else []
-    except vidsense.InputError:
-        videos = []
-    if not videos:
-        st.sidebar.warning(f"{folder}: no video files here")
+        base, videos = list_videos(folder, root)
+    except vidsense.InputError as exc:
+        st.sidebar.error(str(exc))
         return None
-    names = [str(v.relative_to(folder)) for v in videos]
+    names = [str(v.relative_to(base)) for v in videos]
     wanted = query.get("video")
     index = names.index(wanted) if wanted in names else 0
     name = st.sidebar.selectbox("Video file", names, index=index, key="video")
-    return Path(folder) / name
+    return base / name, None
 
 
 def pick_labels(query: dict[str, str]) -> str | tuple[str, ...]:
@@ -141,7 +152,7 @@ def show_header(cls: dict[str, Any], expl: dict[str, Any]) -> None:
         st.caption(f"note: {note}")
 
 
-def show_video_and_prediction(video: Path, cls: dict[str, Any], timeline: dict[str, Any]) -> int:
+def show_video_and_prediction(video: str | bytes, cls: dict[str, Any], timeline: dict[str, Any]) -> int:
     """Video with its time cursor next to the probabilities; returns the cursor's window."""
     windows = timeline["windows"]
     left, right = st.columns([3, 2])
@@ -150,7 +161,7 @@ def show_video_and_prediction(video: Path, cls: dict[str, Any], timeline: dict[s
             "Time cursor (window)", options=list(range(len(windows))), key="cursor",
             format_func=lambda i: f"{windows[i]['start_s']:.1f}-{windows[i]['end_s']:.1f} s",
         ) if len(windows) > 1 else 0
-        st.video(str(video), start_time=int(windows[cursor]["start_s"]) if windows else 0)
+        st.video(video, start_time=int(windows[cursor]["start_s"]) if windows else 0)
         lines = views.window_texts(timeline, cursor)
         st.markdown("**In this window:**\n" + ("\n".join(f"- {t}" for t in lines) if lines else "\n_(nothing observed)_"))
     with right:
@@ -201,7 +212,7 @@ def show_interventions(req: dict[str, Any], data: dict[str, Any]) -> None:
     action = c4.radio("Action", ["remove_concept", "boost_concept"], key="concept_action", horizontal=True)
     if st.button("Apply to the concept model", key="intervene") and picked:
         try:
-            with st.spinner("Applying the interventions to the concept model..."):
+            with st.spinner("Applying the interventions to the concept model..."), _on_disk(req):
                 st.session_state["concept_intervention"] = intervene(req["video"], req["stamp"], req["labels"], req["reasoner"], req["occlusion"], action, tuple(picked), 2.0)
         except vidsense.VidsenseError as exc:
             st.error(str(exc))
@@ -220,7 +231,7 @@ def main() -> None:
     except vidsense.VidsenseError as exc:
         st.error(f"Cannot start: {exc}")
         st.stop()
-    video = pick_video(settings, query)
+    picked = pick_video(settings, query, _root())
     labels = pick_labels(query)
     reasoner = st.sidebar.radio("Reasoner", REASONERS, index=REASONERS.index(query.get("reasoner", "llm")) if query.get("reasoner") in REASONERS else 0, key="reasoner", horizontal=True)
     occlusion = st.sidebar.checkbox("LLM occlusion (re-score without each window / modality; slower)", value=query.get("occlusion", "1") != "0", key="occlusion")
@@ -230,9 +241,11 @@ def main() -> None:
             st.session_state.pop(key, None)
         try:
             vidsense.load_labels(_labels(labels))
-            if video is None:
+            if picked is None:
                 raise vidsense.InputError("pick a video first (from a folder or an upload)")
-            st.session_state["request"] = {"video": str(video), "stamp": _stamp(video), "labels": labels, "reasoner": reasoner, "occlusion": occlusion}
+            video, upload = picked
+            stamp = _stamp(video) if upload is None else (len(upload), 0)  # an upload's name is its content hash
+            st.session_state["request"] = {"video": str(video), "upload": upload, "stamp": stamp, "labels": labels, "reasoner": reasoner, "occlusion": occlusion}
         except vidsense.VidsenseError as exc:
             st.error(str(exc))
     req = st.session_state.get("request")
@@ -240,7 +253,7 @@ def main() -> None:
         st.info("Pick a video and a label set in the sidebar, then press Explain.")
         return
     try:
-        with st.spinner(f"Perceiving, classifying and explaining {Path(req['video']).name}..."):
+        with st.spinner(f"Perceiving, classifying and explaining {Path(req['video']).name}..."), _on_disk(req):
             data = explain(req["video"], req["stamp"], req["labels"], req["reasoner"], req["occlusion"])
     except vidsense.VidsenseError as exc:
         st.error(str(exc))
@@ -252,7 +265,7 @@ def main() -> None:
         return
     cls, expl, timeline = data["result"]["classification"], data["result"]["explanation"], data["timeline"]
     show_header(cls, expl)
-    cursor = show_video_and_prediction(Path(req["video"]), cls, timeline)
+    cursor = show_video_and_prediction(req["upload"] if req["upload"] is not None else req["video"], cls, timeline)
     st.plotly_chart(views.timeline_figure(timeline, cursor), key="chart_timeline")
     concepts, time_tab, occl, interv = st.tabs(["Concepts", "Time", "Occlusion", "Interventions"])
     with concepts:

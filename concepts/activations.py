@@ -32,6 +32,7 @@ from typing import Iterable, Literal
 import numpy as np
 
 from vidsense.concepts.bank import ConceptBank
+from vidsense.concepts.evidence_concepts import evidence_matrix
 from vidsense.services.embeddings import TextEncoder
 from vidsense.services.timeline import MODALITIES, Timeline, Window, render_window
 
@@ -51,6 +52,8 @@ class Activations:
         encoder: name of the model that produced the similarities.
         modalities: the modalities the timeline was restricted to (``None``: all).
         texts: the per-window text that was embedded ('' for empty windows).
+        evidence: boolean ``[C]``, True for evidence concepts (perception scores, not
+            cosines; a joint model's blend leaves them as they are). ``None``: none.
     """
 
     matrix: np.ndarray
@@ -60,6 +63,7 @@ class Activations:
     encoder: str
     modalities: tuple[str, ...] | None = None
     texts: tuple[str, ...] = ()
+    evidence: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -154,21 +158,27 @@ def concept_activations(
     key = cache_key(timeline, bank, encoder.name, mods)
     matrix = cache.get(key) if cache is not None else None
     if matrix is None or matrix.shape != (len(texts), len(bank)):
-        matrix = np.zeros((len(texts), len(bank)), dtype=np.float32)
+        text_cols = np.flatnonzero(~bank.evidence_columns)
+        # Evidence concepts read the perception scores of the same restricted timeline.
+        matrix = evidence_matrix(timeline.only(mods), bank)
         filled = [i for i, t in enumerate(texts) if t]
-        if filled and len(bank):
-            matrix[filled] = encoder.encode([texts[i] for i in filled]) @ concept_embeddings(bank, encoder, cache).T
+        if filled and len(text_cols):
+            matrix[np.ix_(filled, text_cols)] = encoder.encode([texts[i] for i in filled]) @ concept_embeddings(bank, encoder, cache).T
         if cache is not None:
             cache.put(key, matrix)
-    return Activations(matrix, timeline.windows, tuple(bank.texts), bank.hash, encoder.name, mods, tuple(texts))
+    return Activations(matrix, timeline.windows, tuple(bank.texts), bank.hash, encoder.name, mods, tuple(texts), bank.evidence_columns)
 
 
 def concept_embeddings(bank: ConceptBank, encoder: TextEncoder, cache: ActivationCache | None = None) -> np.ndarray:
-    """``[C, d]`` embeddings of the bank's concept texts (kept in ``cache``, per encoder and bank)."""
+    """``[C_text, d]`` embeddings of the bank's text concepts, in column order (kept in ``cache``, per encoder and bank).
+
+    Evidence concepts are not embedded: their activation is a perception score.
+    """
+    texts = [c.text for c in bank.concepts if not c.evidence]
     key = "concepts-" + hashlib.sha256(f"{encoder.name}|{bank.hash}".encode("utf-8")).hexdigest()[:40]
     emb = cache.get(key) if cache is not None else None
-    if emb is None or emb.shape[0] != len(bank):
-        emb = encoder.encode(bank.texts)
+    if emb is None or emb.shape[0] != len(texts):
+        emb = encoder.encode(texts)
         if cache is not None:
             # Memory only: the encoder is at hand whenever this is needed, and re-embedding a bank takes a second.
             cache.put(key, emb, disk=False)
@@ -277,4 +287,7 @@ def blend(text: Activations, joint: Activations, joint_weight: float = 0.5) -> A
     if text.bank_hash != joint.bank_hash or text.shape != joint.shape:
         raise ValueError("blend needs activations of the same windows and concept bank")
     matrix = (1.0 - joint_weight) * text.matrix + joint_weight * joint.matrix
+    if text.evidence is not None:
+        # A perception score is not a similarity: it stays as the model gave it.
+        matrix[:, text.evidence] = text.matrix[:, text.evidence]
     return replace(text, matrix=matrix.astype(np.float32), encoder=f"{text.encoder}+{joint.encoder}")

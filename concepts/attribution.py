@@ -12,7 +12,7 @@ from vidsense.concepts.schema import AblationScore, CellScore, ConceptScore, Fea
 
 
 def integrated_gradients(
-    model: MotifModel, x: torch.Tensor, target: int, texts: Sequence[str], kinds: Sequence[str], n_steps: int = 64, top: int = 10
+    model: MotifModel, x: torch.Tensor, target: int, texts: Sequence[str], kinds: Sequence[str], n_steps: int = 64, top: int = 10, sources: Sequence[str] = ()
 ) -> IntegratedGradients:
     """Captum Integrated Gradients of the ``target`` logit over the ``[T, C]`` input (baseline zeros)."""
     from captum.attr import IntegratedGradients as CaptumIG
@@ -33,7 +33,7 @@ def integrated_gradients(
         n_steps=n_steps,
         convergence_delta=float(delta.abs().max()),
         output_difference=diff,
-        by_concept=_scores(top_c, by_concept, texts, kinds),
+        by_concept=_scores(top_c, by_concept, texts, kinds, sources),
         by_window=_floats(attr.sum(dim=1)),
         top_cells=[CellScore(window=t, concept=j, text=texts[j], value=float(attr[t, j])) for t, j in cells],
     )
@@ -59,9 +59,12 @@ def feature_ablation(model: MotifModel, x: torch.Tensor, target: int, modality_a
     return FeatureAblation(base_probability=base, by_window=by_window, by_modality=by_modality)
 
 
-def _scores(indices: Sequence[int], values: torch.Tensor, texts: Sequence[str], kinds: Sequence[str]) -> list[ConceptScore]:
+def _scores(indices: Sequence[int], values: torch.Tensor, texts: Sequence[str], kinds: Sequence[str], sources: Sequence[str] = ()) -> list[ConceptScore]:
     positive = float(sum(max(float(values[j]), 0.0) for j in indices)) or 1.0
-    return [ConceptScore(concept=j, text=texts[j], kind=kinds[j], value=float(values[j]), share=max(float(values[j]), 0.0) / positive) for j in indices]
+    return [
+        ConceptScore(concept=j, text=texts[j], kind=kinds[j], value=float(values[j]), share=max(float(values[j]), 0.0) / positive, source=sources[j] if sources else "")
+        for j in indices
+    ]
 
 
 def _floats(t: torch.Tensor) -> list[float]:

@@ -60,11 +60,17 @@ class Concept:
         text: the concept as a short phrase, e.g. ``"soccer ball"``.
         kind: ``object``, ``scene``, ``sub-action``, ``sound`` or ``speech``.
         supports: ``(label, weight)`` pairs, sorted by label; weight in (0, 1].
+        source: '' for a concept read from the window text (its activation is a
+            text cosine); otherwise the evidence source whose class it is
+            (``action``, ``objects``, ``scene``, ``sound``, ``gesture``): its
+            activation is that perception model's own score in the window
+            (see :mod:`vidsense.concepts.evidence_concepts`).
     """
 
     text: str
     kind: ConceptKind = "object"
     supports: tuple[tuple[str, float], ...] = ()
+    source: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -75,17 +81,26 @@ class Concept:
         """Supported labels and their weights."""
         return dict(self.supports)
 
+    @property
+    def evidence(self) -> bool:
+        """Whether the activation is a perception model's score (not a text cosine)."""
+        return bool(self.source)
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return {"text": self.text, "kind": self.kind, "supports": dict(self.supports)}
+        """JSON-ready dict (``source`` only on evidence concepts, so text banks keep their hash)."""
+        d: dict[str, Any] = {"text": self.text, "kind": self.kind, "supports": dict(self.supports)}
+        if self.source:
+            d["source"] = self.source
+        return d
 
 
-def make_concept(text: str, kind: str, supports: Mapping[str, float]) -> Concept:
+def make_concept(text: str, kind: str, supports: Mapping[str, float], source: str = "") -> Concept:
     """Build a :class:`Concept` with normalised text and canonically ordered support."""
     return Concept(
         text=normalise_text(text),
         kind=_KIND_ALIASES.get(kind.strip().lower(), kind),  # type: ignore[arg-type]
         supports=tuple(sorted((str(k), round(float(v), 4)) for k, v in supports.items() if float(v) > 0)),
+        source=source,
     )
 
 
@@ -124,6 +139,11 @@ class ConceptBank:
         """Concept texts in column order."""
         return [c.text for c in self.concepts]
 
+    @property
+    def evidence_columns(self) -> np.ndarray:
+        """Boolean ``[C]``: True where the concept is an evidence concept (a perception score)."""
+        return np.array([c.evidence for c in self.concepts], dtype=bool)
+
     def __len__(self) -> int:
         return len(self.concepts)
 
@@ -158,7 +178,10 @@ class ConceptBank:
         return cls(
             label_set=str(data["label_set"]),
             labels=tuple(data["labels"]),
-            concepts=tuple(make_concept(c["text"], c.get("kind", "object"), _support_of(c.get("supports", {}))) for c in data["concepts"]),
+            concepts=tuple(
+                make_concept(c["text"], c.get("kind", "object"), _support_of(c.get("supports", {})), str(c.get("source", "")))
+                for c in data["concepts"]
+            ),
             generator=str(data.get("generator", "")),
         )
 

@@ -63,6 +63,7 @@ def explain_timeline(
     target: str | None = None,
     cache: ActivationCache | None = None,
     joint: JointEvidence | None = None,
+    route: str = "",
     options: ExplainOptions = ExplainOptions(),
 ) -> Explanation:
     """Compute activations for ``timeline`` (all modalities and each modality left out) and :func:`explain`.
@@ -79,7 +80,7 @@ def explain_timeline(
     expl = explain(
         model, card, bank, acts,
         modality_activations=by_modality, timeline=timeline, llm_scores=llm_scores,
-        score_fn=score_fn, target=target, options=options,
+        score_fn=score_fn, target=target, route=route, options=options,
     )
     return expl.model_copy(update={"timings": {"activations": round(seconds, 4), **expl.timings}})
 
@@ -95,6 +96,7 @@ def explain(
     llm_scores: Mapping[str, float] | None = None,
     score_fn: ScoreFn | None = None,
     target: str | None = None,
+    route: str = "",
     options: ExplainOptions = ExplainOptions(),
 ) -> Explanation:
     """Explain the concept model's decision on one video.
@@ -110,7 +112,8 @@ def explain(
         llm_scores: the LLM's ``{label: probability}`` for the agreement section.
         score_fn: ``timeline -> {label: probability}`` (the LLM) for occlusion.
         target: the label to explain (default: the concept model's top-1; pass
-            the LLM's label to explain the concept evidence for its decision).
+            the returned label to explain the concept evidence for the answer the user got).
+        route: the route that answered (``fused``, ``llm``), for the agreement section.
         options: sizes and switches.
     """
     card.check_bank(bank)
@@ -118,6 +121,7 @@ def explain(
         raise InputError("activations were computed with a different concept bank")
     labels = list(card.labels)
     kinds = [c.kind for c in bank.concepts]
+    sources = [c.source for c in bank.concepts]
     texts = list(bank.texts)
     model.eval()
     timings: dict[str, float] = {}
@@ -136,7 +140,7 @@ def explain(
         raise InputError(f"label {target!r} is not in label set {card.label_set!r}")
     k = labels.index(target) if target is not None else pred_idx
     prediction = ConceptPrediction(label=labels[pred_idx], index=pred_idx, probability=float(probs[pred_idx]), logit=float(out.logits[0, pred_idx]), top_k=top_k)
-    agreement = _agreement(labels, order, top_k, llm_scores, labels[k])
+    agreement = _agreement(labels, order, probs, top_k, llm_scores, labels[k], route)
 
     # Time importance of the explained class (the forward pass reports it for the top-1).
     tau = model.config.tau
@@ -149,7 +153,7 @@ def explain(
     top_c = [int(j) for j in torch.argsort(contrib, descending=True)[: options.top_concepts] if contrib[j] > 0]
     global_view = GlobalView(
         label=labels[k],
-        concepts=_scores(top_c, contrib, texts, kinds),
+        concepts=_scores(top_c, contrib, texts, kinds, sources),
         bias=bias,
         total=float(contrib.sum()) + bias,
     )
@@ -158,7 +162,7 @@ def explain(
     for t in range(contrib_t.shape[0]):
         row = contrib_t[t]
         best = [int(j) for j in torch.argsort(row, descending=True)[: options.window_concepts] if row[j] > 0]
-        local_windows.append(WindowContribution(window=t, importance=float(w_t[t]), score=float(logits_k[t]), top_concepts=_scores(best, row, texts, kinds)))
+        local_windows.append(WindowContribution(window=t, importance=float(w_t[t]), score=float(logits_k[t]), top_concepts=_scores(best, row, texts, kinds, sources)))
     local_view = LocalView(
         time_importance=_floats(w_t),
         top_windows=top_w,
@@ -185,7 +189,7 @@ def explain(
     attributions = Attributions(integrated_gradients=None, feature_ablation=None)
     if options.attributions:
         attributions = Attributions(
-            integrated_gradients=integrated_gradients(model, x, k, texts, kinds, options.ig_steps, options.top_concepts),
+            integrated_gradients=integrated_gradients(model, x, k, texts, kinds, options.ig_steps, options.top_concepts, sources),
             feature_ablation=feature_ablation(model, x, k, modality_activations or {}),
         )
     timings["attributions"] = round(time.perf_counter() - t0, 4)
@@ -223,7 +227,7 @@ def explain(
         prediction=prediction,
         agreement=agreement,
         windows=[WindowInfo(index=w.index, start_s=w.start_s, end_s=w.end_s, label=w.label, text=txt) for w, txt in zip(activations.windows, window_texts)],
-        concepts=[ConceptInfo(index=j, text=c.text, kind=c.kind) for j, c in enumerate(bank.concepts)],
+        concepts=[ConceptInfo(index=j, text=c.text, kind=c.kind, source=c.source) for j, c in enumerate(bank.concepts)],
         global_=global_view,
         local=local_view,
         temporal=temporal,
@@ -235,17 +239,21 @@ def explain(
     )
 
 
-def _agreement(labels: list[str], order: list[int], top_k: list[LabelScore], llm_scores: Mapping[str, float] | None, explained: str) -> Agreement:
+def _agreement(
+    labels: list[str], order: list[int], probs: torch.Tensor, top_k: list[LabelScore], llm_scores: Mapping[str, float] | None, explained: str, route: str
+) -> Agreement:
     concept_label = labels[order[0]]
     if not llm_scores:
         return Agreement(llm_label=None, concept_label=concept_label, agrees=None, explained_label=explained, concept_top_k=top_k)
-    llm_label = max(llm_scores, key=lambda lab: llm_scores[lab])
-    rank = next((r + 1 for r, i in enumerate(order) if labels[i] == llm_label), None)
+    answer = max(llm_scores, key=lambda lab: llm_scores[lab])
+    rank = next((r + 1 for r, i in enumerate(order) if labels[i] == answer), None)
     return Agreement(
-        llm_label=llm_label,
+        llm_label=answer,
         concept_label=concept_label,
-        agrees=llm_label == concept_label,
+        agrees=answer == concept_label,
         llm_label_rank=rank,
+        answer_probability=float(probs[labels.index(answer)]) if answer in labels else None,
+        answer_route=route,
         explained_label=explained,
         concept_top_k=top_k,
     )

@@ -261,6 +261,9 @@ def zero_shot_model(
     specificity: np.ndarray | None = None,
     specificity_margin: float = 1.5,
     logit_scale: float = 1.0,
+    source_weights: Mapping[str, float] | None = None,
+    evidence_scale: float = 1.0,
+    evidence_sharpness: float = 2.0,
 ) -> tuple[MotifModel, MotifCard]:
     """A model that classifies with no training, from the bank's support matrix.
 
@@ -276,7 +279,14 @@ def zero_shot_model(
             concepts a bank attaches to a class ("camera", "short video") stop
             deciding it. Without it every supporting concept weighs the same.
         specificity_margin: the z-score a concept must exceed to count for a class.
-        logit_scale: multiplies the classifier weights (sharper probabilities).
+        logit_scale: multiplies the text concepts' classifier weights (sharper probabilities).
+        source_weights: per evidence source (``action``, ``objects``, ...), the weight of
+            its concepts' supports (the fast route's fusion weights); a source not
+            listed weighs 0. ``None``: 1 for every source.
+        evidence_scale: multiplies every evidence concept's weight.
+        evidence_sharpness: affine scale of evidence concepts: their activations are
+            perception scores in [0, 1], and ``softplus(2 x) - log 2`` is about ``x``
+            there, with no threshold (a score the model reported is evidence).
     """
     if not len(bank):
         raise InputError(f"concept bank {bank.label_set!r} has no concepts")
@@ -293,11 +303,22 @@ def zero_shot_model(
         # rather than its generic ones back (tried on 7 labelled clips: mean rank
         # of the true class 12.9 with margin 0, 10.7 with 1.5 and no fallback).
         weight = support * (spec - specificity_margin).clamp(min=0.0)
-    rows = weight.sum(dim=1, keepdim=True)
+    evidence = torch.from_numpy(bank.evidence_columns)
+    # Text concepts: each class's weights sum to logit_scale. Evidence concepts keep their
+    # transfer weight (a recognised class that is the label weighs 1, as in the fast route),
+    # scaled by its source's fusion weight: normalising them would make a class with one
+    # matching Kinetics action weigh as much as one with forty faint ImageNet neighbours.
+    text_weight = weight.masked_fill(evidence[None, :], 0.0)
+    rows = text_weight.sum(dim=1, keepdim=True)
+    text_weight = logit_scale * torch.where(rows > 0, text_weight / rows.clamp(min=1e-12), text_weight)
+    per_source = torch.tensor(
+        [evidence_scale * (1.0 if source_weights is None else float(source_weights.get(c.source, 0.0))) if c.evidence else 0.0 for c in bank.concepts],
+        dtype=support.dtype,
+    )
     with torch.no_grad():
-        model.weight.copy_(logit_scale * torch.where(rows > 0, weight / rows.clamp(min=1e-12), weight))
-        model.scale.fill_(sharpness)
-        model.shift.fill_(-sharpness * threshold)
+        model.weight.copy_(text_weight + support * per_source[None, :])
+        model.scale.copy_(torch.where(evidence, torch.tensor(evidence_sharpness), torch.tensor(sharpness)))
+        model.shift.copy_(torch.where(evidence, torch.tensor(0.0), torch.tensor(-sharpness * threshold)))
         model.gate.fill_(math.log(gate / (1.0 - gate)))
     card = MotifCard(
         label_set=bank.label_set,

@@ -10,13 +10,20 @@ def render_text(expl: Explanation, max_concepts: int = 6) -> str:
     p, a, g = expl.prediction, expl.agreement, expl.global_
     lines = [f"Concept model: {p.label} ({p.probability:.2f})   top-{len(p.top_k)}: " + ", ".join(f"{s.label} {s.score:.2f}" for s in p.top_k)]
     if a.llm_label is not None:
-        verdict = "agrees" if a.agrees else f"disagrees (LLM's label is #{a.llm_label_rank} for the concept model)"
-        lines.append(f"LLM: {a.llm_label} - concept model {verdict}")
+        route = f" (route {a.answer_route})" if a.answer_route else ""
+        if a.agrees:
+            verdict = "the concept model agrees"
+        else:
+            p_answer = f", p={a.answer_probability:.2f}" if a.answer_probability is not None else ""
+            verdict = f"the concept model ranks it #{a.llm_label_rank}{p_answer}; the views below explain the answer, not the concept model's top-1"
+        lines.append(f"Answer: {a.llm_label}{route} - {verdict}")
     lines += [f"Note: {n}" for n in expl.notes]
+    if expl.answer is not None:
+        lines += _answer_lines(expl)
     lines.append(f"\nWhy {g.label}: concepts (time-weighted contribution)")
     peak = max((c.value for c in g.concepts), default=0.0) or 1.0
     for c in g.concepts[:max_concepts]:
-        lines.append(f"  {c.text:28.28s} {c.kind:10s} {c.value:+.3f} {_bar(c.value / peak)}")
+        lines.append(f"  {c.text:28.28s} {_what(c.kind, c.source):18s} {c.value:+.3f} {_bar(c.value / peak)}")
     lines.append("\nWhen: most important windows")
     for t in expl.local.top_windows:
         w, lw = expl.windows[t], expl.local.windows[t]
@@ -46,6 +53,35 @@ def render_text(expl: Explanation, max_concepts: int = 6) -> str:
             change = f"-> {r.label_after}" if r.changed else "(same label)"
             lines.append(f"  {what:36.36s} p({g.label}) {r.probability_before:.2f} -> {r.probability_after:.2f} {change}")
     return "\n".join(lines)
+
+
+def _answer_lines(expl: Explanation, max_sources: int = 5) -> list[str]:
+    """The answer as the fused route weighed it: sources, the classes behind each, the windows."""
+    ans = expl.answer
+    assert ans is not None
+    lines = [f"\nWhat decided {ans.label} ({ans.route} route, its own evidence; push above the average label):"]
+    for s in [s for s in ans.sources if s.contribution > 0][:max_sources]:
+        classes = ", ".join(f"{c.text} {c.value:+.2f}" for c in s.concepts) or "-"
+        lines.append(f"  {s.source:9s} {s.contribution:+.2f}  {classes}")
+    against = [s for s in ans.sources if s.contribution < 0]
+    if against:
+        lines.append("  against: " + ", ".join(f"{s.source} {s.contribution:+.2f}" for s in against))
+    peak = max(ans.windows, default=0.0)
+    if peak > 0:
+        best = sorted(range(len(ans.windows)), key=lambda t: -ans.windows[t])[:3]
+        lines.append("  from windows: " + ", ".join(f"{expl.windows[t].label} {ans.windows[t]:+.2f}" for t in best if ans.windows[t] > 0))
+    if ans.note:
+        lines.append(f"  ({ans.note})")
+    return lines
+
+
+# How an evidence concept's source reads in a table.
+_SOURCE_WORDS = {"action": "action recogniser", "objects": "object detector", "scene": "image classifier", "sound": "sound tagger", "gesture": "pose gesture"}
+
+
+def _what(kind: str, source: str) -> str:
+    """The kind of a text concept, or the perception model an evidence concept comes from."""
+    return _SOURCE_WORDS.get(source, source) if source else kind
 
 
 def _bar(frac: float, width: int = 12) -> str:

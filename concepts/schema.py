@@ -81,12 +81,14 @@ class ConceptPrediction(_Frozen):
 
 
 class Agreement(_Frozen):
-    """Whether the concept model and the LLM chose the same label."""
+    """Whether the concept model chose the label the user was given (by any route: fused evidence or the LLM)."""
 
-    llm_label: str | None = Field(description="the LLM's top-1 label (None when no LLM result was given)")
+    llm_label: str | None = Field(description="the returned label: the reasoner's top-1 (None when no prediction was given)")
     concept_label: str
-    agrees: bool | None = Field(description="concept top-1 == LLM top-1 (None without an LLM result)")
-    llm_label_rank: int | None = Field(None, description="1-based rank of the LLM's label in the concept model's ranking")
+    agrees: bool | None = Field(description="concept top-1 == returned label (None without a prediction)")
+    llm_label_rank: int | None = Field(None, description="1-based rank of the returned label in the concept model's ranking")
+    answer_probability: float | None = Field(None, description="the concept model's probability of the returned label")
+    answer_route: str = Field("", description="the route that answered (fused, llm, embedding)")
     explained_label: str = Field(description="the class every view below explains")
     concept_top_k: list[LabelScore]
 
@@ -107,6 +109,7 @@ class ConceptInfo(_Frozen):
     index: int
     text: str
     kind: str
+    source: str = Field("", description="'' for a text concept; the perception source of an evidence concept (action, objects, ...)")
 
 
 class ConceptScore(_Frozen):
@@ -117,6 +120,7 @@ class ConceptScore(_Frozen):
     kind: str
     value: float
     share: float = Field(0.0, description="value / sum of positive values in the same list")
+    source: str = Field("", description="'' for a text concept; the perception source of an evidence concept")
 
 
 class GlobalView(_Frozen):
@@ -219,6 +223,31 @@ class InterventionResult(_Frozen):
     changed: bool = Field(description="the top-1 label changed")
 
 
+class SourceContribution(_Frozen):
+    """One evidence source's part in the fused route's score of the answer."""
+
+    source: str
+    weight: float = Field(description="the source's fusion weight")
+    contribution: float = Field(description="how far it pushed the answer above the average label (fused log-score units)")
+    concepts: list[ConceptScore] = Field(description="the classes it saw that carried its push, largest first (value = share of the push)")
+
+
+class AnswerView(_Frozen):
+    """The answer decomposed by the model that gave it: the fast route's own sources, classes and windows.
+
+    Exact for the fused route: the contributions of the sources sum to the answer's
+    fused log-score above the average label, and each transfer source's push is split
+    over the classes it saw in proportion to the mass each gave the answer
+    (time-averaged score x transfer weight), and over the windows they were seen in.
+    """
+
+    label: str
+    route: str
+    sources: list[SourceContribution]
+    windows: list[float] = Field(description="per window, the transfer sources' push that came from it")
+    note: str = ""
+
+
 class Explanation(_Frozen):
     """One explanation; see the module docstring for each section."""
 
@@ -239,6 +268,7 @@ class Explanation(_Frozen):
     interventions: list[InterventionResult]
     timings: dict[str, float]
     notes: list[str] = Field(default_factory=list, description="what was skipped and why (a single-window video, ...)")
+    answer: AnswerView | None = Field(None, description="the answer decomposed by the route that gave it (fused and cascade routes)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the documented section names (``global``, not ``global_``)."""

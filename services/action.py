@@ -108,7 +108,7 @@ class KineticsActions:
         from vidsense.services import model_store
 
         return {
-            "sha256": model_store.MODELS[i3d.MODEL_NAME].sha256,
+            "sha256": model_store.weights_sha256(i3d.MODEL_NAME, self.home),
             "top_k": self.top_k,
             "min_prob": self.min_prob,
             "clip_frames": self.clip_frames,
@@ -124,12 +124,10 @@ class KineticsActions:
 
     def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """Per window, one ``action`` observation per likely Kinetics class (text = class name, score = probability)."""
-        out = []
-        for clip in motion_clips(media, windows, self.clip_frames, self.group_s):
-            out.extend(self._describe_clip(clip))
-        return Perception(out)
+        return Perception(o for clip in motion_clips(media, windows, self.clip_frames, self.group_s) for o in self.describe_clip(clip))
 
-    def _describe_clip(self, clip: MotionClip) -> list[Observation]:
+    def describe_clip(self, clip: MotionClip) -> list[Observation]:
+        """The ``action`` observations of one clip's windows."""
         logits = self.runtime.run(i3d.preprocess(clip.frames))
         centres = position_times(clip.times, len(logits))
         labels = kinetics_labels()

@@ -284,6 +284,7 @@ class YamnetTagger:
 
         if pool not in POOLS:
             raise ValueError(f"unknown pool {pool!r}; known: {', '.join(POOLS)}")
+        self._home = env.home
         self.folder = Path(model_store.ensure(STORE_NAME, env.home))
         self.threshold = threshold
         self.top_k = top_k
@@ -302,7 +303,7 @@ class YamnetTagger:
         from vidsense.services import model_store
 
         return {
-            "weights": model_store.MODELS[STORE_NAME].sha256,
+            "weights": model_store.weights_sha256(STORE_NAME, self._home),
             "threshold": self.threshold,
             "top_k": self.top_k,
             "pool": self.pool,

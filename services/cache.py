@@ -7,6 +7,8 @@ no model call. The store is stdlib ``sqlite3`` in WAL mode with a busy timeout,
 so concurrent processes (CLI runs, dashboard workers) can read and write the
 same file. Each row carries the SHA-256 of its payload: a row damaged on disk
 is detected, deleted, logged and reported as a miss, so it is recomputed.
+The file is capped (``cache_max_mb``): past the cap the least recently used
+rows are deleted and the freed pages handed back to the file system.
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ BUSY_TIMEOUT_MS = 30_000
 # opening one cache at once retry this many times, backing off from this many seconds.
 LOCKED_RETRIES = 6
 LOCKED_BACKOFF_S = 0.05
+# The cap of a cache built without settings: the default of Settings.cache_max_mb (which says why).
+DEFAULT_MAX_MB = 2048.0
+# Past the cap, rows go until the data fits in this share of it, so the next puts do not evict again at once.
+EVICT_TO = 0.9
+# A read refreshes a row's last-used time only when it is older than this: no write for every read.
+TOUCH_AFTER_S = 60.0
+# Bytes a row costs beyond its payload (key, hashes, b-tree cells), for choosing how many rows to evict.
+ROW_OVERHEAD = 200
 
 # Rows of video probes share the table; the version expires them when VideoInfo changes.
 PROBE_MODEL = "probe"
@@ -64,9 +74,27 @@ CREATE TABLE IF NOT EXISTS observations (
     video_sha256 TEXT NOT NULL,
     created REAL NOT NULL,
     payload TEXT NOT NULL,
-    checksum TEXT NOT NULL
+    checksum TEXT NOT NULL,
+    used REAL NOT NULL DEFAULT 0
 )
 """
+_USED_INDEX = "CREATE INDEX IF NOT EXISTS observations_used ON observations (used)"
+
+
+def _add_used_column(conn: sqlite3.Connection) -> None:
+    """Give a file from before the cap its last-used column; its rows count as used when written."""
+    if any(row[1] == "used" for row in conn.execute("PRAGMA table_info(observations)")):
+        return
+    with conn:  # an immediate transaction: of processes opening the old file at once, one migrates
+        conn.execute("BEGIN IMMEDIATE")
+        if not any(row[1] == "used" for row in conn.execute("PRAGMA table_info(observations)")):
+            conn.execute("ALTER TABLE observations ADD COLUMN used REAL NOT NULL DEFAULT 0")
+            conn.execute("UPDATE observations SET used = created")
+
+
+def _db_bytes(conn: sqlite3.Connection) -> int:
+    """Size of the database as of its last commit (pages still in the write-ahead log count), free pages included."""
+    return conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
 
 
 def _canonical(value: Any) -> str:
@@ -112,6 +140,7 @@ class CacheStats:
         path: the SQLite file.
         entries: number of cached results (one per model and video and settings).
         bytes: size on disk of the database and its write-ahead log.
+        max_bytes: the cap past which least recently used rows are evicted (0: none).
         per_model: entries per model name.
         hits / misses: lookups answered / not answered by this process.
     """
@@ -119,6 +148,7 @@ class CacheStats:
     path: str
     entries: int
     bytes: int
+    max_bytes: int = 0
     per_model: dict[str, int] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
@@ -135,11 +165,12 @@ _COUNTERS_LOCK = threading.Lock()
 
 
 class PerceptionCache:
-    """Observations by :func:`cache_key`, in one SQLite file."""
+    """Observations by :func:`cache_key`, in one SQLite file of at most ``max_mb`` (None: no cap)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_mb: float | None = DEFAULT_MAX_MB) -> None:
         """Open (create) the cache at ``path``; the connection opens on first use."""
         self.path = Path(path)
+        self.max_bytes = int(max_mb * 1024 * 1024) if max_mb else 0
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
@@ -147,9 +178,9 @@ class PerceptionCache:
             self._counts = _COUNTERS.setdefault(str(self.path.resolve()), [0, 0])
 
     @classmethod
-    def for_home(cls, home: str | os.PathLike[str]) -> "PerceptionCache":
+    def for_home(cls, home: str | os.PathLike[str], max_mb: float | None = DEFAULT_MAX_MB) -> "PerceptionCache":
         """The cache of a vidsense home: ``home / "cache" / "perception.sqlite"``."""
-        return cls(Path(home) / "cache" / "perception.sqlite")
+        return cls(Path(home) / "cache" / "perception.sqlite", max_mb)
 
     def _connect(self) -> sqlite3.Connection:
         # A connection must not cross fork(): reopen in a child process.
@@ -164,11 +195,16 @@ class PerceptionCache:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # Takes effect only on a file without tables (an older file converts at its first eviction's
+            # VACUUM): evicted rows' pages can then be handed back to the file system a few at a time.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             # In WAL mode NORMAL loses at most the last commits on power loss, never consistency;
             # a lost cache row is only recomputed.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(_SCHEMA)
+            _add_used_column(conn)
+            conn.execute(_USED_INDEX)
         except BaseException:
             conn.close()
             raise
@@ -272,12 +308,12 @@ class PerceptionCache:
         Only observation lookups (``count``) go into the hit/miss counters, so a
         fully cached run reports no misses for the probe and notes rows beside them.
         """
-        rows = self._rows("SELECT payload, checksum, model FROM observations WHERE key = ?", (key,))
+        rows = self._rows("SELECT payload, checksum, model, used FROM observations WHERE key = ?", (key,))
         if not rows:
             if count:
                 self._count(hit=False)
             return None
-        payload, checksum, model = rows[0]
+        payload, checksum, model, used = rows[0]
         try:
             if hashlib.sha256(payload.encode()).hexdigest() != checksum:
                 raise ValueError("checksum mismatch")
@@ -290,17 +326,65 @@ class PerceptionCache:
             return None
         if count:
             self._count(hit=True)
+        now = time.time()
+        if now - used > TOUCH_AFTER_S:
+            # The notes stored beside observations are used with them: both stay or go together.
+            self._run(lambda conn: conn.execute("UPDATE observations SET used = ? WHERE key IN (?, ?)", (now, key, _notes_key(key))))
         return value
 
     def _store(self, key: str, data: Any, model: str, video_sha256: str) -> None:
         payload = json.dumps(data, separators=(",", ":"))
         checksum = hashlib.sha256(payload.encode()).hexdigest()
-        self._run(
-            lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO observations (key, model, video_sha256, created, payload, checksum) VALUES (?, ?, ?, ?, ?, ?)",
-                (key, model, video_sha256, time.time(), payload, checksum),
+
+        def store(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            conn.execute(
+                "INSERT OR REPLACE INTO observations (key, model, video_sha256, created, payload, checksum, used) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, model, video_sha256, now, payload, checksum, now),
             )
-        )
+            if self.max_bytes and _db_bytes(conn) + self._wal_bytes() > self.max_bytes:
+                self._evict(conn)
+
+        self._run(store)
+
+    def _wal_bytes(self) -> int:
+        try:
+            return os.stat(f"{self.path}-wal").st_size
+        except FileNotFoundError:
+            return 0
+
+    def _evict(self, conn: sqlite3.Connection) -> None:
+        """Delete least recently used rows until the data fits in ``EVICT_TO`` of the cap, then shrink the files.
+
+        The write-ahead log counts towards the cap too: it is emptied into the database and truncated.
+        """
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0] * page_size
+        excess = _db_bytes(conn) - free - int(self.max_bytes * EVICT_TO)
+        victims: list[str] = []
+        rows = conn.execute("SELECT key, LENGTH(payload) FROM observations ORDER BY used")
+        for key, size in rows:
+            if excess <= 0:
+                break
+            victims.append(key)
+            excess -= size + ROW_OVERHEAD
+        rows.close()  # an unfinished statement would stop the VACUUM below
+        if victims:
+            with conn:  # one transaction: a thousand single-row commits would each sync the log
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("DELETE FROM observations WHERE key IN (?, ?)", [(k, _notes_key(k)) for k in victims])
+            log.info("perception cache %s: over its cap of %.0f MB; evicted %d least recently used row(s)", self.path, self.max_bytes / 2**20, len(victims))
+        try:
+            if conn.execute("PRAGMA freelist_count").fetchone()[0]:
+                if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+                    # execute() would free one page: it steps a statement that returns no rows only once.
+                    conn.executescript("PRAGMA incremental_vacuum")
+                else:  # a file made before the cap: VACUUM also switches it to incremental (set in _open)
+                    conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.OperationalError as exc:
+            # Another process is reading: the freed pages are reused by later writes instead.
+            log.info("perception cache %s: not compacted (%s)", self.path, exc)
 
     def stats(self) -> CacheStats:
         """Entries, size on disk, entries per model and this process's hits and misses."""
@@ -312,6 +396,7 @@ class PerceptionCache:
             path=str(self.path),
             entries=sum(per_model.values()),
             bytes=size,
+            max_bytes=self.max_bytes,
             per_model=per_model,
             hits=hits,
             misses=misses,

@@ -239,14 +239,17 @@ class FlowDescriber:
 
     def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """One ``motion`` observation per window."""
+        return Perception(o for clip in motion_clips(media, windows, self.clip_frames, self.group_s) for o in self.describe_clip(clip))
+
+    def describe_clip(self, clip: MotionClip) -> list[Observation]:
+        """The ``motion`` observations of one clip's windows."""
+        pairs = clip_pairs(clip, self.pairs_per_s)
         out = []
-        for clip in motion_clips(media, windows, self.clip_frames, self.group_s):
-            pairs = clip_pairs(clip, self.pairs_per_s)
-            for w in clip.windows:
-                text = window_words([p for p in pairs if w.start_s <= p.t < w.end_s])
-                if text:
-                    out.append(Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, text, 1.0, "motion"))
-        return Perception(out)
+        for w in clip.windows:
+            text = window_words([p for p in pairs if w.start_s <= p.t < w.end_s])
+            if text:
+                out.append(Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, text, 1.0, "motion"))
+        return out
 
 
 def camera_path(frames: Sequence[np.ndarray], times: Sequence[float], width: int = CAMERA_WIDTH) -> np.ndarray:

@@ -169,6 +169,14 @@ MEANS: dict[str, str] = {
 }
 
 
+# Every name a rule can give (the concept room makes one evidence concept of each).
+GESTURES: tuple[str, ...] = (
+    "waving", "clapping", "pointing", "hand to mouth", "hands on face", "raising arms",
+    "sitting down", "standing up", "falling", "jumping", "jumping jacks", "walking", "running",
+    "turning around", "bending down", "kicking", "hugging", "shaking hands", "punching", "pushing",
+)
+
+
 def gesture_meaning(phrase: str) -> str:
     """What the gesture in ``phrase`` stands for when compared with label names (see :data:`MEANS`)."""
     name = gesture_name(phrase)

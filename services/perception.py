@@ -78,6 +78,8 @@ class PerceptionConfig:
         frames_per_window: frames the frame-based taggers sample per window.
         frame_max_side: frames are scaled so their long side is at most this.
         perception_threads: models run side by side on this many threads.
+        max_duration_s: longer videos are refused with an :class:`~vidsense.services.errors.InputError`
+            (None: no limit).
         cache: keep each model's observations in the perception cache.
         speech_model / speech_backend: the speech recogniser's weights and backend.
         caption_model: BLIP-2 folder or hub id (``blip2``).
@@ -92,6 +94,7 @@ class PerceptionConfig:
     frames_per_window: int = 2
     frame_max_side: int = 640
     perception_threads: int = 1
+    max_duration_s: float | None = None
     cache: bool = True
     speech_model: str | None = None
     speech_backend: str = "faster-whisper"
@@ -114,6 +117,7 @@ class PerceptionConfig:
             frames_per_window=settings.frames_per_window,
             frame_max_side=settings.frame_max_side,
             perception_threads=settings.perception_threads,
+            max_duration_s=settings.max_duration_s,
             cache=settings.cache,
             speech_model=settings.speech_model,
             speech_backend=settings.speech_backend,

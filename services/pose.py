@@ -139,7 +139,8 @@ def load_detector(home: Path, long_side: int) -> Any:
     """The first detector of :data:`DETECTORS` whose model loads.
 
     Raises:
-        ModelError: when none does.
+        CorruptModelError: a detector's model is installed but damaged.
+        ModelError: when none loads.
     """
     from vidsense.services import model_store
 
@@ -147,6 +148,8 @@ def load_detector(home: Path, long_side: int) -> Any:
     for cls in DETECTORS:
         try:
             return cls(Path(model_store.ensure(cls.model_name, home)), long_side)
+        except model_store.CorruptModelError:
+            raise  # damaged weights must be repaired, not quietly swapped for the next model
         except Exception as exc:  # noqa: BLE001 - try the next model, report all if none loads
             log.warning("pose model %s unavailable: %s", cls.model_name, exc)
             problems.append(f"{cls.model_name}: {exc}")
@@ -292,7 +295,7 @@ class PoseDescriber:
 
         return {
             "model": self.detector.model_name,
-            "sha256": model_store.MODELS[self.detector.model_name].sha256,
+            "sha256": model_store.weights_sha256(self.detector.model_name, self.home),
             "pose_fps": self.pose_fps,
             "long_side": self.long_side,
             "clip_frames": self.clip_frames,
@@ -304,12 +307,10 @@ class PoseDescriber:
 
     def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """One ``pose`` observation per window where a person is seen."""
-        out = []
-        for clip in motion_clips(media, windows, self.clip_frames, self.group_s):
-            out.extend(self._describe_clip(clip))
-        return Perception(out)
+        return Perception(o for clip in motion_clips(media, windows, self.clip_frames, self.group_s) for o in self.describe_clip(clip))
 
-    def _describe_clip(self, clip: MotionClip) -> list[Observation]:
+    def describe_clip(self, clip: MotionClip) -> list[Observation]:
+        """The ``pose`` observations of one clip's windows (and ``gesture`` ones)."""
         detections: dict[int, list[Person]] = {}
 
         def people_at(picks: list[int]) -> tuple[np.ndarray, list[dict[int, Person]]]:

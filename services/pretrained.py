@@ -10,15 +10,12 @@ one-line errors.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from vidsense.services import model_store
 from vidsense.services.errors import InputError, ModelError
 from vidsense.services.model_store import ModelEnv
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
 @dataclass(frozen=True)
@@ -63,27 +60,8 @@ def locate(reference: str | None, env: ModelEnv, *, role: str, setting: str) -> 
             "or to a hub id with allow_hub = true"
         )
     path = env.resolve(reference, role=role)
-    return Pretrained(path, role, env.device, not env.allow_hub, fingerprint(path))
-
-
-def fingerprint(path: str) -> str:
-    """A cheap stand-in for the weights' hash: config bytes plus weight file names and sizes.
-
-    Hashing gigabytes of weights on every start would cost more than a run; a
-    changed checkpoint changes its config or its files' sizes in practice. A hub
-    id is its own fingerprint.
-    """
-    folder = Path(path)
-    if not folder.is_dir():
-        return f"hub:{path}"
-    h = hashlib.sha256()
-    config = folder / "config.json"
-    if config.is_file():
-        h.update(config.read_bytes())
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.suffix in WEIGHT_SUFFIXES:
-            h.update(f"{p.relative_to(folder)}:{p.stat().st_size}".encode())
-    return h.hexdigest()
+    # A content hash, stamped so only the first use after a change reads the weights.
+    return Pretrained(path, role, env.device, not env.allow_hub, model_store.weights_sha256(reference, env.home))
 
 
 def load(ref: Pretrained, model_cls: Any, processor_cls: Any) -> tuple[Any, Any]:

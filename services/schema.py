@@ -142,6 +142,8 @@ class Prediction:
         route: which route answered (``fused``, ``llm``, ``embedding``; '' when the method has one route).
         route_reason: why that route ran.
         evidence: each evidence source's vote (fused and cascade routes).
+        warnings: what a reader must know before trusting the label, e.g. that only
+            speech or on-screen text supports it, not what is seen.
     """
 
     label: str
@@ -155,6 +157,7 @@ class Prediction:
     route: str = ""
     route_reason: str = ""
     evidence: tuple[SourceVote, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -201,7 +204,8 @@ def read_manifest(path: str | Path, labels: str | None = None) -> list[ManifestR
         labels: label set for rows without a ``labelset`` value.
 
     Raises:
-        InputError: missing file, unreadable file, missing columns, or no rows.
+        InputError: missing file, unreadable file, missing columns, a row with more
+            values than the header (naming its line), or no rows.
     """
     p = Path(path)
     if not p.is_file():
@@ -215,7 +219,13 @@ def read_manifest(path: str | Path, labels: str | None = None) -> list[ManifestR
     if "path" not in fields or "label" not in fields:
         raise InputError(f"{p}: manifest needs a header with columns path,label[,labelset] (got {','.join(fields) or 'nothing'})")
     rows = []
-    for i, raw in enumerate(reader, start=2):
+    for raw in reader:
+        i = reader.line_num
+        if None in raw:
+            # A path with an unquoted comma splits into two values: guessing which part is the
+            # path would classify the wrong file, so the line is named instead.
+            extra = ",".join(v or "" for v in raw[None])
+            raise InputError(f"{p}: line {i} has more values than the header's {len(fields)} columns (extra: {extra!r}); quote a path or label that contains a comma")
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
         if not row.get("path"):
             continue

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     frames_per_window: int = Field(2, ge=1, le=32)
     frame_max_side: int = Field(640, ge=64)
     perception: list[str] | None = Field(None, description="perception models to run (default: the profile's)")
+    # No limit by default: memory does not grow with a video's length (motion clips and audio
+    # are read group by group), so a long video costs only time, which its owner chose to spend.
+    # Services taking videos from others set one.
+    max_duration_s: float | None = Field(None, gt=0, description="refuse videos longer than this many seconds (default: no limit)")
     # Each embedded runtime already uses every core of a small machine: on 2 cores
     # two models side by side took 6.3 s for a 10 s clip against 5.9 s one after another.
     perception_threads: int = Field(
@@ -78,6 +82,9 @@ class Settings(BaseSettings):
         description="perception models run side by side on this many threads (default: 1 below 8 cores, else 2)",
     )
     cache: bool = True
+    # About 15 KB a video with the embedded profile: 2 GB holds ~130k videos (several full eval
+    # sets) and stays a small share of a laptop's disk. Past it the least recently used rows go.
+    cache_max_mb: float = Field(2048.0, gt=0, description="perception cache size cap in MB; least recently used results are evicted past it")
 
     # Models: registry names from the model store, or local paths / hub ids
     speech_model: str | None = None
@@ -108,6 +115,7 @@ class Settings(BaseSettings):
         0.5, ge=0.0, le=1.0,
         description="weight of the joint models' activations: 0 = text only, 1 = joint only, in between = the weighted mean",
     )
+    concept_evidence: bool = Field(True, description="the zero-shot concept model also reads the perception models' classes as evidence concepts")
 
     # Reasoning
     reasoner: Literal["llm", "fused", "cascade", "embedding"] = Field("cascade", description="route used when a call names none and no budget is set")

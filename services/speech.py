@@ -24,24 +24,31 @@ observations of each call, as the note ``speech language: en (0.98)``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 from dataclasses import asdict, dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from vidsense.services import model_store
 from vidsense.services.errors import InputError, ModelError, ProcessingError, VidsenseError
 from vidsense.services.model_store import ModelEnv
+from vidsense.services.motion_clip import group_windows
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window, window_of
 from vidsense.services.video import SAMPLE_RATE, Media
 
 log = logging.getLogger(__name__)
+
+# Whisper hears a long track in spans of this length (38 MB of 16 kHz audio each), cut
+# at window edges, with SPEECH_OVERLAP_S more audio either side so that a word cut by
+# an edge is heard whole; each span keeps only the words of its own windows.
+SPEECH_SPAN_S = 600.0
+SPEECH_OVERLAP_S = 5.0
 
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 
@@ -142,29 +149,6 @@ class SpeechEngine(Protocol):
 # ------------------------------------------------------------------ helpers
 
 
-@lru_cache(maxsize=32)
-def _quick_fingerprint(path: str, size: int, mtime_ns: int) -> str:
-    # Hashing a multi-GB checkpoint on every run is too slow for a cache key;
-    # size plus the first and last MiB tells different checkpoints apart.
-    h = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as f:
-        h.update(f.read(1 << 20))
-        f.seek(max(0, size - (1 << 20)))
-        h.update(f.read(1 << 20))
-    return h.hexdigest()
-
-
-def weights_fingerprint(path: Path) -> str:
-    """A cheap identity of a weight file, or of a model folder's largest file."""
-    if path.is_dir():
-        files = [p for p in path.rglob("*") if p.is_file()]
-        if not files:
-            raise InputError(f"speech model folder {path}: is empty")
-        path = max(files, key=lambda p: p.stat().st_size)
-    st = path.stat()
-    return _quick_fingerprint(str(path.resolve()), st.st_size, st.st_mtime_ns)
-
-
 def speech_spans(audio: np.ndarray, vad: VadSettings) -> list[tuple[float, float]]:
     """Where Silero VAD hears speech, as ``(start_s, end_s)`` pairs."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -247,21 +231,16 @@ class FasterWhisperEngine:
 
         Raises:
             InputError: a model reference that is no bundled name, no path, and hub access is off.
+            CorruptModelError: a bundled model whose files fail the store's check.
         """
-        from vidsense.services import model_store
-
         ref = model or "whisper-tiny-en"
         self.ref = ref
         self.model_dir = env.resolve(ref, role="speech")
         self.device = env.device
         self.compute_type = "float16" if self.device == "cuda" else "int8"
         self.beam_size = beam_size
-        if ref in model_store.MODELS:
-            self._weights = model_store.MODELS[ref].sha256
-        elif Path(self.model_dir).exists():
-            self._weights = weights_fingerprint(Path(self.model_dir))
-        else:
-            self._weights = f"hub:{ref}"
+        # The bytes on disk, verified (bundled) or stamped (local): damaged weights never key the cache.
+        self._weights = model_store.weights_sha256(ref, env.home)
 
     def fingerprint(self) -> dict[str, Any]:
         """Weights identity, compute type and beam size."""
@@ -347,7 +326,7 @@ class OpenAIWhisperEngine:
         path = Path(ref).expanduser()
         if path.is_file():
             self.checkpoint = str(path)
-            self._weights = weights_fingerprint(path)
+            self._weights = model_store.weights_sha256(str(path), env.home)
         elif env.allow_hub and ref in whisper.available_models():
             self.checkpoint = ref
             self._weights = f"hub:{ref}"
@@ -468,15 +447,23 @@ class SpeechRecognizer:
 
         When speech was heard, the note ``speech language: <code> (<probability>)`` comes with them.
         """
-        if not windows:
-            return Perception()
-        start, end = windows[0].start_s, windows[-1].end_s
-        audio = media.audio_between(start, end)
-        if len(audio) < SAMPLE_RATE // 10:
-            return Perception()
-        transcript = self.transcript(audio)
-        notes = (language_note(transcript.language),) if transcript.language is not None else ()
-        return Perception(segments_to_observations(transcript.segments, windows, start, self.card.name), notes)
+        observations: list[Observation] = []
+        heard: list[tuple[int, DetectedLanguage]] = []
+        # A long track is heard in spans of SPEECH_SPAN_S, so Whisper never holds all of it;
+        # a video no longer than one span is transcribed whole.
+        for part in group_windows(windows, SPEECH_SPAN_S):
+            start = max(windows[0].start_s, part[0].start_s - SPEECH_OVERLAP_S)
+            end = min(windows[-1].end_s, part[-1].end_s + SPEECH_OVERLAP_S)
+            audio = media.audio_between(start, end)
+            if len(audio) < SAMPLE_RATE // 10:
+                continue
+            transcript = self.transcript(audio)
+            observations.extend(segments_to_observations(transcript.segments, part, start, self.card.name))
+            if transcript.language is not None:
+                heard.append((len(transcript.segments), transcript.language))
+        # The language of the span with the most speech speaks for the video.
+        notes = (language_note(max(heard, key=lambda h: h[0])[1]),) if heard else ()
+        return Perception(observations, notes)
 
 
 def language_note(language: DetectedLanguage) -> str:

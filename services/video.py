@@ -3,7 +3,9 @@
 PyAV is the primary decoder (``metadata_errors="ignore"`` because some HMDB
 AVIs carry broken metadata); OpenCV is the fallback when PyAV cannot open or
 decode the video stream. Frames are decoded only at the requested times and
-resized on the way in, so memory does not grow with the video's length.
+resized on the way in, and audio is decoded in blocks of
+:data:`AUDIO_BLOCK_S` around the spans asked for, so memory does not grow
+with the video's length.
 """
 
 from __future__ import annotations
@@ -29,8 +31,19 @@ SAMPLE_RATE = 16000
 # When the next requested frame is this close, decoding forward is cheaper than a seek.
 SEEK_GAP_S = 1.5
 # Frame stacks a Media keeps for models that read the same frames (the motion
-# models' clips); a few cover one video's groups while those models run.
+# models' clips): at most this many, and no more bytes than SHARED_BYTES (two 16:9
+# motion clips; the perceiver hands each clip to every motion model itself, so a
+# kept stack serves only models run on their own).
 SHARED_FRAMES = 8
+SHARED_BYTES = 48 << 20
+# Audio is decoded in blocks of this length, the last AUDIO_BLOCKS kept (2 x 19 MB at
+# 16 kHz). A track no longer than one block is decoded from its start in one go, exactly
+# as a whole-track decode would; later blocks start with a seek.
+AUDIO_BLOCK_S = 300.0
+AUDIO_BLOCKS = 2
+# Decoding starts this long before a block after a seek: the first AAC frames after a
+# seek lack their predecessor's overlap, and the resampler needs a few samples of history.
+AUDIO_PREROLL_S = 0.5
 
 
 def check_video_path(path: str | os.PathLike[str]) -> Path:
@@ -75,22 +88,25 @@ class Media:
     """A video opened for perception: metadata plus lazy frame and audio access.
 
     Perception models pull what they need (a few frames per window, a stack of
-    64 for the action recogniser, the audio track) through this object instead
-    of receiving a fully decoded video. Frames several models read alike are
-    decoded once through :meth:`shared_frames` and kept here, so they live and
-    die with the video.
+    64 for the action recogniser, the audio of a span) through this object
+    instead of receiving a fully decoded video. Frames several models read
+    alike are decoded once through :meth:`shared_frames` and the last few are
+    kept here, as are the last audio blocks, so what a Media holds is bounded
+    whatever the video's length.
     """
 
     path: Path
     info: VideoInfo
-    _audio: np.ndarray | None = None
-    _audio_loaded: bool = False
     _reader: "_PyAVReader | None" = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # (times, max_side) -> read-only frames, most recent last; guarded by _lock.
     _shared: "OrderedDict[tuple[tuple[float, ...], int | None], np.ndarray]" = field(
         default_factory=OrderedDict, repr=False, compare=False
     )
+    # Block number -> its samples, most recent last; guarded by _audio_lock (audio
+    # decodes do not wait for frame decodes).
+    _audio_blocks: "OrderedDict[int, np.ndarray]" = field(default_factory=OrderedDict, repr=False, compare=False)
+    _audio_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def close(self) -> None:
         """Release the open decoder (reopened on the next request)."""
@@ -150,8 +166,9 @@ class Media:
         """:meth:`frames_at`, decoded once per Media for every model that asks for the same frames.
 
         The result is read-only (it is shared). The last :data:`SHARED_FRAMES`
-        requests are kept; two threads asking at once may both decode, and the
-        later result replaces the earlier.
+        requests are kept, fewer when they would exceed :data:`SHARED_BYTES`
+        (the newest always stays); two threads asking at once may both decode,
+        and the later result replaces the earlier.
         """
         key = (tuple(float(t) for t in times), max_side)
         with self._lock:
@@ -164,7 +181,9 @@ class Media:
         frames.setflags(write=False)
         with self._lock:
             self._shared[key] = frames
-            while len(self._shared) > SHARED_FRAMES:
+            while len(self._shared) > 1 and (
+                len(self._shared) > SHARED_FRAMES or sum(f.nbytes for f in self._shared.values()) > SHARED_BYTES
+            ):
                 self._shared.popitem(last=False)
         return frames
 
@@ -173,17 +192,37 @@ class Media:
         return self.frames_at(sample_times(start_s, end_s, k), max_side=max_side)
 
     def audio(self) -> np.ndarray:
-        """The whole audio track as 16 kHz mono float32 in [-1, 1] (empty if none)."""
-        if not self._audio_loaded:
-            self._audio = decode_audio(self.path) if self.info.has_audio else np.zeros(0, np.float32)
-            self._audio_loaded = True
-        assert self._audio is not None
-        return self._audio
+        """The whole audio track as 16 kHz mono float32 in [-1, 1] (empty if none).
+
+        Decoded afresh and not kept: a long video's track is large, so models
+        read spans with :meth:`audio_between` instead.
+        """
+        return decode_audio(self.path) if self.info.has_audio else np.zeros(0, np.float32)
 
     def audio_between(self, start_s: float, end_s: float) -> np.ndarray:
-        """The audio samples of ``[start_s, end_s)``."""
-        a = self.audio()
-        return a[int(start_s * SAMPLE_RATE) : int(end_s * SAMPLE_RATE)]
+        """The audio samples of ``[start_s, end_s)`` (shorter past the track's end).
+
+        Only the :data:`AUDIO_BLOCK_S` blocks the span touches are decoded; the
+        last :data:`AUDIO_BLOCKS` are kept, so models reading window after
+        window decode each block once.
+        """
+        lo, hi = max(0, int(start_s * SAMPLE_RATE)), int(end_s * SAMPLE_RATE)
+        if not self.info.has_audio or hi <= lo:
+            return np.zeros(0, np.float32)
+        size = int(AUDIO_BLOCK_S * SAMPLE_RATE)
+        pieces = [self._audio_block(b)[max(lo - b * size, 0) : hi - b * size] for b in range(lo // size, (hi - 1) // size + 1)]
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+    def _audio_block(self, block: int) -> np.ndarray:
+        with self._audio_lock:
+            samples = self._audio_blocks.get(block)
+            if samples is None:
+                samples = decode_audio_span(self.path, block * AUDIO_BLOCK_S, (block + 1) * AUDIO_BLOCK_S)
+                self._audio_blocks[block] = samples
+                while len(self._audio_blocks) > AUDIO_BLOCKS:
+                    self._audio_blocks.popitem(last=False)
+            self._audio_blocks.move_to_end(block)
+            return samples
 
 
 def sample_times(start_s: float, end_s: float, k: int) -> list[float]:
@@ -466,24 +505,77 @@ def _frames_opencv(path: Path, times: Sequence[float], max_side: int | None) -> 
 
 def decode_audio(path: str | os.PathLike[str], sr: int = SAMPLE_RATE) -> np.ndarray:
     """Decode the first audio stream to mono float32 at ``sr`` Hz (empty when there is none)."""
+    return decode_audio_span(path, 0.0, None, sr)
+
+
+def decode_audio_span(path: str | os.PathLike[str], start_s: float, end_s: float | None, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """The samples of ``[start_s, end_s)`` of the first audio stream, mono float32 at ``sr`` Hz.
+
+    Decodes only that span (plus :data:`AUDIO_PREROLL_S` before it): a seek
+    reaches ``start_s``, and decoding stops at ``end_s`` (None: the end). Sample
+    ``i`` of the track is at ``i / sr`` seconds from the stream's start, as in a
+    decode from the beginning; a span starting at 0 is exactly that decode.
+
+    Raises:
+        ProcessingError: the audio stream cannot be decoded at all.
+    """
+    wanted = max(0, int(start_s * sr))
+    stop = None if end_s is None else int(end_s * sr)
+    if stop is not None and stop <= wanted:
+        return np.zeros(0, np.float32)
+    samples = _decode_audio(Path(path), wanted, stop, sr, seek=wanted > 0)
+    if samples is None:
+        # The seek landed past the span, or frames came without timestamps: read from the start.
+        log.debug("%s: audio seek to %.1f s unusable; decoding from the start", path, start_s)
+        samples = _decode_audio(Path(path), wanted, stop, sr, seek=False)
+    return samples if samples is not None else np.zeros(0, np.float32)
+
+
+def _decode_audio(path: Path, wanted: int, stop: int | None, sr: int, seek: bool) -> np.ndarray | None:
+    """Samples ``[wanted, stop)``; None when ``seek`` could not place them."""
     import av
 
     chunks: list[np.ndarray] = []
+    first: int | None = None if seek else 0  # track index of chunks[0][0] (of the next sample while none is kept)
+    got = 0
+    decoded = False
     try:
-        with _open_av(Path(path)) as c:
+        with _open_av(path) as c:
             if not c.streams.audio:
                 return np.zeros(0, np.float32)
             stream = c.streams.audio[0]
+            tb = float(stream.time_base) if stream.time_base else 1.0 / sr
+            offset = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
+            if seek:
+                try:
+                    c.seek(int((max(0.0, wanted / sr - AUDIO_PREROLL_S) + offset) / tb), stream=stream, backward=True)
+                except Exception:  # noqa: BLE001 - an unseekable stream is read from its start
+                    return None
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
             for frame in c.decode(stream):
+                if first is None:
+                    if frame.time is None:
+                        return None
+                    first = round((frame.time - offset) * sr)
+                    if first > wanted:
+                        return None
+                decoded = True
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                    chunk = out.to_ndarray().reshape(-1)
+                    if got == 0 and first + chunk.size <= wanted:
+                        first += chunk.size  # before the span: never kept, so memory holds the span only
+                        continue
+                    chunks.append(chunk)
+                    got += chunk.size
+                if stop is not None and first + got >= stop:
+                    break
+            else:
+                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
     except av.error.InvalidDataError as exc:
-        if not chunks:
+        if not decoded:
             raise ProcessingError(f"{path}: audio stream cannot be decoded ({exc})") from exc
         log.warning("%s: audio decoding stopped early: %s", path, exc)
-    if not chunks:
+    if not chunks or first is None:
         return np.zeros(0, np.float32)
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+    samples = np.concatenate(chunks).astype(np.float32, copy=False)
+    return samples[wanted - first : None if stop is None else stop - first]

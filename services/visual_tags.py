@@ -166,6 +166,7 @@ class VisualTagger:
         self.tuning = tuning or VisualTagParams()
         self.frames_per_window = frames_per_window
         self.frame_max_side = frame_max_side
+        self._home = env.home
         self._detector = CocoDetector(model_store.ensure(DETECTOR, env.home))
         self._classifier = ImageNetClassifier(model_store.ensure(CLASSIFIER, env.home))
 
@@ -177,8 +178,8 @@ class VisualTagger:
     def params(self) -> dict[str, Any]:
         """Weights, thresholds and sampling: everything that changes the output."""
         return {
-            "detector_sha256": model_store.MODELS[DETECTOR].sha256,
-            "classifier_sha256": model_store.MODELS[CLASSIFIER].sha256,
+            "detector_sha256": model_store.weights_sha256(DETECTOR, self._home),
+            "classifier_sha256": model_store.weights_sha256(CLASSIFIER, self._home),
             "frames_per_window": self.frames_per_window,
             "frame_max_side": self.frame_max_side,
             **asdict(self.tuning),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vidsense.services.cache import PerceptionCache, cache_key
+from vidsense.services.cache import PerceptionCache, _notes_key, cache_key
 from vidsense.services.perception import ModelCard
 from vidsense.services.timeline import Observation, make_windows
 
@@ -249,3 +249,183 @@ def test_processes_opening_a_fresh_cache_at_once_all_succeed(tmp_path: Path) -> 
         for p in procs:
             p.join(timeout=30)
         assert results == [""] * 4, (trial, results)
+
+
+def _big(tag: str, kb: int = 10) -> list[Observation]:
+    return [Observation(0, 0.0, 2.0, "sight", "visual-tags", f"{tag} " + "x" * (kb * 1024), 0.5, "tag")]
+
+
+def _db_size(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("PRAGMA page_count").fetchone()[0] * db.execute("PRAGMA page_size").fetchone()[0]
+
+
+def _disk_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def _keys(path: Path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        return {k for (k,) in db.execute("SELECT key FROM observations")}
+
+
+class _Clock:
+    """Stands in for the cache's ``time`` module: a clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def time_ns(self) -> int:
+        return int(self.now * 1e9)
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_eviction_keeps_the_cache_under_its_cap(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = PerceptionCache(path, max_mb=0.25)
+    for i in range(100):  # about 1 MB of payloads through a 0.25 MB cache
+        cache.put(f"k{i}", _big(f"row {i}"), model="visual-tags")
+        assert _db_size(path) <= cache.max_bytes and _disk_size(path) <= cache.max_bytes, i  # the log counts too
+    kept = _keys(path)
+    assert 10 <= len(kept) < 25
+    # The newest rows are the ones kept, and they read back intact.
+    assert kept == {f"k{i}" for i in range(100 - len(kept), 100)}
+    assert cache.get("k99") == _big("row 99")
+    assert cache.stats().max_bytes == int(0.25 * 2**20)
+
+
+def test_eviction_removes_the_least_recently_used_not_the_oldest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidsense.services import cache as cache_module
+
+    clock = _Clock()
+    monkeypatch.setattr(cache_module, "time", clock)
+    path = tmp_path / "c.sqlite"
+    cache = PerceptionCache(path, max_mb=0.25)
+    for i in range(15):
+        clock.now += 100
+        cache.put(f"k{i}", _big(f"row {i}"), model="visual-tags")
+        cache.put_notes(f"k{i}", [f"note {i}"], model="visual-tags")
+    assert _keys(path) >= {"k0", "k1", "k2"}  # nothing evicted yet
+    clock.now += 100
+    assert cache.get("k0") == _big("row 0")  # the first written is the last used now
+    assert cache.get_notes("k0") == ["note 0"]
+    clock.now += 10  # a read within a minute of the last one writes nothing
+    with sqlite3.connect(path) as db:
+        used = db.execute("SELECT used FROM observations WHERE key = 'k0'").fetchone()[0]
+    assert cache.get("k0") is not None
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT used FROM observations WHERE key = 'k0'").fetchone()[0] == used
+    for i in range(15, 20):
+        clock.now += 100
+        cache.put(f"k{i}", _big(f"row {i}"), model="visual-tags")
+    kept = _keys(path)
+    assert "k1" not in kept and "k2" not in kept  # written after k0, but not read since
+    assert "k0" in kept and cache.get("k0") == _big("row 0")
+    assert cache.get_notes("k0") == ["note 0"]  # notes stay with their observations
+    assert _notes_key("k1") not in kept  # and go with them
+
+
+def test_eviction_shrinks_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    unlimited = PerceptionCache(path, max_mb=None)
+    for i in range(100):
+        unlimited.put(f"k{i}", _big(f"row {i}"))
+    unlimited.close()
+    before = _disk_size(path)
+    assert before > 1024 * 1024
+    capped = PerceptionCache(path, max_mb=0.25)
+    capped.put("new", _big("new"))
+    after = _disk_size(path)
+    assert after <= capped.max_bytes < before
+    assert capped.get("new") == _big("new") and capped.stats().entries < 25
+    capped.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental from the start
+
+
+_OLD_SCHEMA = """
+CREATE TABLE observations (
+    key TEXT PRIMARY KEY, model TEXT NOT NULL, video_sha256 TEXT NOT NULL,
+    created REAL NOT NULL, payload TEXT NOT NULL, checksum TEXT NOT NULL
+)
+"""
+
+
+def test_a_database_from_before_the_cap_is_migrated_and_keeps_working(tmp_path: Path) -> None:
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    path = tmp_path / "c.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(_OLD_SCHEMA)
+        for i in range(100):
+            payload = json.dumps([asdict(o) for o in _big(f"row {i}")], separators=(",", ":"))
+            db.execute(
+                "INSERT INTO observations VALUES (?, ?, ?, ?, ?, ?)",
+                (f"k{i}", "visual-tags", SHA, 1000.0 + i, payload, hashlib.sha256(payload.encode()).hexdigest()),
+            )
+    sqlite3.connect(path).close()  # the last connection out checkpoints the log into the file
+    before = _disk_size(path)
+    assert sqlite3.connect(path).execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+
+    cache = PerceptionCache(path, max_mb=0.25)
+    assert cache.get("k5") == _big("row 5")  # old rows still read
+    with sqlite3.connect(path) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(observations)")}
+        used = dict(db.execute("SELECT key, used FROM observations WHERE key IN ('k0', 'k1')").fetchall())
+    assert "used" in columns
+    assert used == {"k0": 1000.0, "k1": 1001.0}  # old rows count as used when written
+    cache.put("new", _big("new"))  # over the cap: the first eviction also converts the file
+    kept = _keys(path)
+    assert "new" in kept and "k5" in kept and "k0" not in kept and len(kept) < 25
+    assert _disk_size(path) < before
+    assert cache.get("new") == _big("new")
+    cache.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+    # A second instance (another process) opens the migrated file as it is.
+    assert PerceptionCache(path).get("k99") == _big("row 99")
+
+
+def test_the_cap_comes_from_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vidsense
+
+    assert vidsense.Pipeline(cache_max_mb=5).perceiver.cache.max_bytes == 5 * 2**20
+    monkeypatch.setenv("VIDSENSE_CACHE_MAX_MB", "7")
+    assert vidsense.Pipeline().perceiver.cache.max_bytes == 7 * 2**20
+
+
+def _fill_capped(path: str, worker: int, out: "multiprocessing.Queue[str]") -> None:
+    try:
+        cache = PerceptionCache(Path(path), max_mb=0.3)
+        for i in range(40):
+            cache.put(f"w{worker}-{i}", _big(f"{worker}-{i}"))
+            for key in (f"w{worker}-{i}", f"w{(worker + 1) % 4}-{i}"):
+                got = cache.get(key)
+                assert got is None or got == _big(key[1:]), key
+        out.put("")
+    except Exception as exc:  # noqa: BLE001 - report to the parent instead of dying silently
+        out.put(repr(exc))
+
+
+def test_processes_sharing_a_capped_cache_evict_without_errors(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_fill_capped, args=(str(path), w, out)) for w in range(4)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert results == [""] * 4, results
+    assert _db_size(path) <= int(0.3 * 2**20)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -3,20 +3,27 @@ logic through Streamlit's AppTest, and a real headless Chromium (``browser``).""
 
 from __future__ import annotations
 
+import gc
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+import vidsense
 from vidsense.app import dashboard_views as views
+from vidsense.app.dashboard_cmd import FOLDER_ENV, ROOT_ENV
+from vidsense.app.dashboard_files import UploadFolder, inside_root, list_videos
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "dashboard.py")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+EXAMPLES = vidsense.example_video().parent
 # A cheap configuration: one visual model; the LLM is exercised by the browser test.
-CHEAP = {"VIDSENSE_PERCEPTION": '["visual-tags"]'}
+# The root is the examples' folder, wherever the tests run from.
+CHEAP = {"VIDSENSE_PERCEPTION": '["visual-tags"]', ROOT_ENV: str(EXAMPLES)}
 
 
 def test_parse_labels_accepts_lines_and_commas():
@@ -31,6 +38,116 @@ def test_upload_problem_names_file_and_limit():
     assert msg.startswith("notes.txt: not a video file")
     msg = views.upload_problem("big.mp4", 3 * 1024 * 1024, 2, allowed)
     assert "big.mp4" in msg and "over the upload limit of 2 MB" in msg
+
+
+def _tree(tmp_path: Path) -> tuple[Path, Path]:
+    """A root with a video, a nested folder, and symlinks pointing out of it; and a folder outside."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "clips").mkdir(parents=True)
+    outside.mkdir()
+    (root / "clips" / "a.mp4").write_bytes(b"video a")
+    (root / "b.mp4").write_bytes(b"video b")
+    (outside / "secret.mp4").write_bytes(b"not yours")
+    (root / "out").symlink_to(outside, target_is_directory=True)
+    (root / "clips" / "leak.mp4").symlink_to(outside / "secret.mp4")
+    (root / "clips" / "alias.mp4").symlink_to(root / "b.mp4")
+    return root, outside
+
+
+def test_inside_root_accepts_the_root_and_below_and_refuses_the_rest(tmp_path):
+    root, outside = _tree(tmp_path)
+    assert inside_root(root, root) == root.resolve()
+    assert inside_root("", root) == root.resolve()
+    assert inside_root("clips", root) == (root / "clips").resolve()  # relative: from the root
+    assert inside_root(root / "clips" / ".." / "clips", root) == (root / "clips").resolve()
+    assert inside_root(root / "clips" / "alias.mp4", root) == (root / "b.mp4").resolve()
+    for bad in ("/etc", "/", "..", "clips/../../outside", root / "out", root / "out" / "secret.mp4", root / "clips" / "leak.mp4", outside):
+        with pytest.raises(vidsense.InputError, match="outside the dashboard's folder") as err:
+            inside_root(bad, root)
+        assert "\n" not in str(err.value)
+    # A sibling whose name starts like the root's is outside too.
+    (tmp_path / "root2").mkdir()
+    with pytest.raises(vidsense.InputError):
+        inside_root(tmp_path / "root2", root)
+
+
+def test_list_videos_lists_only_files_inside_the_root(tmp_path):
+    root, _ = _tree(tmp_path)
+    base, videos = list_videos("clips", root)
+    assert base == (root / "clips").resolve()
+    assert sorted(v.name for v in videos) == ["a.mp4", "alias.mp4"]  # a symlink within: listed; the one out: not
+    with pytest.raises(vidsense.InputError, match="outside"):
+        list_videos(root / "out", root)
+    with pytest.raises(vidsense.InputError, match="outside"):
+        list_videos("/etc", root)
+
+
+def test_an_upload_is_held_privately_only_while_it_is_used(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    uploads = UploadFolder()
+    folder = uploads.path
+    assert folder.parent == tmp_path and stat.S_IMODE(folder.stat().st_mode) == 0o700
+    with uploads.holding("My Clip.MP4", b"some bytes") as path:
+        assert path.parent == folder and path.suffix == ".mp4" and path.read_bytes() == b"some bytes"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert path == uploads.path_for("My Clip.MP4", b"some bytes")  # same bytes, same name: same cache key
+    assert not path.exists() and folder.is_dir()
+    with pytest.raises(RuntimeError), uploads.holding("x.mp4", b"more") as path:
+        raise RuntimeError("the model failed")
+    assert not path.exists()
+    # The session ends (its state is dropped): the folder goes with it.
+    del uploads
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_a_folder_outside_the_root_is_refused_in_the_page(monkeypatch, tmp_path):
+    root, _ = _tree(tmp_path)
+    at = _app(monkeypatch, **{ROOT_ENV: str(root), FOLDER_ENV: str(root / "clips")})
+    assert at.selectbox(key="video").options == ["a.mp4", "alias.mp4"]
+    for bad in ("/etc", str(root / "out"), "../outside"):
+        at.text_input(key="folder").set_value(bad).run()
+        assert not at.exception, at.exception
+        errors = [e.value for e in at.sidebar.error]
+        assert len(errors) == 1 and "outside the dashboard's folder" in errors[0] and "\n" not in errors[0], errors
+        assert not [s for s in at.sidebar.selectbox if s.key == "video"]  # nothing listed
+    at.text_input(key="folder").set_value("clips").run()
+    assert not at.sidebar.error and at.selectbox(key="video").options == ["a.mp4", "alias.mp4"]
+
+
+@pytest.mark.slow
+def test_an_upload_is_explained_from_a_private_folder_and_deleted(monkeypatch, tmp_path, example_video):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    seen = []
+    real = vidsense.Pipeline.explain
+
+    def spy(self, video, *args, **kwargs):
+        path = Path(video)
+        seen.append((path, stat.S_IMODE(path.stat().st_mode), stat.S_IMODE(path.parent.stat().st_mode)))
+        return real(self, video, *args, **kwargs)
+
+    monkeypatch.setattr(vidsense.Pipeline, "explain", spy)
+    at = _app(monkeypatch)
+    at.radio(key="source").set_value("Upload").run()
+    at.file_uploader(key="upload").set_value(("my ride.mp4", example_video.read_bytes(), "video/mp4")).run()
+    at.selectbox(key="labelset").set_value("custom (paste labels)").run()
+    at.text_area(key="custom_labels").set_value("riding a bike\ncooking\nswimming").run()
+    at.radio(key="reasoner").set_value("embedding").run()
+    at.checkbox(key="occlusion").set_value(False).run()
+    at.button(key="run").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, _errors(at)
+    assert at.subheader[0].value.startswith("Prediction: ")
+    assert len(seen) == 1
+    path, file_mode, folder_mode = seen[0]
+    assert path.parent.parent == tmp_path and path.parent.name.startswith("vidsense-upload-")
+    assert (file_mode, folder_mode) == (0o600, 0o700)
+    assert not path.exists() and list(path.parent.iterdir()) == []  # deleted once explained
+    # The page keeps working on the explained upload (the player gets the bytes, not the file).
+    at.multiselect(key="concepts").set_value([0]).run()
+    at.button(key="intervene").click().run()
+    assert not at.exception and not at.error, _errors(at)
+    assert not path.exists()
 
 
 def _app(monkeypatch, **env):
@@ -155,7 +272,7 @@ def test_browser_shows_an_explained_prediction_for_a_real_clip(tmp_path):
     from vidsense.app import dashboard_cmd
 
     port = _free_port()
-    cmd, env = dashboard_cmd.command(port=port, max_upload_mb=200)
+    cmd, env = dashboard_cmd.command(port=port, max_upload_mb=200, root=EXAMPLES)
     # The real LLM and a real clip; perception trimmed to the fast visual models to keep the test in minutes.
     env["VIDSENSE_PERCEPTION"] = '["visual-tags", "pose", "action"]'
     log = open(tmp_path / "streamlit.log", "w")

@@ -111,11 +111,12 @@ def test_compare_variants_scores_each_row_once_per_hint_setting_and_adds_grammar
     for name, rep in reports.items():
         assert rep.overall.n == 5 and rep.overall.errors == 2, name  # missing video, unknown label
         assert all(r.predicted for r in rep.rows if not r.error), name
-    # 3 scorable rows x 2 hint settings, plus content-free priors (cached per candidate list).
+    # 3 scorable rows x 2 hint settings, the swimming row once more without its quoted speech
+    # (the words' say is bounded against it), plus content-free priors (cached per candidate list).
     from vidsense.agents.prompts import NOTHING
 
     priors = [p for p in passes if NOTHING in p]
-    assert len(passes) - len(priors) == 3 * 2 and 1 <= len(priors) <= 2 * 2
+    assert len(passes) - len(priors) == (3 + 1) * 2 and 1 <= len(priors) <= 2 * 2
 
 
 @pytest.mark.slow
@@ -131,3 +132,12 @@ def test_report_counts_the_routes_that_answered(tmp_path):
     assert report.routes == {"fused": 3}  # 5 rows, 2 errors
     assert all(r.route == "fused" for r in report.rows if not r.error)
     assert "routes: fused 3 (100%)" in format_report(report)
+
+
+def test_a_row_with_an_extra_value_is_an_error_naming_its_line(tmp_path):
+    m = tmp_path / "m.csv"
+    m.write_text("path,label\na.mp4,Biking\nmy,video.mp4,Biking\n")
+    with pytest.raises(InputError, match=r"line 3 has more values than the header's 2 columns \(extra: 'Biking'\)"):
+        read_manifest(m)
+    m.write_text('path,label\na.mp4,Biking\n"my,video.mp4",Biking\n')  # quoted, the comma is part of the path
+    assert read_manifest(m)[1].path == tmp_path / "my,video.mp4"

@@ -72,7 +72,7 @@ class Pipeline:
         self.settings = settings if settings is not None else load_settings(profile=profile, **overrides)
         s = self.settings
         self.env = s.model_env()
-        self.perceiver = Perceiver(PerceptionConfig.from_settings(s), cache=PerceptionCache.for_home(s.home) if s.cache else None)
+        self.perceiver = Perceiver(PerceptionConfig.from_settings(s), cache=PerceptionCache.for_home(s.home, s.cache_max_mb) if s.cache else None)
         self.reasoner = Reasoner(ReasonerConfig.from_settings(s), self.env)
         self._concepts: ConceptExplainer | None = None
         self._lock = threading.Lock()
@@ -89,6 +89,7 @@ class Pipeline:
                     lambda: self.reasoner.encoder,
                     descriptions=functools.partial(self.reasoner.descriptions, generate=False),
                     env=self.env,
+                    evidence=self.reasoner.evidence_sources if self.settings.concept_evidence else None,
                 )
             return self._concepts
 
@@ -367,7 +368,9 @@ class Pipeline:
             raise InputError(f"{manifest}: no usable videos to fit on")
         return examples, skipped
 
-    def evaluate(self, manifest: str | os.PathLike[str], labels: str | None = None, *, reasoner: str | None = None, ablate: bool = False) -> EvalReport:
+    def evaluate(
+        self, manifest: str | os.PathLike[str], labels: str | None = None, *, reasoner: str | None = None, ablate: bool = False, concepts: bool = True
+    ) -> EvalReport:
         """Accuracy of this Pipeline over a labelled manifest (see :mod:`vidsense.agents.evaluate`).
 
         Args:
@@ -376,6 +379,8 @@ class Pipeline:
             labels: label set for rows without a ``labelset`` column.
             reasoner: ``llm`` or ``embedding``.
             ablate: also score every single modality and every all-but-one subset.
+            concepts: also ask the concept model for its top-1 on every row (the
+                ``agreement`` of explanations with answers, per label set).
 
         Returns:
             An ``EvalReport``: ``top1``, ``top5``, per-label-set scores, latency,
@@ -388,7 +393,16 @@ class Pipeline:
         """
         method, _ = self.route(reasoner)
         classify = functools.partial(self.reasoner.classify, method=method)
-        return evaluate(manifest, self.describe, classify, labels, name=method, ablate=ablate, shortlist_size=self.settings.shortlist)
+        concept_label = None
+        if concepts:
+            room = self.concepts
+
+            def concept_label(timeline: Timeline, labelset: LabelSet) -> str:
+                return room.predict(timeline, labelset)[0].label
+
+        return evaluate(
+            manifest, self.describe, classify, labels, name=method, ablate=ablate, shortlist_size=self.settings.shortlist, concept_label=concept_label
+        )
 
     def compare(self, manifest: str | os.PathLike[str], labels: str | None = None) -> dict[str, EvalReport]:
         """Accuracy of every reasoning variant (embedding only, raw / calibrated LLM, with and without

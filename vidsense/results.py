@@ -49,6 +49,11 @@ class ClassificationResult:
     route_reason: str = ""
     evidence: tuple[SourceVote, ...] = ()
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What to know before trusting the label (the prediction's warnings, e.g. only words in the video support it)."""
+        return self.prediction.warnings if self.prediction is not None else ()
+
     def to_dict(self, with_timeline: bool = False) -> dict[str, Any]:
         """JSON-ready dict: ``{"video", "label", "top_k": [{"label", "score"}], "labelset", "timings", ...}``."""
         out: dict[str, Any] = {
@@ -68,6 +73,8 @@ class ClassificationResult:
             out["route"], out["route_reason"] = self.route, self.route_reason
         if self.evidence:
             out["evidence"] = [asdict(v) for v in self.evidence]
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         if with_timeline and self.timeline is not None:
             out["timeline"] = self.timeline.to_dict()
         return out
@@ -124,5 +131,6 @@ class ExplanationResult:
 
         c = self.classification
         head = f"{c.video}: {c.label} ({c.top_k[0].score:.2f})  [{c.labelset}, {c.reasoner}]"
+        head += "".join(f"\nwarning: {w}" for w in c.warnings)
         votes = c.votes_text()
         return head + "\n" + (votes + "\n" if votes else "") + render_text(self.explanation, max_concepts=max_concepts)
