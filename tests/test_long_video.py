@@ -17,14 +17,15 @@ from media_fixtures import write_video
 
 from vidsense import InputError, Pipeline
 from vidsense.app import cli
-from vidsense.services import video
+from vidsense.services import speech, video
 from vidsense.services.flow import FlowDescriber
 from vidsense.services.motion_clip import motion_clips
 from vidsense.services.perceiver import Perceiver
 from vidsense.services.perception import PerceptionConfig
 from vidsense.services.settings import load_settings
+from vidsense.services.speech import DetectedLanguage, Segment, Transcript, Word
 from vidsense.services.timeline import make_windows
-from vidsense.services.video import Media, decode_audio, decode_audio_span
+from vidsense.services.video import SAMPLE_RATE, Media, decode_audio, decode_audio_span
 
 # Describes a short video (libraries imported, decoders warm), then the long one through the
 # Perceiver, and prints the peak RSS after each. The real optical flow, sparsely sampled, and
@@ -124,6 +125,43 @@ def test_a_track_within_one_block_is_the_whole_track_decode(tmp_path):
     assert np.array_equal(m.audio_between(0.0, 3.0), whole[:48000])
     assert np.array_equal(m.audio_between(1.25, 2.5), whole[20000:40000])
     assert np.array_equal(decode_audio_span(p, 0.0, 1.0), whole[:16000])
+
+
+class MidpointEngine:
+    """A speech backend that hears one word at the middle of whatever audio it is given."""
+
+    name = "midpoint"
+
+    def __init__(self):
+        self.heard_s: list[float] = []
+
+    def fingerprint(self):
+        return {}
+
+    def transcribe(self, audio, vad):
+        mid = len(audio) / SAMPLE_RATE / 2
+        self.heard_s.append(len(audio) / SAMPLE_RATE)
+        word = Word(" hello", mid - 0.1, mid + 0.1, 0.9)
+        language = DetectedLanguage("en" if len(self.heard_s) == 2 else "fr", 0.9)
+        return Transcript((Segment("hello", mid - 0.1, mid + 0.1, -0.1, 0.0, 1.0, (word,)),), language)
+
+
+def test_speech_hears_a_long_track_in_overlapping_spans(tmp_path, monkeypatch):
+    m = Media.open(write_video(tmp_path / "tone.mp4", seconds=25.0, fps=2, audio_hz=440.0))
+    windows = make_windows(m.info.duration_s)
+    engine = MidpointEngine()
+    one = speech.SpeechRecognizer(engine).describe(m, windows)
+    assert engine.heard_s == [pytest.approx(25.0, abs=0.1)], "a short video is heard whole"
+    assert [o.start_s for o in one.observations] == [pytest.approx(12.4, abs=0.1)]
+    monkeypatch.setattr(speech, "SPEECH_SPAN_S", 10.0)
+    engine = MidpointEngine()
+    found = speech.SpeechRecognizer(engine).describe(m, windows)
+    # Spans of windows [0, 10), [10, 20), [20, 25), each heard with 5 s more either side.
+    assert engine.heard_s == [pytest.approx(s, abs=0.1) for s in (15.0, 20.0, 10.0)]
+    # Each span keeps the words of its own windows, on the video's clock.
+    assert [o.start_s for o in found.observations] == [pytest.approx(t, abs=0.1) for t in (7.4, 14.9, 19.9)]
+    assert [o.window for o in found.observations] == [3, 7, 10]
+    assert found.notes == ("speech language: fr (0.90)",), "the language of the span with the most speech; ties go to the first"
 
 
 def test_a_video_over_max_duration_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
