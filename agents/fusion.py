@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from vidsense.agents.evidence import EvidenceScorer, SourceScores
-from vidsense.agents.scoring import LLMReasoner, make_prediction, softmax
+from vidsense.agents.scoring import ONLY_WORDS, LLMReasoner, make_prediction, softmax
 from vidsense.services.errors import InputError
 from vidsense.services.files import write_text_atomically
 from vidsense.services.schema import LabelScore, LabelSet, Prediction, SourceVote
@@ -69,7 +69,6 @@ UNTRUSTED_SPREAD = 3.0
 # many nats below their own pick (under e^-1, 37%, as likely). The LLM's reading of the words
 # cannot move two labels that far (scoring.WORDS_NATS), so only the fused sources can do it.
 SIGHT_GAP = 1.0
-ONLY_WORDS = "label supported only by speech/on-screen text, not by what is seen"
 # Fused top-1 minus top-2 probability below which the cascade asks the LLM. Measured on the
 # labelled set (benchmarks/routes.py, 32 rows): the LLM's re-ranking lowered top-1 at every
 # margin tried (0.53 fused; 0.47 from 0.05 to 0.3, where it ran on 34-66% of the rows) and

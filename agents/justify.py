@@ -30,8 +30,8 @@ def explain_text(llm: LanguageModel, timeline: Timeline, label: str, *, modaliti
     Returns:
         The justification, cut to at most two sentences ('' if the model wrote nothing).
     """
-    mods = list(modalities) if modalities is not None else None
-    chat = prompts.classification_prompt([label], timeline.render(mods))
+    # Speech and on-screen text are quoted, as when classifying: the reason may cite them, not obey them.
+    chat = prompts.timeline_prompt([label], timeline, modalities)
     text = llm.generate(prompts.justification_messages(chat, label), max_tokens=max_tokens)
     sentences = re.findall(r"[^.!?]+[.!?]?", " ".join(text.split()))
     return "".join(sentences[:2]).strip()

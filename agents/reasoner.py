@@ -116,6 +116,7 @@ class Reasoner:
         self._descriptions = descriptions
         self._index: LabelIndex | None = None
         self._methods: dict[str, ReasoningMethod] = {}
+        self._added: dict[str, Callable[[], ReasoningMethod]] = {}
         self._lock = threading.RLock()
 
     def _once(self, attr: str, load: Callable[[], Any]) -> Any:
@@ -192,19 +193,26 @@ class Reasoner:
         return weights, weights.save(fitted_path(self.env.home, labelset))
 
     def method(self, name: str = "llm") -> ReasoningMethod:
-        """The reasoning method ``name`` (``llm`` or ``embedding``), built once.
+        """The reasoning method ``name`` (a :data:`REASONERS` name or one added with :meth:`add_method`), built once.
 
         Raises:
             InputError: an unknown name.
         """
         with self._lock:
             if name not in self._methods:
-                try:
-                    builder = REASONERS[name]
-                except KeyError:
-                    raise InputError(f"unknown reasoner {name!r}; known: {', '.join(REASONERS)}") from None
-                self._methods[name] = builder(self)
+                if name in REASONERS:
+                    self._methods[name] = REASONERS[name](self)
+                elif name in self._added:
+                    self._methods[name] = self._added[name]()
+                else:
+                    raise InputError(f"unknown reasoner {name!r}; known: {', '.join([*REASONERS, *self._added])}")
             return self._methods[name]
+
+    def add_method(self, name: str, build: Callable[[], ReasoningMethod]) -> None:
+        """Offer a method a later room builds (the SDK adds ``concepts``: the concept bottleneck
+        answers), under ``name``; built on first use like the others."""
+        with self._lock:
+            self._added[name] = build
 
     def load(self, name: str = "llm") -> None:
         """Load every model method ``name`` uses (before batch threads start)."""

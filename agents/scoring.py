@@ -33,10 +33,11 @@ from vidsense.agents import prompts
 from vidsense.agents.justify import explain_text
 from vidsense.agents.llm import ContinuationScore, LanguageModel, LLMStats
 from vidsense.agents.priors import PriorCache
+from vidsense.agents.prompts import split_modalities
 from vidsense.agents.shortlist import LabelIndex, shortlist
 from vidsense.services.errors import InputError
 from vidsense.services.schema import LabelScore, LabelSet, Prediction
-from vidsense.services.timeline import MODALITIES, Timeline
+from vidsense.services.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ LOW_CONFIDENCE = 0.2
 # that route's own lead on the clip is 1.2 nats over Shotput: at 0.75 or more, 3 of the 8
 # attacks read turned the answer to Shotput; at 0.5 none did.
 WORDS_NATS = 0.5
+# Said of an answer that only speech or on-screen text supports, not what is seen.
+ONLY_WORDS = "label supported only by speech/on-screen text, not by what is seen"
 
 
 Descriptions = Callable[[LabelSet], dict[str, str]]
@@ -62,20 +65,13 @@ class ReasoningMethod(Protocol):
 
     name: str
 
-    def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
-        ...
+    def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction: ...
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
     """Probabilities from log-odds (shifted by the maximum, so large values do not overflow)."""
     z = np.exp(x - x.max())
     return z / z.sum()
-
-
-def split_modalities(modalities: Iterable[str] | None) -> tuple[list[str], list[str]]:
-    """The modalities read as the timeline (seen and heard) and those read as quoted words (said and written)."""
-    mods = list(modalities) if modalities is not None else list(MODALITIES)
-    return [m for m in mods if m not in prompts.UNTRUSTED_MODALITIES], [m for m in mods if m in prompts.UNTRUSTED_MODALITIES]
 
 
 def words_shift(unquoted: np.ndarray, quoted: np.ndarray) -> np.ndarray:
@@ -125,13 +121,28 @@ class EmbeddingReasoner:
         return self.index.similarities(labelset, timeline.render(modalities), self._descriptions(labelset))
 
     def classify(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None, top_k: int = 5) -> Prediction:
+        """Rank by what was seen and heard; speech and on-screen text move it by at most :data:`WORDS_NATS`.
+
+        The timeline with the words is ranked as well, and its shift of each label is
+        bounded as the LLM's is (:func:`bounded_words`). Only when nothing was seen or
+        heard do the words rank alone, and the answer says so (:data:`ONLY_WORDS`).
+        """
         t0 = time.perf_counter()
-        sims = self.ranking(timeline, labelset, modalities)
-        idx = np.arange(len(labelset))
-        # Cosine similarities are squeezed into a narrow band; a temperature makes them usable as probabilities.
-        probs = softmax(sims / EMBEDDING_TEMPERATURE)
-        stats = {"embedding_s": time.perf_counter() - t0}
-        return make_prediction(self.name, labelset, idx, probs, top_k, timeline.only(modalities).is_empty, stats)
+        seen, said = split_modalities(modalities)
+        # Cosine similarities are squeezed into a narrow band; a temperature makes them usable as log-odds.
+        logits = self.ranking(timeline, labelset, seen) / EMBEDDING_TEMPERATURE
+        warnings: tuple[str, ...] = ()
+        stats: dict[str, float] = {}
+        if said and not timeline.only(said).is_empty:
+            if timeline.only(seen).is_empty:
+                logits, warnings = self.ranking(timeline, labelset, said) / EMBEDDING_TEMPERATURE, (ONLY_WORDS,)
+            else:
+                quoted = self.ranking(timeline, labelset, [*seen, *said]) / EMBEDDING_TEMPERATURE
+                stats["words_shift"] = float(np.abs(words_shift(logits, quoted)).max())
+                logits = bounded_words(logits, quoted)
+        stats["embedding_s"] = time.perf_counter() - t0
+        pred = make_prediction(self.name, labelset, np.arange(len(labelset)), softmax(logits), top_k, timeline.only(modalities).is_empty, stats)
+        return replace(pred, warnings=warnings)
 
 
 # Chosen with agents/evaluate.py's compare_variants on 10 labelled real clips
@@ -260,8 +271,7 @@ class LLMReasoner:
                 n = self.llm.count_tokens(rendered)
                 if n + CONTEXT_MARGIN > self.llm.n_ctx:
                     raise InputError(
-                        f"LLM context of {self.llm.n_ctx} tokens is too small for {len(candidates)} candidate labels "
-                        f"({n} prompt tokens without the timeline); raise llm_n_ctx or lower shortlist"
+                        f"LLM context of {self.llm.n_ctx} tokens is too small for {len(candidates)} candidate labels ({n} prompt tokens without the timeline); raise llm_n_ctx or lower shortlist"
                     )
                 return chat, rendered, n
             text, words = texts(budget)
@@ -377,7 +387,22 @@ class LLMReasoner:
         idx, sims, candidates, hints, shortlist_s = self.shortlisted(timeline, labelset, modalities)
         chat, _, n_prompt = self.fit_prompt(candidates, timeline, modalities, hints)
         stats: dict[str, float] = {"shortlist_s": shortlist_s, "prompt_tokens": float(n_prompt), "candidates": float(len(candidates))}
-        probs = self._generate_choice(chat, candidates, sims[idx] / EMBEDDING_TEMPERATURE, stats)
+        emb = sims[idx] / EMBEDDING_TEMPERATURE
+        bare = chat.unquoted()
+        if bare is None:
+            return make_prediction(self.name, labelset, idx, self._generate_choice(chat, candidates, emb, stats), top_k, empty, stats)
+        # One generation has no likelihoods to bound, so the words get a generation of their own:
+        # the answer without them decides, and theirs, if another, gains at most the factor a
+        # score-strategy answer could (e^(2 * WORDS_NATS) in its odds against any candidate).
+        probs = self._generate_choice(bare, candidates, emb, stats)
+        words_stats: dict[str, float] = {}
+        words_pick = self._generate_choice(chat, candidates, emb, words_stats)
+        stats["words_s"] = words_stats["generation_s"]
+        moved = bool(words_stats["grammar_matched"]) and int(np.argmax(words_pick)) != int(np.argmax(probs))
+        stats["words_moved"] = float(moved)
+        if moved:
+            probs[int(np.argmax(words_pick))] *= np.exp(2 * WORDS_NATS)
+            probs = probs / probs.sum()
         return make_prediction(self.name, labelset, idx, probs, top_k, empty, stats)
 
     def _generate_choice(self, chat: prompts.ChatPrompt, candidates: list[str], emb: np.ndarray, stats: dict[str, float]) -> np.ndarray:

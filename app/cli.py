@@ -36,7 +36,8 @@ out = Console()
 err = Console(stderr=True)
 REASONER_HELP = (
     "cascade (the default: evidence fusion; the LLM re-ranks close calls when cascade_margin > 0), "
-    "fused (evidence fusion, no LLM), llm (LLM over an embedding shortlist) or embedding."
+    "fused (evidence fusion, no LLM), llm (LLM over an embedding shortlist), embedding, "
+    "or concepts (the concept bottleneck answers, so explain shows the model that answered)."
 )
 _STATE: dict[str, Any] = {"debug": False}
 
@@ -325,17 +326,54 @@ def dashboard(
     """Open the explanation dashboard (Streamlit, served on 127.0.0.1 only)."""
     import subprocess
 
-    from vidsense.app import dashboard_cmd, dashboard_files
+    from vidsense.app import dashboard_cmd, files
 
     settings = _settings(profile=profile)
     root = (root or Path.cwd()).resolve()
     if not root.is_dir():
         raise InputError(f"--root {root}: not a directory")
-    if folder is not None and not dashboard_files.inside_root(folder.expanduser().absolute(), root).is_dir():
+    if folder is not None and not files.inside_root(folder.expanduser().absolute(), root).is_dir():
         raise InputError(f"--folder {folder}: not a directory")
     cmd, env = dashboard_cmd.command(port=port, folder=folder, root=root, max_upload_mb=settings.max_upload_mb, profile=profile)
     err.print(f"vidsense dashboard on http://127.0.0.1:{port}  (Ctrl-C to stop)", markup=False, highlight=False)
     raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+@app.command(epilog="Example: VIDSENSE_API_TOKEN=s3cret vidsense serve --root ~/videos --port 8000   (API docs at http://127.0.0.1:8000/docs)")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (127.0.0.1: this machine only)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    root: Optional[list[Path]] = typer.Option(None, "--root", help="A folder whose files requests may name (symlinks followed); repeatable (default: the current directory)."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Jobs run at once (threads sharing one set of loaded models)."),
+    queue: int = typer.Option(16, "--queue", min=0, help="Jobs waiting beyond the running ones; more are refused with 429."),
+    sync_wait: float = typer.Option(20.0, "--sync-wait", min=0, help="Seconds a request waits for its job before answering 202 with the job's id."),
+    max_upload_mb: Optional[int] = typer.Option(None, "--max-upload-mb", min=1, help="Largest upload in MB (default: setting max_upload_mb)."),
+    grace: float = typer.Option(30.0, "--grace", min=0, help="Seconds a shutdown waits for running jobs before recording them as failed."),
+    profile: Optional[str] = ProfileOpt,
+) -> None:
+    """Serve classify, describe and explain over HTTP (models loaded once; bearer token from VIDSENSE_API_TOKEN)."""
+    try:
+        import uvicorn
+
+        from vidsense.app.server import create_app
+    except ImportError as exc:
+        raise InputError(f"vidsense serve needs the serve extra ({exc.name} is missing): pip install 'vidsense[serve]'") from None
+    from vidsense import Pipeline
+
+    settings = _settings(profile=profile)
+
+    def loaded() -> Pipeline:
+        pipe = Pipeline(settings=settings)
+        pipe.load(reasoner=pipe.route()[0])
+        return pipe
+
+    token = os.environ.get("VIDSENSE_API_TOKEN") or None
+    api = create_app(loaded, root or [Path.cwd()], token, workers=workers, queue_size=queue, sync_wait_s=sync_wait,
+                     max_upload_mb=max_upload_mb or settings.max_upload_mb, grace_s=grace)
+    err.print(f"vidsense serve on http://{host}:{port}  (docs at /docs, Ctrl-C to stop)", markup=False, highlight=False)
+    if token is None and host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"warning: {host} is reachable from other machines and VIDSENSE_API_TOKEN is not set", markup=False, highlight=False)
+    uvicorn.run(api, host=host, port=port, log_level="debug" if _STATE["debug"] else "info", timeout_graceful_shutdown=grace)
 
 
 @concepts_app.command("fit", epilog="Example: vidsense concepts fit --manifest train.csv --labels ucf101 --epochs 100 --seed 0")

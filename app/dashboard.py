@@ -26,10 +26,10 @@ import streamlit as st
 import vidsense
 from vidsense.app import dashboard_views as views
 from vidsense.app.dashboard_cmd import FOLDER_ENV, ROOT_ENV
-from vidsense.app.dashboard_files import UploadFolder, list_videos
+from vidsense.app.files import UploadFolder, list_videos, upload_problem
 
 CUSTOM = "custom (paste labels)"
-REASONERS = ("llm", "cascade", "fused", "embedding")
+REASONERS = ("llm", "cascade", "fused", "embedding", "concepts")
 
 
 @st.cache_resource(show_spinner="Loading models...")
@@ -106,7 +106,7 @@ def pick_video(settings: vidsense.Settings, query: dict[str, str], root: Path) -
         )
         if up is None:
             return None
-        problem = views.upload_problem(up.name, up.size, settings.max_upload_mb, allowed)
+        problem = upload_problem(up.name, up.size, settings.max_upload_mb, allowed)
         if problem:
             st.sidebar.error(problem)
             return None

@@ -23,16 +23,6 @@ def parse_labels(text: str) -> list[str]:
     return [s.strip() for s in _SPLIT.split(text or "") if s.strip()]
 
 
-def upload_problem(name: str, size_bytes: int, limit_mb: int, allowed: Sequence[str]) -> str | None:
-    """Why an upload cannot be used (``None`` when it can): wrong type or over the size limit."""
-    suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if suffix not in allowed:
-        return f"{name}: not a video file (expected one of {', '.join(sorted(allowed))})"
-    if size_bytes > limit_mb * 1024 * 1024:
-        return f"{name}: {size_bytes / 1024 / 1024:.1f} MB is over the upload limit of {limit_mb} MB (setting max_upload_mb)"
-    return None
-
-
 def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), showlegend=fig.layout.showlegend)
     return fig

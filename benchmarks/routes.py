@@ -21,7 +21,7 @@ from pathlib import Path
 import vidsense
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ROUTES = ("embedding", "fused", "cascade", "llm")
+ROUTES = ("embedding", "fused", "cascade", "llm", "concepts")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -207,7 +207,7 @@ def explain(
             specs.append(spec)
     if n_windows < 2:
         notes.append("single window: no window is compared with another (temporal views are trivial)")
-    results = [intervene(model, x, spec, k, labels, texts, modality_activations or {}) for spec in specs]
+    results = [intervene(model, x, spec, k, labels, texts, modality_activations or {}, before=probs) for spec in specs]
     timings["interventions"] = round(time.perf_counter() - t0, 4)
 
     occ = None

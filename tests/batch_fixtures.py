@@ -7,6 +7,8 @@ from pathlib import Path
 
 from media_fixtures import write_video
 
+from vidsense.app import cli
+
 # A cheap configuration: one visual model and short custom labels (the embedding reasoner reads them).
 CHEAP_ENV = {"VIDSENSE_PERCEPTION": '["visual-tags"]'}
 LABELS = "biking,cooking,swimming"
@@ -32,3 +34,14 @@ def batch_folder(root: Path, example: Path) -> dict[str, Path]:
     files["text"].write_text("this is a text file, not a video\n")
     (root / "readme.txt").write_text("not picked up by a folder scan\n")
     return files
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``vidsense ARGS`` in this process (models stay loaded between calls)."""
+    try:
+        cli.main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

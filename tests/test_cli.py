@@ -11,23 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from batch_fixtures import CHEAP_ENV, LABELS, batch_folder
+from batch_fixtures import CHEAP_ENV, LABELS, batch_folder, run_cli
 from media_fixtures import write_video
 from typer.testing import CliRunner
 
 from vidsense import load_labels
 from vidsense.app import cli
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``vidsense ARGS`` in this process (models stay loaded between calls)."""
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def rows(path: Path) -> list[dict]:
@@ -37,7 +26,7 @@ def rows(path: Path) -> list[dict]:
 COMMANDS = [
     ["classify"], ["describe"], ["explain"], ["eval"], ["dashboard"], ["concepts", "fit"], ["fusion", "fit"],
     ["models", "list"], ["models", "install"], ["models", "verify"], ["models", "path"],
-    ["config", "show"], ["cache", "stats"], ["cache", "clear"],
+    ["config", "show"], ["cache", "stats"], ["cache", "clear"], ["serve"],
 ]
 
 

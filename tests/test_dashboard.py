@@ -16,7 +16,7 @@ import pytest
 import vidsense
 from vidsense.app import dashboard_views as views
 from vidsense.app.dashboard_cmd import FOLDER_ENV, ROOT_ENV
-from vidsense.app.dashboard_files import UploadFolder, inside_root, list_videos
+from vidsense.app.files import UploadFolder, inside_root, list_videos, upload_problem
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "dashboard.py")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -33,10 +33,10 @@ def test_parse_labels_accepts_lines_and_commas():
 
 def test_upload_problem_names_file_and_limit():
     allowed = [".mp4", ".avi"]
-    assert views.upload_problem("clip.MP4", 1000, 1, allowed) is None
-    msg = views.upload_problem("notes.txt", 10, 1, allowed)
+    assert upload_problem("clip.MP4", 1000, 1, allowed) is None
+    msg = upload_problem("notes.txt", 10, 1, allowed)
     assert msg.startswith("notes.txt: not a video file")
-    msg = views.upload_problem("big.mp4", 3 * 1024 * 1024, 2, allowed)
+    msg = upload_problem("big.mp4", 3 * 1024 * 1024, 2, allowed)
     assert "big.mp4" in msg and "over the upload limit of 2 MB" in msg
 
 
@@ -62,7 +62,7 @@ def test_inside_root_accepts_the_root_and_below_and_refuses_the_rest(tmp_path):
     assert inside_root(root / "clips" / ".." / "clips", root) == (root / "clips").resolve()
     assert inside_root(root / "clips" / "alias.mp4", root) == (root / "b.mp4").resolve()
     for bad in ("/etc", "/", "..", "clips/../../outside", root / "out", root / "out" / "secret.mp4", root / "clips" / "leak.mp4", outside):
-        with pytest.raises(vidsense.InputError, match="outside the dashboard's folder") as err:
+        with pytest.raises(vidsense.InputError, match=r"outside the allowed folder .* \(vidsense dashboard --root\)") as err:
             inside_root(bad, root)
         assert "\n" not in str(err.value)
     # A sibling whose name starts like the root's is outside too.
@@ -109,7 +109,7 @@ def test_a_folder_outside_the_root_is_refused_in_the_page(monkeypatch, tmp_path)
         at.text_input(key="folder").set_value(bad).run()
         assert not at.exception, at.exception
         errors = [e.value for e in at.sidebar.error]
-        assert len(errors) == 1 and "outside the dashboard's folder" in errors[0] and "\n" not in errors[0], errors
+        assert len(errors) == 1 and "outside the allowed folder" in errors[0] and "\n" not in errors[0], errors
         assert not [s for s in at.sidebar.selectbox if s.key == "video"]  # nothing listed
     at.text_input(key="folder").set_value("clips").run()
     assert not at.sidebar.error and at.selectbox(key="video").options == ["a.mp4", "alias.mp4"]

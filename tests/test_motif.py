@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -223,3 +225,64 @@ def test_specificity_stops_generic_concepts_from_deciding_a_class():
     assert labels[int(probs.argmax())] == "Biking" and float(probs.max()) > 0.5
     with pytest.raises(ValueError, match="specificity has shape"):
         zero_shot_model(bank, specificity=z[:, :3])
+
+
+def random_model(seed: int, n_concepts: int, n_classes: int, attn_dim: int) -> MotifModel:
+    """A model with every parameter random (attention, gates and affines all non-trivial)."""
+    torch.manual_seed(seed)
+    m = MotifModel(MotifConfig(n_concepts=n_concepts, n_classes=n_classes, attn_dim=attn_dim))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.7)
+    return m
+
+
+def test_the_restricted_model_gives_the_same_logits_and_attributions():
+    from captum.attr import IntegratedGradients
+
+    from vidsense.concepts.attribution import integrated_gradients
+
+    m = random_model(1, 12, 4, 3)
+    with torch.no_grad():
+        m.shift[[1, 5]] = 1.5  # dropped channels that are active at zero input: their share goes to the bias
+    x = torch.rand(2, 6, 12)
+    cols = [0, 2, 3, 7, 11]
+    rest = [j for j in range(12) if j not in cols]
+    x[:, :, rest] = 0.0
+    sub = m.restricted(cols)
+    assert sub.config.n_concepts == 5 and sub.bias.shape == (4,)
+    mask = torch.zeros(2, 6, dtype=torch.bool)
+    mask[1, 4:] = True
+    for kw in ({}, {"mask": mask}, {"drop_windows": [2]}, {"attention": "uniform"}):
+        full, part = m(x, **kw), sub(x[:, :, cols], **kw)
+        assert torch.allclose(full.logits, part.logits, atol=1e-5) and torch.allclose(full.logits_t, part.logits_t, atol=1e-5)
+    # Integrated Gradients over the active columns only equals Captum's on the whole input.
+    texts, kinds = [f"c{j}" for j in range(12)], ["object"] * 12
+    got = integrated_gradients(m, x[:1], 2, texts, kinds, n_steps=32, top=12)
+    ref = IntegratedGradients(lambda inp: m(inp).logits[:, 2]).attribute(x[:1], baselines=torch.zeros_like(x[:1]), n_steps=32)[0]
+    assert np.allclose(got.by_window, ref.sum(dim=1).numpy(), atol=1e-4)
+    assert {c.concept for c in got.by_concept} <= set(cols)
+    assert integrated_gradients(m, torch.zeros(1, 6, 12), 2, texts, kinds, n_steps=8).by_concept == []
+
+
+def test_feature_ablation_on_the_active_columns_matches_the_whole_model():
+    from vidsense.concepts.attribution import feature_ablation
+
+    m = random_model(2, 10, 3, 2)
+    x = torch.rand(1, 4, 10)
+    x[:, :, [1, 4, 8]] = 0.0
+    other = x[0].clone().numpy()
+    other[:, 6], other[:, 4] = 0.0, 0.3  # a modality left out: one column off, another on
+    without = SimpleNamespace(matrix=other)  # feature_ablation reads only the matrix
+    fa = feature_ablation(m, x, 1, {"speech": without})
+
+    @torch.no_grad()
+    def p(inp):
+        return float(torch.softmax(m(inp).logits, dim=1)[0, 1])
+
+    assert fa.base_probability == pytest.approx(p(x), abs=1e-5)
+    for t, score in enumerate(fa.by_window):
+        xt = x.clone()
+        xt[0, t] = 0.0
+        assert score.probability == pytest.approx(p(xt), abs=1e-5)
+    assert fa.by_modality[0].probability == pytest.approx(p(torch.from_numpy(other).unsqueeze(0)), abs=1e-5)

@@ -191,3 +191,17 @@ def test_fit_concepts_trains_the_model_that_explains_the_label_set(cheap, tmp_pa
     manifest.write_text(f"path,label\n{example_video},cycling\n")
     with pytest.raises(vidsense.InputError, match="train.csv:2: label 'cycling' is not in label set 'wheels'"):
         pipe.fit_concepts(manifest, str(labels))
+
+
+@pytest.mark.slow
+def test_the_concept_route_answers_with_the_model_explain_shows(cheap, example_video):
+    pipe = vidsense.Pipeline()
+    res = pipe.explain(example_video, "ucf101", reasoner="concepts", llm_occlusion=False)
+    pred, expl = res.classification.prediction, res.explanation
+    assert pred.route == "concepts" and pred.reasoner == "concepts"
+    # The explanation is of the model that answered: same label, same probabilities.
+    assert expl.agreement.agrees and expl.prediction.label == pred.label
+    assert [(s.label, round(s.score, 4)) for s in expl.prediction.top_k[:3]] == [(s.label, round(s.score, 4)) for s in pred.top_k[:3]]
+    assert sum(s.score for s in pred.candidates) == pytest.approx(1.0, abs=1e-3) and len(pred.candidates) == 101
+    with pytest.raises(vidsense.InputError, match="known: .*concepts"):
+        pipe.classify_timeline(res.classification.timeline, "ucf101", reasoner="nonsense")

@@ -18,7 +18,7 @@ import threading
 import time
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from vidsense.agents.evaluate import EvalReport, compare_variants, evaluate
 from vidsense.agents.labels import load_labels
@@ -35,10 +35,26 @@ from vidsense.services.settings import Settings, load_settings
 from vidsense.services.timeline import Timeline
 
 if TYPE_CHECKING:
+    from vidsense.agents.scoring import ReasoningMethod
     from vidsense.concepts.explainer import ConceptExplainer, ConceptModel, FitReport
     from vidsense.concepts.schema import InterventionResult, InterventionSpec
 
 LabelsArg = str | list[str] | tuple[str, ...] | LabelSet
+# Told the stage a call is in (``perceiving``, ``reasoning``, ``explaining``, then ``done``) and
+# the fraction of the whole call done, from the thread that runs it (a server streams these).
+Progress = Callable[[str, float], None]
+
+
+def _part(progress: Progress | None, start: float, end: float) -> Progress | None:
+    """``progress`` for a step that is ``[start, end]`` of the whole call; the step's ``done`` is not the call's."""
+    if progress is None:
+        return None
+
+    def report(stage: str, fraction: float) -> None:
+        if stage != "done":
+            progress(stage, start + (end - start) * fraction)
+
+    return report
 
 
 def example_video() -> Path:
@@ -74,6 +90,7 @@ class Pipeline:
         self.env = s.model_env()
         self.perceiver = Perceiver(PerceptionConfig.from_settings(s), cache=PerceptionCache.for_home(s.home, s.cache_max_mb) if s.cache else None)
         self.reasoner = Reasoner(ReasonerConfig.from_settings(s), self.env)
+        self.reasoner.add_method("concepts", self._concept_route)
         self._concepts: ConceptExplainer | None = None
         self._lock = threading.Lock()
 
@@ -93,6 +110,12 @@ class Pipeline:
                 )
             return self._concepts
 
+    def _concept_route(self) -> "ReasoningMethod":
+        """The concept bottleneck as a route (``reasoner="concepts"``)."""
+        from vidsense.concepts.route import ConceptRoute
+
+        return ConceptRoute(self.concepts)
+
     def load(self, modalities: Iterable[str] | None = None, reasoner: str = "llm") -> None:
         """Load every model that classifying with ``reasoner`` over ``modalities`` uses (e.g. before threads start)."""
         self.perceiver.load(modalities)
@@ -102,9 +125,19 @@ class Pipeline:
         """Free the language model now instead of at exit."""
         self.reasoner.close()
 
-    def describe(self, video: str | os.PathLike[str], modalities: Iterable[str] | None = None) -> Timeline:
-        """The timeline of ``video``: every modality as timed text."""
-        return self.perceiver.describe(video, modalities)
+    def describe(self, video: str | os.PathLike[str], modalities: Iterable[str] | None = None, *, progress: Progress | None = None) -> Timeline:
+        """The timeline of ``video``: every modality as timed text (``progress``: see :data:`Progress`)."""
+        timeline = self._perceive(video, modalities, progress)
+        if progress is not None:
+            progress("done", 1.0)
+        return timeline
+
+    def _perceive(self, video: str | os.PathLike[str], modalities: Iterable[str] | None, progress: Progress | None) -> Timeline:
+        """The perceiver's timeline, reporting ``perceiving`` as each model finishes."""
+        if progress is None:
+            return self.perceiver.describe(video, modalities)
+        progress("perceiving", 0.0)
+        return self.perceiver.describe(video, modalities, progress=lambda _name, done, total: progress("perceiving", (done + 1) / total))
 
     def classify_timeline(
         self, timeline: Timeline, labels: LabelsArg, *, top_k: int | None = None, modalities: Iterable[str] | None = None, reasoner: str | None = None
@@ -132,6 +165,7 @@ class Pipeline:
         reasoner: str | None = None,
         explain_text: bool = False,
         budget: str | float | None = None,
+        progress: Progress | None = None,
     ) -> ClassificationResult:
         """Classify one video into one of ``labels``.
 
@@ -148,14 +182,17 @@ class Pipeline:
             budget: ``fast``, ``balanced``, ``best`` or seconds of reasoning: the most
                 accurate route whose measured time fits is used (instead of ``reasoner``;
                 default ``settings.budget``).
+            progress: told each stage and the fraction done (see :data:`Progress`).
         """
         labelset = load_labels(labels)
         mods = list(modalities) if modalities is not None else None
         reasoner, why = self.route(reasoner, budget)
         self.reasoner.method(reasoner)  # an unknown reasoner fails before the video is read
         t0 = time.perf_counter()
-        timeline = self.perceiver.describe(video, mods)
+        timeline = self._perceive(video, mods, _part(progress, 0.0, 0.8))
         t1 = time.perf_counter()
+        if progress is not None:
+            progress("reasoning", 0.8)
         pred = self.reasoner.classify(timeline, labelset, method=reasoner, modalities=mods, top_k=top_k or self.settings.top_k)
         if explain_text:
             pred = self.reasoner.justify(timeline, pred, labelset, modalities=mods)
@@ -163,6 +200,8 @@ class Pipeline:
         timings = {"perception": t1 - t0, "reasoning": t2 - t1, "total": t2 - t0}
         timings.update({f"model.{k}": v for k, v in timeline.timings.items()})
         timings.update({f"reasoner.{k}": v for k, v in pred.stats.items() if k.endswith("_s")})
+        if progress is not None:
+            progress("done", 1.0)
         return ClassificationResult(
             video=str(video),
             label=pred.label,
@@ -249,6 +288,7 @@ class Pipeline:
         reasoner: str | None = None,
         top_k: int | None = None,
         budget: str | float | None = None,
+        progress: Progress | None = None,
     ) -> ExplanationResult:
         """Classify ``video`` and explain the prediction over time.
 
@@ -262,19 +302,24 @@ class Pipeline:
             reasoner: the route (as for :meth:`classify`).
             top_k: labels to report.
             budget: pick the route by latency budget (as for :meth:`classify`).
+            progress: told each stage and the fraction done (see :data:`Progress`).
         """
         from vidsense.concepts.schema import ExplainOptions
 
         concepts = self.concepts
         _ = concepts.scorers  # a missing joint model fails before the slow part
         labelset = load_labels(labels)
-        result = self.classify(video, labelset, top_k=top_k, modalities=modalities, reasoner=reasoner, budget=budget)
+        result = self.classify(video, labelset, top_k=top_k, modalities=modalities, reasoner=reasoner, budget=budget, progress=_part(progress, 0.0, 0.6))
+        if progress is not None:
+            progress("explaining", 0.6)
         pred = result.prediction
         score_fn = self.reasoner.scorer(labelset, [c.label for c in pred.candidates], pred.reasoner) if (llm_occlusion and pred) else None
         t0 = time.perf_counter()
         options = ExplainOptions(top_k=top_k or self.settings.top_k, interventions=tuple(interventions))
         expl = concepts.explain(result.timeline, labelset, prediction=pred, score_fn=score_fn, modalities=modalities, options=options)
         timings = dict(result.timings, explanation=time.perf_counter() - t0)
+        if progress is not None:
+            progress("done", 1.0)
         return ExplanationResult(video=str(video), classification=result, explanation=expl, timings=timings)
 
     def intervene(
