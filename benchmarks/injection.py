@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/injection.py                 # every attack, default route (fused)
     .venv/bin/python benchmarks/injection.py --llm           # and LLM_SUBSET through the LLM route (minutes)
+    .venv/bin/python benchmarks/injection.py --routes embedding concepts   # and those routes (the default)
 
 The clean timeline is the real example clip (``bikes.mp4``, UCF-101 ``Biking``) as the
 embedded perception describes it. Each attack adds what a speaker says (a speech
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--video", default=None, help="clean clip (default: the bundled bikes.mp4)")
     ap.add_argument("--labels", default="ucf101")
     ap.add_argument("--llm", action="store_true", help="also run LLM_SUBSET through the LLM route (slow)")
+    ap.add_argument("--routes", nargs="*", default=["embedding", "concepts"], help="other routes to attack with every case (default: embedding concepts)")
     ap.add_argument("--out", default=str(RESULTS / "injection.json"))
     args = ap.parse_args(argv)
 
@@ -176,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(ATTACKS)} attacks x {len(PLACES)} places on {timeline.video.path} ({args.labels}); "
           f"fused bound: words move any two labels' log-odds by at most {bound:.2f} nats ({2 * bound:.2f} replacing words)", flush=True)
     routes = {"cascade": run_route(lambda tl: pipe.reasoner.classify(tl, labelset, method="cascade"), logp, timeline, every)}
+    for name in args.routes:
+        routes[name] = run_route(lambda tl, name=name: pipe.reasoner.classify(tl, labelset, method=name), None, timeline, every)
     if args.llm:
         named = {a.name: a for a in ATTACKS}
         subset = [(named[n], p) for n, p in LLM_SUBSET]

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -40,6 +39,7 @@ from vidsense.concepts.bank import (
 from vidsense.concepts.merge import merge_near_duplicates
 from vidsense.concepts.phrases import guess_kind
 from vidsense.services.embeddings import TextEncoder
+from vidsense.services.progress import Counts, counted, terminal_line
 from vidsense.services.schema import LabelSet
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def generate_bank(
     readable: Sequence[str] | None = None,
     per_label: int = 8,
     include_fallback: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Counts | None = None,
 ) -> ConceptBank:
     """Ask an LLM for concepts, one prompt per label, and parse the answers.
 
@@ -104,13 +104,11 @@ def generate_bank(
     if include_fallback:
         for c in fallback_bank(labels, {}, label_set, readable).concepts:
             found[c.text] = (c.kind, c.support)
-    for i, (label, name) in enumerate(zip(labels, readable)):
+    for label, name in counted(list(zip(labels, readable)), progress):
         answer = generate_fn(concept_prompt(name, descriptions.get(label, ""), per_label))
         for text, kind in parse_concepts(answer)[: per_label * 2]:
             _, support = found.setdefault(text, (kind, {}))
             support[label] = 1.0
-        if progress is not None:
-            progress(i + 1, len(labels))
     concepts = tuple(make_concept(text, kind, support) for text, (kind, support) in found.items())
     return ConceptBank(label_set=label_set, labels=tuple(labels), concepts=concepts, generator=generator)
 
@@ -218,7 +216,7 @@ def build_bank(
     home: Path,
     *,
     descriptions: dict[str, str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Counts | None = None,
 ) -> ConceptBank:
     """Generate (or resume generating) the concept bank of ``labelset`` with ``llm``.
 
@@ -245,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("labels", help="label set name, file or 'a,b,c'")
     ap.add_argument("--out", help="also write the bank here (e.g. concepts/banks/ucf101.json)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
     args = ap.parse_args(argv)
     from vidsense.agents.labels import load_labels
     from vidsense.agents.reasoner import Reasoner, ReasonerConfig
@@ -253,8 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings(llm_threads=args.threads)
     room = Reasoner(ReasonerConfig.from_settings(settings), settings.model_env())
     labelset = load_labels(args.labels)
-    progress = lambda i, n: print(f"{labelset.name}: {i}/{n}", file=sys.stderr, flush=True)  # noqa: E731
-    bank = build_bank(labelset, room.llm, room.encoder, settings.home, progress=progress)
+    bank = build_bank(labelset, room.llm, room.encoder, settings.home, progress=terminal_line(labelset.name, quiet=args.quiet))
     if args.out:
         bank.save(args.out)
     print(f"{labelset.name}: {len(bank)} concepts for {len(bank.labels)} labels")

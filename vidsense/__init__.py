@@ -19,6 +19,7 @@ from vidsense.agents.labels import bundled_names, load_labels
 from vidsense.batch import VIDEO_EXTENSIONS, BatchError, BatchInterrupted, collect_videos
 from vidsense.frames import to_dataframe
 from vidsense.pipeline import LabelsArg, Pipeline, example_video
+from vidsense.ray_engine import RayEngine
 from vidsense.results import ClassificationResult, ExplanationResult
 from vidsense.services.errors import InputError, ModelError, ProcessingError, VidsenseError
 from vidsense.services.schema import LabelScore, LabelSet, Prediction, read_manifest
@@ -43,6 +44,7 @@ __all__ = [
     "Pipeline",
     "Prediction",
     "ProcessingError",
+    "RayEngine",
     "Settings",
     "Timeline",
     "VidsenseError",

@@ -18,7 +18,7 @@ import threading
 import time
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from vidsense.agents.evaluate import EvalReport, compare_variants, evaluate
 from vidsense.agents.labels import load_labels
@@ -30,6 +30,7 @@ from vidsense.services.cache import PerceptionCache
 from vidsense.services.errors import InputError, VidsenseError
 from vidsense.services.perceiver import Perceiver
 from vidsense.services.perception import PerceptionConfig
+from vidsense.services.progress import Counts, Stages, counted
 from vidsense.services.schema import LabelSet, Prediction, read_manifest
 from vidsense.services.settings import Settings, load_settings
 from vidsense.services.timeline import Timeline
@@ -38,11 +39,12 @@ if TYPE_CHECKING:
     from vidsense.agents.scoring import ReasoningMethod
     from vidsense.concepts.explainer import ConceptExplainer, ConceptModel, FitReport
     from vidsense.concepts.schema import InterventionResult, InterventionSpec
+    from vidsense.ray_engine import RayEngine
 
 LabelsArg = str | list[str] | tuple[str, ...] | LabelSet
 # Told the stage a call is in (``perceiving``, ``reasoning``, ``explaining``, then ``done``) and
 # the fraction of the whole call done, from the thread that runs it (a server streams these).
-Progress = Callable[[str, float], None]
+Progress = Stages
 
 
 def _part(progress: Progress | None, start: float, end: float) -> Progress | None:
@@ -244,6 +246,7 @@ class Pipeline:
         reasoner: str | None = None,
         explain_text: bool = False,
         budget: str | float | None = None,
+        engine: "RayEngine | None" = None,
     ) -> Iterator[ClassificationResult | BatchError]:
         """Classify many videos, yielding each result as it finishes.
 
@@ -263,6 +266,9 @@ class Pipeline:
             modalities: limit what the reasoner reads.
             reasoner: the route (as for :meth:`classify`).
             budget: pick the route by latency budget (as for :meth:`classify`).
+            engine: run on Ray actors, each with its own Pipeline built from
+                these settings (see :class:`~vidsense.ray_engine.RayEngine`);
+                None: threads in this process sharing this Pipeline.
 
         Yields:
             :class:`ClassificationResult` or :class:`~vidsense.batch.BatchError`.
@@ -274,7 +280,10 @@ class Pipeline:
         """
         labelset = load_labels(labels)
         mods = list(modalities) if modalities is not None else None
-        one = functools.partial(self.classify, labels=labelset, top_k=top_k, modalities=mods, reasoner=reasoner, explain_text=explain_text, budget=budget)
+        options = {"top_k": top_k, "modalities": mods, "reasoner": reasoner, "explain_text": explain_text, "budget": budget}
+        if engine is not None:
+            return engine.classify_many(self.settings, videos, labelset, workers=workers, ordered=ordered, **options)
+        one = functools.partial(self.classify, labels=labelset, **options)
         return classify_many(one, videos, workers=workers, ordered=ordered, prepare=lambda: self.load(mods, self.route(reasoner, budget)[0]))
 
     def explain(
@@ -360,11 +369,14 @@ class Pipeline:
         """The concept bottleneck (bank, model, card) that explains ``labels``."""
         return self.concepts.model_for(load_labels(labels))
 
-    def fit_concepts(self, manifest: str | os.PathLike[str], labels: LabelsArg, *, epochs: int = 100, seed: int = 0) -> dict[str, Any]:
+    def fit_concepts(
+        self, manifest: str | os.PathLike[str], labels: LabelsArg, *, epochs: int = 100, seed: int = 0, progress: Counts | None = None
+    ) -> dict[str, Any]:
         """Train the concept model on a labelled manifest and save it under ``$VIDSENSE_HOME``.
 
         Videos that fail are listed in the report and skipped; labels outside the
-        label set are an error naming the manifest line.
+        label set are an error naming the manifest line. ``progress`` is told
+        ``(videos described, videos)`` after each video.
 
         Returns:
             The saved folder, the fit metrics and the skipped videos.
@@ -372,7 +384,7 @@ class Pipeline:
         labelset = load_labels(labels)
         concepts = self.concepts
         # A missing joint model fails before any video is described.
-        examples, skipped = self._labelled_timelines(manifest, labelset, before=lambda: concepts.scorers)
+        examples, skipped = self._labelled_timelines(manifest, labelset, before=lambda: concepts.scorers, progress=progress)
         report: FitReport = concepts.fit(labelset, examples, epochs=epochs, seed=seed, source=str(manifest))
         return {"saved": str(report.saved), "metrics": report.metrics, "skipped": skipped}
 
@@ -389,7 +401,9 @@ class Pipeline:
         weights, path = self.reasoner.fit_fusion(labelset, examples, source=str(manifest))
         return {"weights": dict(weights.weights), "saved": str(path), "videos": len(examples), "skipped": skipped}
 
-    def _labelled_timelines(self, manifest: str | os.PathLike[str], labelset: LabelSet, before: Any = None) -> tuple[list[tuple[Timeline, str]], list[dict[str, str]]]:
+    def _labelled_timelines(
+        self, manifest: str | os.PathLike[str], labelset: LabelSet, before: Any = None, progress: Counts | None = None
+    ) -> tuple[list[tuple[Timeline, str]], list[dict[str, str]]]:
         """``(timeline, label)`` for every describable manifest row, and the rows that failed.
 
         Labels are checked first (an error naming the line), then ``before()`` runs, then videos are described.
@@ -404,7 +418,7 @@ class Pipeline:
         if before is not None:
             before()
         examples, skipped = [], []
-        for r in rows:
+        for r in counted(rows, progress):
             try:
                 examples.append((self.describe(r.path), r.label))
             except VidsenseError as exc:
@@ -414,7 +428,14 @@ class Pipeline:
         return examples, skipped
 
     def evaluate(
-        self, manifest: str | os.PathLike[str], labels: str | None = None, *, reasoner: str | None = None, ablate: bool = False, concepts: bool = True
+        self,
+        manifest: str | os.PathLike[str],
+        labels: str | None = None,
+        *,
+        reasoner: str | None = None,
+        ablate: bool = False,
+        concepts: bool = True,
+        progress: Counts | None = None,
     ) -> EvalReport:
         """Accuracy of this Pipeline over a labelled manifest (see :mod:`vidsense.agents.evaluate`).
 
@@ -426,6 +447,7 @@ class Pipeline:
             ablate: also score every single modality and every all-but-one subset.
             concepts: also ask the concept model for its top-1 on every row (the
                 ``agreement`` of explanations with answers, per label set).
+            progress: called with ``(rows done, rows)`` after each row.
 
         Returns:
             An ``EvalReport``: ``top1``, ``top5``, per-label-set scores, latency,
@@ -446,10 +468,11 @@ class Pipeline:
                 return room.predict(timeline, labelset)[0].label
 
         return evaluate(
-            manifest, self.describe, classify, labels, name=method, ablate=ablate, shortlist_size=self.settings.shortlist, concept_label=concept_label
+            manifest, self.describe, classify, labels, name=method, ablate=ablate, shortlist_size=self.settings.shortlist, concept_label=concept_label, progress=progress
         )
 
-    def compare(self, manifest: str | os.PathLike[str], labels: str | None = None) -> dict[str, EvalReport]:
+    def compare(self, manifest: str | os.PathLike[str], labels: str | None = None, *, progress: Counts | None = None) -> dict[str, EvalReport]:
         """Accuracy of every reasoning variant (embedding only, raw / calibrated LLM, with and without
-        the embedding evidence and descriptions, grammar) over one manifest, each video described once."""
-        return compare_variants(manifest, self.describe, self.reasoner, labels)
+        the embedding evidence and descriptions, grammar) over one manifest, each video described once
+        (``progress``: ``(rows done, rows)`` over every variant's pass)."""
+        return compare_variants(manifest, self.describe, self.reasoner, labels, progress=progress)

