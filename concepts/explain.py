@@ -51,6 +51,11 @@ if TYPE_CHECKING:
     from vidsense.services.timeline import Timeline
 
 
+# A contribution under this (in logit units) is no evidence: a concept the text view would
+# print as "+0.000" (a faint Kinetics neighbour at a time weight near 0) is left out.
+SHOWN_MIN = 5e-4
+
+
 def explain_timeline(
     timeline: "Timeline",
     bank: ConceptBank,
@@ -150,7 +155,7 @@ def explain(
     contrib_t = out.concepts_t[0] * weight_k  # [T, C]
     contrib = (w_t[:, None] * contrib_t).sum(dim=0)  # [C]
     bias = float(model.bias[k].detach())
-    top_c = [int(j) for j in torch.argsort(contrib, descending=True)[: options.top_concepts] if contrib[j] > 0]
+    top_c = [int(j) for j in torch.argsort(contrib, descending=True)[: options.top_concepts] if contrib[j] > SHOWN_MIN]
     global_view = GlobalView(
         label=labels[k],
         concepts=_scores(top_c, contrib, texts, kinds, sources),
@@ -161,7 +166,7 @@ def explain(
     local_windows = []
     for t in range(contrib_t.shape[0]):
         row = contrib_t[t]
-        best = [int(j) for j in torch.argsort(row, descending=True)[: options.window_concepts] if row[j] > 0]
+        best = [int(j) for j in torch.argsort(row, descending=True)[: options.window_concepts] if row[j] > SHOWN_MIN]
         local_windows.append(WindowContribution(window=t, importance=float(w_t[t]), score=float(logits_k[t]), top_concepts=_scores(best, row, texts, kinds, sources)))
     local_view = LocalView(
         time_importance=_floats(w_t),
