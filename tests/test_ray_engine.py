@@ -12,6 +12,7 @@ from batch_fixtures import LABELS, batch_folder, run_cli
 from media_fixtures import write_video
 
 from vidsense import BatchError, Pipeline, RayEngine, load_settings
+from vidsense.services import errors as vidsense_errors
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +85,16 @@ def test_a_dead_actor_is_replaced_and_its_video_tried_once_more(tmp_path, cheap,
     assert died.exists() and not isinstance(items[0], BatchError) and items[0].label in LABELS.split(",")
     assert isinstance(items[1], BatchError) and items[1].kind == "processing"
     assert items[1].error == f"{doomed}: worker died while classifying it (2 tries)" and len(items[1].sha256) == 64
+
+
+@pytest.mark.slow
+def test_a_pipeline_that_cannot_be_built_is_each_videos_error_with_its_cause(tmp_path, cheap, ray_local):
+    clip = write_video(tmp_path / "clip.mp4", seconds=1.0)
+
+    def unbuildable(settings):
+        raise vidsense_errors.InputError("model 'qwen-missing' is not installed on this node")
+
+    engine = RayEngine(make_pipeline=unbuildable)
+    (item,) = list(Pipeline(settings=load_settings()).classify_many([clip], LABELS, reasoner="embedding", workers=1, engine=engine))
+    assert isinstance(item, BatchError) and item.kind == "input"
+    assert "qwen-missing" in item.error and "worker died" not in item.error

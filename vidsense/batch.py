@@ -121,7 +121,8 @@ def _one_line(exc: BaseException) -> str:
     return text if isinstance(exc, VidsenseError) else f"{type(exc).__name__}: {text}"
 
 
-def _run_one(classify: Callable[[Path], ClassificationResult], video: Path) -> BatchItem:
+def run_one(classify: Callable[[Path], ClassificationResult], video: Path) -> BatchItem:
+    """``classify(video)``, or the :class:`BatchError` row for it: one engine's unit of work (threads and Ray actors alike)."""
     t0 = time.perf_counter()
     try:
         return classify(video)
@@ -161,7 +162,7 @@ def classify_many(
     if workers == 1 or len(todo) <= 1:
         try:
             for v in todo:
-                yield _run_one(classify, v)
+                yield run_one(classify, v)
         except KeyboardInterrupt:
             raise BatchInterrupted([]) from None
         return
@@ -171,7 +172,7 @@ def classify_many(
     reported: set[int] = set()
     interrupted = False
     try:
-        futures: list[Future[BatchItem]] = [pool.submit(_run_one, classify, v) for v in todo]
+        futures: list[Future[BatchItem]] = [pool.submit(run_one, classify, v) for v in todo]
         for fut in futures if ordered else as_completed(futures):
             reported.add(id(fut))
             yield fut.result()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from vidsense.batch import BatchError, BatchInterrupted, BatchItem, _run_one
+from vidsense.batch import BatchError, BatchInterrupted, BatchItem, run_one
 from vidsense.services.errors import InputError
 from vidsense.services.schema import LabelSet
 from vidsense.services.settings import Settings
@@ -47,11 +47,20 @@ class _Slot:
     """The actor: one Pipeline, classifying one video at a time."""
 
     def __init__(self, settings: Settings, make_pipeline: Callable[[Settings], Any], labelset: LabelSet, options: dict[str, Any]) -> None:
-        pipe = make_pipeline(settings)
-        self._classify = lambda video: pipe.classify(video, labelset, **options)
+        self._args = settings, make_pipeline, labelset, options
+        self._pipe: Any = None
+
+    def _classify(self, video: Path) -> Any:
+        settings, make_pipeline, labelset, options = self._args
+        # Built on first use, inside run_one: a Pipeline that cannot be built (a bad setting, a
+        # missing model on this node) is then each video's error row with its cause, not an
+        # actor that died in its constructor and a "worker died" row that hides why.
+        if self._pipe is None:
+            self._pipe = make_pipeline(settings)
+        return self._pipe.classify(video, labelset, **options)
 
     def run(self, video: str) -> BatchItem:
-        return _run_one(self._classify, Path(video))
+        return run_one(self._classify, Path(video))
 
 
 @dataclass(frozen=True)
