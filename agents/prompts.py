@@ -132,11 +132,16 @@ def split_modalities(modalities: Iterable[str] | None) -> tuple[list[str], list[
     return [m for m in mods if m not in UNTRUSTED_MODALITIES], [m for m in mods if m in UNTRUSTED_MODALITIES]
 
 
+def render_split(timeline: "Timeline", modalities: Iterable[str] | None = None, max_chars: int | None = None) -> tuple[str, str]:
+    """``timeline`` rendered in two: what was seen and heard (the timeline text) and what was said and written (the quoted words)."""
+    seen, said = split_modalities(modalities)
+    return timeline.render(seen, max_chars=max_chars), timeline.render(said, max_chars=max_chars, summary=False) if said else ""
+
+
 def timeline_prompt(candidates: list[str], timeline: "Timeline", modalities: Iterable[str] | None = None, hints: list[str] | None = None, max_chars: int | None = None) -> "ChatPrompt":
     """:func:`classification_prompt` of ``timeline``: what was seen and heard as the timeline, what was said and written quoted."""
-    seen, said = split_modalities(modalities)
-    words = timeline.render(said, max_chars=max_chars, summary=False) if said else ""
-    return classification_prompt(candidates, timeline.render(seen, max_chars=max_chars), hints, words)
+    text, words = render_split(timeline, modalities, max_chars)
+    return classification_prompt(candidates, text, hints, words)
 
 
 def classification_prompt(candidates: list[str], timeline_text: str, hints: list[str] | None = None, quoted_text: str = "") -> ChatPrompt:

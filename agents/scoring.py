@@ -249,12 +249,8 @@ class LLMReasoner:
         Returns:
             The chat prompt, its rendered text and its token count.
         """
-        seen, said = split_modalities(modalities)
-
-        def texts(max_chars: int | None) -> tuple[str, str]:
-            return timeline.render(seen, max_chars=max_chars), timeline.render(said, max_chars=max_chars, summary=False) if said else ""
-
-        text, words = texts(self.max_timeline_chars)
+        modalities = list(modalities) if modalities is not None else None  # rendered more than once
+        text, words = prompts.render_split(timeline, modalities, self.max_timeline_chars)
         budget: int | None = None
         while True:
             chat = prompts.classification_prompt(candidates, text, hints, words)
@@ -274,7 +270,7 @@ class LLMReasoner:
                         f"LLM context of {self.llm.n_ctx} tokens is too small for {len(candidates)} candidate labels ({n} prompt tokens without the timeline); raise llm_n_ctx or lower shortlist"
                     )
                 return chat, rendered, n
-            text, words = texts(budget)
+            text, words = prompts.render_split(timeline, modalities, budget)
 
     @property
     def prefix(self) -> str:

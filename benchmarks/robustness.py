@@ -274,13 +274,19 @@ def embedding_without_llm(b: Bench) -> Outcome:
     return Outcome(_short(observed, 160), r.rc == 0 and "prediction:" in r.stdout and control.rc != 0)
 
 
+def _clips(b: Bench, name: str, n: int) -> Path:
+    """A folder ``name`` of ``n`` different 2.5 s clips."""
+    folder = b.path(name)
+    folder.mkdir()
+    for i in range(n):
+        _clip(b, f"{name}/part{i}.mp4", i, 2.5)
+    return folder
+
+
 def sigint_batch(b: Bench) -> Outcome:
     if not shutil.which("ffmpeg"):
         return Outcome("ffmpeg not installed", None)
-    folder = b.path("sigint")
-    folder.mkdir()
-    for i in range(8):
-        _clip(b, f"sigint/part{i}.mp4", i, 2.5)
+    folder = _clips(b, "sigint", 8)
     out = b.path("sigint.jsonl")
     argv = [str(VIDSENSE), "classify", str(folder), "--labels", "ucf101", "--workers", "2", "--output", str(out), "--no-cache", "--no-progress"]
     proc = subprocess.Popen(argv, env=b.env(b.home()), cwd=b.work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -365,16 +371,9 @@ def corrupted_model(b: Bench) -> Outcome:
 
 
 def cache_cap(b: Bench) -> Outcome:
-    from vidsense.services.settings import Settings
-
-    if "cache_max_mb" not in Settings.model_fields:
-        return Outcome("not available: Settings has no cache_max_mb", None)
     if not shutil.which("ffmpeg"):
         return Outcome("ffmpeg not installed", None)
-    folder = b.path("capped")
-    folder.mkdir()
-    for i in range(6):
-        _clip(b, f"capped/part{i}.mp4", i, 2.5)
+    folder = _clips(b, "capped", 6)
     home, cap_mb = b.home(), 0.06
     r = b.run(["classify", folder, "--labels", "ucf101", "--no-progress", "--output", b.path("capped.jsonl")], home, VIDSENSE_CACHE_MAX_MB=str(cap_mb))
     stats = b.run(["cache", "stats"], home, VIDSENSE_CACHE_MAX_MB=str(cap_mb))

@@ -58,9 +58,10 @@ ZERO_SHOT_LOGIT_SCALE = 5.0
 # 0.34 / 0.41 / 17.8, at 100: 0.34 / 0.50 / 17.4 (top-5 0.63).
 EVIDENCE_SCALE = 100.0
 # Divides the zero-shot model's class scores (calibration; the ranking is unchanged). At 1 the
-# concept model said p=1.00 on clips it got wrong; on the 32 labelled rows the mean negative
-# log-likelihood of the truth was 5.81 at 1, 4.07 at 2, 3.54 at 3, 3.54 at 5, 3.97 at 10, and
-# at 4 the mean top-1 probability (about 0.33) matches the top-1 accuracy (0.34).
+# concept model said p=1.00 on clips it got wrong; on the 32 labelled rows
+# (benchmarks/concept_calibration.py) the mean negative log-likelihood of the truth was 6.98 at
+# 1, 4.10 at 2, 3.54 at 3, 3.47 at 4, 3.54 at 5, 3.97 at 10, and at 4 the mean top-1
+# probability (0.32) matches the top-1 accuracy (0.34).
 ZERO_SHOT_TEMPERATURE = 4.0
 BANK_FILE = "bank.json"
 # labelset -> (the fast route's transfer scorers, its fusion weight per source).

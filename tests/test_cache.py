@@ -237,17 +237,22 @@ def _open_and_put(path: str, worker: int, out: "multiprocessing.Queue[str]") -> 
         out.put(repr(exc))
 
 
-def test_processes_opening_a_fresh_cache_at_once_all_succeed(tmp_path: Path) -> None:
+def _in_processes(target, path: Path, n: int = 4) -> list[str]:
+    """Run ``target(path, worker, queue)`` in ``n`` forked processes at once; what each put on the queue ('' when it went well)."""
     ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(str(path), w, out)) for w in range(n)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    return results
+
+
+def test_processes_opening_a_fresh_cache_at_once_all_succeed(tmp_path: Path) -> None:
     for trial in range(10):
-        path = tmp_path / f"fresh{trial}.sqlite"
-        out = ctx.Queue()
-        procs = [ctx.Process(target=_open_and_put, args=(str(path), w, out)) for w in range(4)]
-        for p in procs:
-            p.start()
-        results = [out.get(timeout=120) for _ in procs]
-        for p in procs:
-            p.join(timeout=30)
+        results = _in_processes(_open_and_put, tmp_path / f"fresh{trial}.sqlite")
         assert results == [""] * 4, (trial, results)
 
 
@@ -417,14 +422,7 @@ def _fill_capped(path: str, worker: int, out: "multiprocessing.Queue[str]") -> N
 
 def test_processes_sharing_a_capped_cache_evict_without_errors(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
-    ctx = multiprocessing.get_context("fork")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_fill_capped, args=(str(path), w, out)) for w in range(4)]
-    for p in procs:
-        p.start()
-    results = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
+    results = _in_processes(_fill_capped, path)
     assert results == [""] * 4, results
     assert _db_size(path) <= int(0.3 * 2**20)
     with sqlite3.connect(path) as db:
