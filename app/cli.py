@@ -10,12 +10,14 @@ import json
 import logging
 import os
 import sys
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vidsense import InputError, VidsenseError
@@ -43,10 +45,30 @@ REASONER_HELP = (
 _STATE: dict[str, Any] = {"debug": False}
 
 
+# Third-party chatter a user did not ask for (transformers' "Loading weights" bar and advisories,
+# the hub's progress bars, TensorFlow's C++ log): off unless --debug. Read when those libraries
+# first load, which is after this.
+QUIET_ENV = {
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+}
+
+
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs.")) -> None:
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks, debug logs and what the libraries underneath print.")) -> None:
     _STATE["debug"] = debug
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not debug:
+        for key, value in QUIET_ENV.items():
+            os.environ.setdefault(key, value)
+        # vidsense's own warnings stay; libraries' warnings and log lines below ERROR do not.
+        logging.getLogger().setLevel(logging.ERROR)
+        logging.getLogger("vidsense").setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore")
+        warnings.filterwarnings("default", module=r"vidsense(\.|$)")
 
 
 def _settings(**overrides: Any):
@@ -121,6 +143,7 @@ def classify(
         # One video: its error is the command's error (one line, exit 2 or 1).
         with bar(paths[0].name, quiet=quiet) as stages:
             result = Pipeline(settings=settings).classify(paths[0], labelset, top_k=top_k, modalities=mods, reasoner=reasoner, explain_text=explain_text, progress=stages.stages)
+        _warn_failures(result.failures)
         if fmt == "json":
             print(json.dumps(result.to_dict()), flush=True)
         else:
@@ -159,11 +182,14 @@ def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: 
         err.print(printable(f"skip {p} (already in {sink.path})"), markup=False, highlight=False)
     t0 = time.perf_counter()
     interrupted = False
+    warned: set[str] = set()
     with bar("classify", len(todo), quiet=quiet, failures=True) as videos:
 
         def report(item) -> None:
             failed = isinstance(item, BatchError)
             counts["failed" if failed else "done"] += 1
+            if not failed:
+                _warn_failures(item.failures, warned)
             row = item.to_dict()
             if sink is not None:
                 sink.write(row)
@@ -217,9 +243,19 @@ def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: 
     return counts
 
 
-def _print_result(result) -> None:
-    from rich.markup import escape
+def _warn_failures(failures, seen: set[str] | None = None) -> None:
+    """One ``warning:`` line on stderr per model that failed (once per batch when ``seen`` is shared)."""
+    from vidsense.results import failure_warning
 
+    for failure in failures:
+        if seen is not None and failure in seen:
+            continue
+        if seen is not None:
+            seen.add(failure)
+        err.print(f"warning: {failure_warning(failure)}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_result(result) -> None:
     from vidsense.app.results_file import printable
 
     # File names and labels are data: "[bold]" in a name is shown, not obeyed.
@@ -233,7 +269,8 @@ def _print_result(result) -> None:
     extra = "  (low confidence)" if result.low_confidence else ""
     route = f"   route {result.route}" + (f" ({result.route_reason})" if result.route_reason else "") if result.route else ""
     out.print(f"prediction: [bold]{escape(result.label)}[/bold]{escape(extra)}   total {result.timings.get('total', 0):.1f} s{escape(route)}")
-    for warning in result.warnings:
+    # A model's failure is said on stderr (see _warn_failures); what the answer itself warns of is part of it.
+    for warning in result.prediction.warnings if result.prediction is not None else ():
         out.print(f"warning: {warning}", markup=False, highlight=False)
     if result.evidence:
         votes = "; ".join(f"{v.source} {v.top[0].label} ({v.contribution:+.2f})" for v in result.evidence[:4])
@@ -260,6 +297,7 @@ def describe(
         raise InputError(f"--format: expected text or json, got {fmt!r}")
     pipe = Pipeline(settings=_settings(profile=profile, window_s=window_s, cache=False if no_cache else None))
     tl = pipe.describe(video, _modalities(modalities))
+    _warn_failures(tl.failures)
     if fmt == "json":
         print(tl.to_json(indent=2))
         return
@@ -291,6 +329,7 @@ def explain(
         raise InputError(f"--format: expected text or json, got {fmt!r}")
     pipe = Pipeline(settings=_settings(profile=profile, llm_model=llm_model, window_s=window_s, concept_joint_models=joint_model or None, budget=budget))
     res = pipe.explain(video, labels, modalities=_modalities(modalities), reasoner=reasoner, llm_occlusion=not no_occlusion)
+    _warn_failures(res.classification.failures)
     if fmt == "json":
         print(json.dumps(res.to_dict(), indent=2))
         return
@@ -422,6 +461,36 @@ def fusion_fit(
 
     report = Pipeline(settings=_settings(profile=profile)).fit_fusion(manifest, labels)
     print(json.dumps(report, indent=2))
+
+
+@app.command(epilog="Example: vidsense doctor   |   vidsense doctor visual-tags llm --format json")
+def doctor(
+    models: Optional[list[str]] = typer.Argument(None, help="Only these (perception model names, llm, encoder); default: every model of the profile."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+    profile: Optional[str] = ProfileOpt,
+) -> None:
+    """Load every model of the profile, run each on a known input and check its answer; exit 1 when any fails."""
+    from vidsense.doctor import doctor as run_doctor
+
+    if fmt not in ("table", "json"):
+        raise InputError(f"--format: expected table or json, got {fmt!r}")
+    settings = _settings(profile=profile)
+    with err.status("checking models", spinner="dots") if err.is_terminal else nullcontext() as status:
+        report = run_doctor(settings, models or None, progress=(lambda name: status.update(f"checking {name}")) if status is not None else None)
+    if fmt == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        table = Table(title=f"vidsense doctor: {report.profile} profile", show_lines=False)
+        for column, justify in (("model", "left"), ("status", "left"), ("load s", "right"), ("run s", "right"), ("check", "left"), ("fix", "left")):
+            table.add_column(column, justify=justify, overflow="fold")
+        for c in report.checks:
+            table.add_row(c.model, "ok" if c.ok else "[bold red]FAILED[/bold red]", f"{c.load_s:.2f}", f"{c.run_s:.2f}", escape(c.check), escape(c.fix))
+        # A pipe or log file gets the whole table, not one folded to 80 columns.
+        (out if out.is_terminal else Console(width=200)).print(table)
+    for c in report.failed:
+        err.print(f"error: {c.model}: {c.check}; fix: {c.fix}", markup=False, highlight=False, soft_wrap=True)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @models_app.command("list", epilog="Example: vidsense models list --json")

@@ -169,6 +169,8 @@ def show_header(cls: dict[str, Any], expl: dict[str, Any]) -> None:
     agree = expl["agreement"]
     if agree.get("agrees") is False:
         st.info(f"The concept model prefers {agree['concept_label']}; the views below explain the concept evidence for {agree['explained_label']}.")
+    for warning in cls.get("warnings", []):
+        st.warning(warning)
     for note in cls.get("notes", []):
         st.caption(f"note: {note}")
 

@@ -284,6 +284,9 @@ class _Models:
         self._ready = threading.Event()
         self._pipe: vidsense.Pipeline | None = None
         self.error = ""
+        # Perception models that could not load: the server runs without them ("degraded"),
+        # and every answer's warnings name them.
+        self.failed: dict[str, str] = {}
 
     def start(self) -> None:
         threading.Thread(target=self._build, name="vidsense-load", daemon=True).start()
@@ -291,6 +294,9 @@ class _Models:
     def _build(self) -> None:
         try:
             self._pipe = self._factory()
+            self.failed = self._pipe.perceiver.load_failures
+            for name, cause in self.failed.items():
+                log.warning("model %s failed: %s; serving without it (run 'vidsense doctor' for the fix)", name, cause)
         except Exception as exc:  # noqa: BLE001 - reported by /readyz and by every job
             log.exception("loading the pipeline failed")
             self.error = one_line(exc)
@@ -547,10 +553,16 @@ def create_app(
 
     @api.get("/readyz")
     def readyz() -> JSONResponse:
-        """200 once the models are loaded and jobs are accepted; 503 while loading, after a failed load, or shutting down."""
+        """200 once the models are loaded and jobs are accepted (``degraded`` when some perception models could
+        not load: ``failed_models`` names them, and answers are made without them); 503 while loading, after a
+        failed load, or shutting down."""
         state = {"models": "ready" if models.ready else ("failed: " + models.error if models.error else "loading"), "jobs": jobs.counts()}
         ok = models.ready and not jobs.closing
-        return JSONResponse({"status": "ready" if ok else "not ready", **state}, status_code=200 if ok else 503)
+        status = ("degraded" if models.failed else "ready") if ok else "not ready"
+        body = {"status": status, **state}
+        if models.failed:
+            body["failed_models"] = [{"model": name, "cause": cause, "fix": "vidsense doctor"} for name, cause in models.failed.items()]
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     return api
 

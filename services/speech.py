@@ -317,7 +317,7 @@ class OpenAIWhisperEngine:
             import whisper
         except ImportError:
             raise InputError(
-                "speech backend openai-whisper: the openai-whisper package is not installed (pip install 'vidsense[openai-whisper]')"
+                "speech backend openai-whisper: the openai-whisper package is not installed (pip install 'vidsense[openai-whisper]' && pip install --no-deps openai-whisper==20250625)"
             ) from None
         ref = model or ""
         self.ref = ref

@@ -87,6 +87,10 @@ class Timeline:
     that a Kinetics-trained recogniser contributed (so a Kinetics evaluation is
     no longer zero-shot) or that the video had no audio track.
 
+    ``failures`` names each configured model that could not load or run
+    (``"visual-tags: cannot load (AttributeError: ...)"``): the timeline was built
+    without it, so every answer made from it says so.
+
     ``timings`` holds the seconds each model took in the run that built this
     timeline (a cache hit counts its lookup). It describes the run, not the
     video: it takes no part in equality and is not serialised.
@@ -98,6 +102,7 @@ class Timeline:
     models: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
+    failures: tuple[str, ...] = ()
 
     def for_window(self, index: int) -> tuple[Observation, ...]:
         """Observations of one window, in insertion order."""
@@ -137,6 +142,7 @@ class Timeline:
             "observations": [asdict(o) for o in self.observations],
             "models": list(self.models),
             "notes": list(self.notes),
+            "failures": list(self.failures),
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -152,6 +158,7 @@ class Timeline:
             observations=tuple(Observation(**o) for o in data["observations"]),
             models=tuple(data.get("models", ())),
             notes=tuple(data.get("notes", ())),
+            failures=tuple(data.get("failures", ())),
         )
 
     @classmethod

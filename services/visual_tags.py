@@ -112,11 +112,11 @@ class ImageNetClassifier:
 
     def __init__(self, folder: Path) -> None:
         import cv2
-        from ai_edge_litert.interpreter import Interpreter
+
+        from vidsense.services.quiet import litert_interpreter
 
         self._cv2 = cv2
-        self._interp = Interpreter(model_path=str(folder / "model.tflite"), num_threads=_threads())
-        self._interp.allocate_tensors()
+        self._interp = litert_interpreter(folder / "model.tflite", threads=_threads())
         self._input = self._interp.get_input_details()[0]
         self._output = self._interp.get_output_details()[0]
         _, height, width, _ = self._input["shape"]

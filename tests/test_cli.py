@@ -26,7 +26,7 @@ def rows(path: Path) -> list[dict]:
 COMMANDS = [
     ["classify"], ["describe"], ["explain"], ["eval"], ["dashboard"], ["concepts", "fit"], ["fusion", "fit"],
     ["models", "list"], ["models", "install"], ["models", "verify"], ["models", "path"],
-    ["config", "show"], ["cache", "stats"], ["cache", "clear"], ["serve"],
+    ["config", "show"], ["cache", "stats"], ["cache", "clear"], ["serve"], ["doctor"],
 ]
 
 

@@ -88,7 +88,7 @@ def test_clip_models_run_together_one_decode_per_group_same_observations(tmp_pat
     assert together.observations == tuple(sorted(alone[0].observations + alone[1].observations, key=lambda o: (o.window, o.start_s, o.source_model != "flow")))
     assert set(together.timings) == {"flow", "brightness"}
     broken = Perceiver(config, models={**models, "brightness": Brightness(fail_at=10.0)}).describe(clip)
-    assert broken.models == ("flow",) and any("brightness: RuntimeError: simulated crash" in n for n in broken.notes)
+    assert broken.models == ("flow",) and broken.failures == ("brightness: RuntimeError: simulated crash",)
     assert list(broken.observations) == [o for o in together.observations if o.source_model == "flow"]
 
 

@@ -141,7 +141,7 @@ def test_one_failing_model_keeps_the_others(tmp_path):
 
     tl = Perceiver(config, models={"pose": Broken()}).describe(video)
     assert tl.models == ("flow",)
-    assert any("pose" in n and "simulated crash" in n for n in tl.notes)
+    assert tl.failures == ("pose: RuntimeError: simulated crash",) and not any("simulated crash" in n for n in tl.notes)
     assert set(tl.timings) == {"flow"}
 
 
@@ -207,7 +207,12 @@ def test_a_model_that_cannot_load_is_a_note_not_a_crash(tmp_path, monkeypatch):
         p.selected(["text"])  # needs the card, which only loading could give
     tl = p.describe(video)
     assert tl.models == ("flow",)
-    assert any("unloadable: cannot load" in n and "rapidocr" in n for n in tl.notes)
+    assert len(tl.failures) == 1 and tl.failures[0].startswith("unloadable: cannot load (ImportError") and "rapidocr" in tl.failures[0]
+    assert not any("unloadable" in n for n in tl.notes)
+    assert type(tl).from_dict(tl.to_dict()).failures == tl.failures
+    # load() leaves it out too, and says why, instead of stopping the models that do load.
+    assert p.load() == {"unloadable": "cannot load (ImportError: No module named 'rapidocr_onnxruntime')"}
+    assert p.load_failures == p.load() and "flow" in p._models
 
 
 def test_registry_builds_models_from_the_config():

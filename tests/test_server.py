@@ -22,6 +22,7 @@ from batch_fixtures import LABELS, run_cli
 
 import vidsense
 from vidsense.app.server import Busy, Jobs, create_app, running
+from vidsense.services.perception import ModelCard
 
 TOKEN = "s3cret-token"
 
@@ -280,3 +281,34 @@ def test_a_long_job_answers_202_then_streams_its_stages_and_its_result(server):
         assert [json.loads(line[6:])["stage"] for line in r.read().decode().splitlines() if line.startswith("data: ")] == ["done"]
     status, timeline, _ = call(server + "/v1/describe", {"path": "bikes.mp4"})  # describe answers the timeline's JSON
     assert status == 200 and timeline["models"] == ["visual-tags"] and timeline["video"]["path"].endswith("bikes.mp4") and timeline["windows"]
+
+
+class _Unloadable:
+    card = ModelCard("unloadable", "1", ("sight",))
+
+    @classmethod
+    def from_config(cls, config):
+        raise AttributeError("module 'cv2.dnn' has no attribute 'readNetFromTensorflow'")
+
+
+def test_a_model_that_cannot_load_leaves_the_server_degraded_and_every_answer_warned(folders, monkeypatch, cheap):
+    from vidsense.services import perception
+
+    monkeypatch.setitem(perception.PERCEPTION_MODELS, "unloadable", f"{__name__}:_Unloadable")
+    degraded = vidsense.Pipeline(perception=["visual-tags", "unloadable"], reasoner="fused")
+
+    def loaded() -> vidsense.Pipeline:
+        degraded.load(reasoner="fused")  # what `vidsense serve` does at startup
+        return degraded
+
+    app = create_app(loaded, [folders["root"]], None, sync_wait_s=60)
+    with running(app) as url:
+        wait_ready(url)
+        status, ready, _ = call(url + "/readyz")
+        assert status == 200 and ready["status"] == "degraded"
+        assert ready["failed_models"] == [{"model": "unloadable", "cause": "cannot load (AttributeError: module 'cv2.dnn' has no attribute 'readNetFromTensorflow')", "fix": "vidsense doctor"}]
+        status, answer, _ = call(url + "/v1/classify", {"path": "bikes.mp4", "labels": LABELS})
+        assert status == 200, answer
+        (warning,) = [w for w in answer["warnings"] if "unloadable" in w]
+        assert warning.startswith("model unloadable failed: cannot load (AttributeError") and "vidsense doctor" in warning
+        assert answer["label"] == "biking"  # the models that loaded still answer

@@ -118,10 +118,16 @@ class Pipeline:
 
         return ConceptRoute(self.concepts)
 
-    def load(self, modalities: Iterable[str] | None = None, reasoner: str = "llm") -> None:
-        """Load every model that classifying with ``reasoner`` over ``modalities`` uses (e.g. before threads start)."""
-        self.perceiver.load(modalities)
+    def load(self, modalities: Iterable[str] | None = None, reasoner: str = "llm") -> dict[str, str]:
+        """Load every model that classifying with ``reasoner`` over ``modalities`` uses (e.g. before threads start).
+
+        Returns:
+            The perception models that could not load, with the cause: every answer
+            is then made without them and says so in its warnings.
+        """
+        failed = self.perceiver.load(modalities)
         self.reasoner.load(reasoner)
+        return failed
 
     def close(self) -> None:
         """Free the language model now instead of at exit."""
@@ -221,6 +227,7 @@ class Pipeline:
             route=pred.route or reasoner,
             route_reason="; ".join(r for r in (why, pred.route_reason) if r),
             evidence=pred.evidence,
+            failures=timeline.failures,
         )
 
     def route(self, reasoner: str | None = None, budget: str | float | None = None) -> tuple[str, str]:

@@ -9,6 +9,12 @@ from vidsense.services.schema import LabelScore, LabelSet, Prediction, SourceVot
 from vidsense.services.timeline import Timeline
 
 
+def failure_warning(failure: str) -> str:
+    """The warning for a model that failed (``"name: cause"``): what is lost and where the fix is."""
+    name, _, cause = failure.partition(": ")
+    return f"model {name} failed: {cause}; the answer was made without it (run 'vidsense doctor' for the fix)"
+
+
 @dataclass(frozen=True)
 class ClassificationResult:
     """The classification of one video.
@@ -30,6 +36,8 @@ class ClassificationResult:
         route: which route answered (``fused`` or ``llm`` for the cascade; the reasoner's name otherwise).
         route_reason: why that route ran (the budget's choice, the cascade's margin).
         evidence: each evidence source's vote (fused and cascade reasoners).
+        failures: configured perception models that could not load or run
+            (``"visual-tags: cannot load (...)"``): the answer was made without them.
     """
 
     video: str
@@ -48,11 +56,14 @@ class ClassificationResult:
     route: str = ""
     route_reason: str = ""
     evidence: tuple[SourceVote, ...] = ()
+    failures: tuple[str, ...] = ()
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """What to know before trusting the label (the prediction's warnings, e.g. only words in the video support it)."""
-        return self.prediction.warnings if self.prediction is not None else ()
+        """What to know before trusting the label: models that failed (the product is degraded),
+        then the prediction's warnings (e.g. only words in the video support it)."""
+        own = self.prediction.warnings if self.prediction is not None else ()
+        return tuple(failure_warning(f) for f in self.failures) + own
 
     def to_dict(self, with_timeline: bool = False) -> dict[str, Any]:
         """JSON-ready dict: ``{"video", "label", "top_k": [{"label", "score"}], "labelset", "timings", ...}``."""
