@@ -8,7 +8,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # llama-cpp-python compiles llama.cpp; the multimodal part is not needed.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
-.PHONY: demo test lint install models system-deps bench clean lock doctor
+.PHONY: demo test test-quick lint install models system-deps bench clean lock doctor
 
 # Installs are reproducible: every package, pip and the build backends included, comes from a
 # hashed lock (requirements/*.txt, written by `make lock`), and pip refuses anything unhashed.
@@ -78,6 +78,12 @@ lint: $(STAMP)
 
 test: models system-deps lint
 	$(BIN)/python -m pytest
+
+# The inner loop: no real model (VIDSENSE_TEST_QUICK=1 fails a test that loads one: mark it slow),
+# no browser; tiny models built from configs and fakes at the boundaries, each path also covered
+# by a slow test with the real model.
+test-quick: $(STAMP)
+	VIDSENSE_TEST_QUICK=1 $(BIN)/python -m pytest -q -m "not slow and not browser" -p no:cacheprovider
 
 bench: models
 	$(BIN)/python benchmarks/perception.py

@@ -16,13 +16,14 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from vidsense.agents.llm_state import PrefixStates, states_dir
 from vidsense.services import model_store
 from vidsense.services.errors import InputError, ModelError, ProcessingError
+from vidsense.services.registry import resolve
 
 log = logging.getLogger(__name__)
 
@@ -387,7 +388,8 @@ class LLMConfig:
     timeout_s: float = 60.0
 
 
-def _make_llama_cpp(config: LLMConfig, env: model_store.ModelEnv) -> LanguageModel:
+def make_llama_cpp(config: LLMConfig, env: model_store.ModelEnv) -> LanguageModel:
+    """A GGUF model through llama.cpp (the ``llama-cpp`` backend)."""
     if not config.model:
         raise InputError("llm_model is not set: point it at a GGUF file (the 'full' profile has no bundled LLM)")
     # A GGUF is always local: hub downloads of multi-GB LLMs are not something to do implicitly.
@@ -396,16 +398,17 @@ def _make_llama_cpp(config: LLMConfig, env: model_store.ModelEnv) -> LanguageMod
     return LlamaCppModel(path, n_ctx=config.n_ctx, n_threads=config.threads, n_gpu_layers=gpu_layers, state_dir=states_dir(env.home))
 
 
-def _make_openai(config: LLMConfig, env: model_store.ModelEnv) -> LanguageModel:
+def make_openai(config: LLMConfig, env: model_store.ModelEnv) -> LanguageModel:
+    """A model behind an OpenAI-compatible server (the ``openai-compatible`` backend)."""
     from vidsense.agents.openai_backend import OpenAICompatibleModel  # langchain loads only for this backend
 
     return OpenAICompatibleModel(config.base_url, config.model or "default", api_key=config.api_key, n_ctx=config.n_ctx, timeout_s=config.timeout_s)
 
 
-# name -> factory(config, env).
-LLM_BACKENDS: dict[str, Callable[[LLMConfig, model_store.ModelEnv], LanguageModel]] = {
-    "llama-cpp": _make_llama_cpp,
-    "openai-compatible": _make_openai,
+# name -> "module:attr" of a factory (config, env) -> LanguageModel (see services/registry.py).
+LLM_BACKENDS: dict[str, str] = {
+    "llama-cpp": "vidsense.agents.llm:make_llama_cpp",
+    "openai-compatible": "vidsense.agents.llm:make_openai",
 }
 
 
@@ -416,8 +419,4 @@ def load_llm(config: LLMConfig, env: model_store.ModelEnv) -> LanguageModel:
         InputError: unknown backend, or no model configured.
         ModelError: the model file cannot be loaded.
     """
-    try:
-        factory = LLM_BACKENDS[config.backend]
-    except KeyError:
-        raise InputError(f"unknown LLM backend {config.backend!r}; known: {', '.join(LLM_BACKENDS)}") from None
-    return factory(config, env)
+    return resolve(LLM_BACKENDS, config.backend, "LLM backend")(config, env)

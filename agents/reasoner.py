@@ -28,6 +28,7 @@ from vidsense.agents.shortlist import LabelIndex
 from vidsense.services.embeddings import TextEncoder, load_sentence_encoder
 from vidsense.services.errors import InputError
 from vidsense.services.model_store import ModelEnv
+from vidsense.services.registry import resolve
 from vidsense.services.schema import LabelSet, Prediction
 from vidsense.services.settings import Settings
 from vidsense.services.timeline import Timeline
@@ -70,14 +71,34 @@ class ReasonerConfig:
 
 
 # name -> builder(room): the reasoning methods a caller can pick.
-REASONERS: dict[str, Callable[["Reasoner"], ReasoningMethod]] = {
-    "llm": lambda room: room.llm_method(),
+def llm_route(room: "Reasoner") -> ReasoningMethod:
+    """``llm``: an embedding shortlist, then the LLM scores every candidate."""
+    return room.llm_method()
+
+
+def embedding_route(room: "Reasoner") -> ReasoningMethod:
+    """``embedding``: the timeline against label descriptions."""
     # Descriptions only where they exist already: the embedding route never loads the LLM.
-    "embedding": lambda room: EmbeddingReasoner(room.index, functools.partial(room.descriptions, generate=False)),
-    "fused": lambda room: room.fused_method(),
-    "cascade": lambda room: CascadeReasoner(
-        room.fused_method(), room.llm_method(hints=False, max_timeline_chars=COMPACT_TIMELINE_CHARS), margin=room.config.cascade_margin
-    ),
+    return EmbeddingReasoner(room.index, functools.partial(room.descriptions, generate=False))
+
+
+def fused_route(room: "Reasoner") -> ReasoningMethod:
+    """``fused``: evidence fusion, no LLM."""
+    return room.fused_method()
+
+
+def cascade_route(room: "Reasoner") -> ReasoningMethod:
+    """``cascade``: fused; the LLM re-ranks close calls (``cascade_margin``)."""
+    return CascadeReasoner(room.fused_method(), room.llm_method(hints=False, max_timeline_chars=COMPACT_TIMELINE_CHARS), margin=room.config.cascade_margin)
+
+
+# name -> "module:attr" of a builder (room) -> ReasoningMethod (see services/registry.py); a
+# Pipeline adds routes built from other rooms with Reasoner.add_method (``concepts``).
+REASONERS: dict[str, str] = {
+    "llm": "vidsense.agents.reasoner:llm_route",
+    "embedding": "vidsense.agents.reasoner:embedding_route",
+    "fused": "vidsense.agents.reasoner:fused_route",
+    "cascade": "vidsense.agents.reasoner:cascade_route",
 }
 
 
@@ -201,7 +222,7 @@ class Reasoner:
         with self._lock:
             if name not in self._methods:
                 if name in REASONERS:
-                    self._methods[name] = REASONERS[name](self)
+                    self._methods[name] = resolve(REASONERS, name, "reasoner")(self)
                 elif name in self._added:
                     self._methods[name] = self._added[name]()
                 else:

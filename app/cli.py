@@ -22,6 +22,7 @@ from rich.table import Table
 
 from vidsense import InputError, VidsenseError
 from vidsense.app.progress import bar
+from vidsense.verbs import VERBS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_enable=False, help="Zero-shot video classification that explains itself.")
 models_app = typer.Typer(no_args_is_help=True, help="The offline model store.")
@@ -96,7 +97,8 @@ QUIET_HELP = "No progress bar (there is none anyway when stderr is not a termina
 QuietOpt = typer.Option(False, "--quiet", "-q", help=QUIET_HELP)
 
 
-@app.command(epilog="Example: vidsense classify clip.mp4 --labels ucf101 --top-k 5 --format json  |  batch: vidsense classify clips/ 'more/*.avi' --labels ucf101 --output results.jsonl --workers 2 --resume")
+@app.command(help=VERBS["classify"].summary + "\n\nIn a batch a failing video is recorded with a one-line error and the batch goes on; the exit code is 1 when any video failed.",
+             epilog="Example: vidsense classify clip.mp4 --labels ucf101 --top-k 5 --format json  |  batch: vidsense classify clips/ 'more/*.avi' --labels ucf101 --output results.jsonl --workers 2 --resume")
 def classify(
     videos: list[str] = typer.Argument(..., help="Video files, directories (searched recursively by video extension), glob patterns, or manifest CSVs (path,label)."),
     labels: str = typer.Option(..., "--labels", "-l", help="Label set name (ucf101, hmdb51, kinetics400, kinetics700, ssv2), a file with one label per line, or 'a,b,c'."),
@@ -120,11 +122,6 @@ def classify(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: the cluster to join (what `ray start --head` prints, or 'auto'); default: a local Ray instance for this batch."),
     ray_cpus_per_actor: float = typer.Option(1.0, "--ray-cpus-per-actor", min=0.01, help="With --engine ray: CPUs reserved for each actor (its torch threads)."),
 ) -> None:
-    """Classify videos into a label set, zero-shot; one video or a whole batch.
-
-    In a batch a failing video is recorded with a one-line error and the batch
-    goes on; the exit code is 1 when any video failed.
-    """
     from vidsense import Pipeline, collect_videos, load_labels
     from vidsense.app.results_file import ResultsFile, output_format
 
@@ -138,7 +135,10 @@ def classify(
     paths = collect_videos(videos)
     settings = _settings(profile=profile, llm_model=llm_model, window_s=window_s, top_k=top_k, cache=False if no_cache else None, budget=budget)
     mods = _modalities(modalities)
-    batch_engine = _batch_engine(engine, ray_address, ray_cpus_per_actor)
+    from vidsense import make_engine
+
+    # Each engine takes the options it knows: --ray-* mean nothing to the local one.
+    batch_engine = make_engine(engine, address=ray_address, cpus_per_actor=ray_cpus_per_actor)
     if output is None and len(paths) == 1:
         # One video: its error is the command's error (one line, exit 2 or 1).
         with bar(paths[0].name, quiet=quiet) as stages:
@@ -153,16 +153,6 @@ def classify(
         counts = _run_batch(Pipeline(settings=settings), paths, labelset, sink, fmt=fmt, workers=workers, ordered=ordered, top_k=top_k, modalities=mods, reasoner=reasoner, explain_text=explain_text, quiet=quiet, engine=batch_engine)
     if counts["failed"] or counts["failed_in_file"]:
         raise typer.Exit(1)
-
-
-def _batch_engine(name: str, address: Optional[str], cpus_per_actor: float):
-    """The ``--engine`` by name; None is the SDK's own, threads in this process."""
-    from vidsense import RayEngine
-
-    engines = {"local": lambda: None, "ray": lambda: RayEngine(address=address, cpus_per_actor=cpus_per_actor)}
-    if name not in engines:
-        raise InputError(f"--engine: expected {' or '.join(engines)}, got {name!r}")
-    return engines[name]()
 
 
 def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: bool, quiet: bool, **kwargs: Any) -> dict[str, int]:
@@ -281,7 +271,7 @@ def _print_result(result) -> None:
         out.print(f"  note: {note}", markup=False, highlight=False)
 
 
-@app.command(epilog="Example: vidsense describe clip.mp4 --modalities sight,speech --format text")
+@app.command(help=VERBS["describe"].summary, epilog="Example: vidsense describe clip.mp4 --modalities sight,speech --format text")
 def describe(
     video: Path = typer.Argument(..., help="Video file."),
     fmt: str = typer.Option("text", "--format", help="text or json."),
@@ -290,7 +280,6 @@ def describe(
     window_s: Optional[float] = WindowOpt,
     no_cache: bool = NoCacheOpt,
 ) -> None:
-    """Print a video's timeline: every modality as timed text."""
     from vidsense import Pipeline
 
     if fmt not in ("text", "json"):
@@ -308,7 +297,7 @@ def describe(
     print(tl.render() or "(nothing observed)")
 
 
-@app.command(epilog="Example: vidsense explain clip.mp4 --labels ucf101 --format text")
+@app.command(help=VERBS["explain"].summary, epilog="Example: vidsense explain clip.mp4 --labels ucf101 --format text")
 def explain(
     video: Path = typer.Argument(..., help="Video file."),
     labels: str = typer.Option(..., "--labels", "-l", help="Label set name, label file, or 'a,b,c'."),
@@ -322,7 +311,6 @@ def explain(
     joint_model: Optional[list[str]] = JointOpt,
     budget: Optional[str] = BudgetOpt,
 ) -> None:
-    """Classify a video and explain the prediction: which concepts, when, and how they relate in time."""
     from vidsense import Pipeline
 
     if fmt not in ("text", "json"):

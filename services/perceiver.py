@@ -61,6 +61,7 @@ class Perceiver:
     ) -> None:
         self.config = config
         self._models: dict[str, PerceptionModel] = dict(models or {})
+        self._injected = frozenset(self._models)
         self._model_locks: dict[str, threading.Lock] = {name: threading.Lock() for name in self._models}
         self._cache = cache
         self._lock = threading.Lock()
@@ -106,6 +107,18 @@ class Perceiver:
             self._load_failures = dict(failed)
         _ = self.cache
         return failed
+
+    def close(self) -> None:
+        """Drop the models loaded from the registry (the injected ones are the caller's); a later
+        :meth:`describe` loads what it needs again."""
+        with self._lock:
+            models = [m for n, m in self._models.items() if n not in self._injected]
+            self._models = {n: m for n, m in self._models.items() if n in self._injected}
+            self._model_locks = {n: threading.Lock() for n in self._models}
+        for model in models:
+            close = getattr(model, "close", None)
+            if callable(close):
+                close()
 
     @property
     def load_failures(self) -> dict[str, str]:

@@ -12,11 +12,11 @@ the product's settings, and no model reads those settings itself.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, runtime_checkable
 
 from vidsense.services.model_store import ModelEnv
+from vidsense.services.registry import resolve
 from vidsense.services.timeline import Modality, Observation, Window
 from vidsense.services.video import Media
 
@@ -168,14 +168,7 @@ PERCEPTION_MODELS: dict[str, str] = {
 
 
 def _target(name: str) -> Any:
-    from vidsense.services.errors import InputError
-
-    try:
-        target = PERCEPTION_MODELS[name]
-    except KeyError:
-        raise InputError(f"unknown perception model {name!r}; known: {', '.join(PERCEPTION_MODELS)}") from None
-    module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    return resolve(PERCEPTION_MODELS, name, "perception model")
 
 
 def _builder(target: Any) -> Callable[[PerceptionConfig], PerceptionModel]:

@@ -68,3 +68,36 @@ def cheap(monkeypatch):
 
     for k, v in CHEAP_ENV.items():
         monkeypatch.setenv(k, v)
+
+
+# `make test-quick` sets this: the inner loop runs no real model. A test that loads one (through the
+# model store, as every bundled model does) fails here with the fix: mark it slow, or give it a tiny
+# model or a fake at the boundary (a slow test then covers the real path).
+QUICK_ENV = "VIDSENSE_TEST_QUICK"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_real_models_in_the_quick_loop() -> Iterator[None]:
+    # Session-wide, so module fixtures that build a model are caught too; with -m "not slow"
+    # no test that may load one is collected.
+    if not os.environ.get(QUICK_ENV):
+        yield
+        return
+    from vidsense.services import model_store
+
+    real = dict(model_store.MODELS)
+    ensure, install = model_store.ensure, model_store.install
+
+    def guard(step):
+        def guarded(name: str, *args: object, **kwargs: object) -> object:
+            # The store's own tests swap in a registry of tiny fake models: those may load.
+            if name in real and model_store.MODELS.get(name) is real[name]:
+                raise AssertionError(f"the quick loop ({QUICK_ENV}=1) loaded the real model {name!r}: mark this test slow")
+            return step(name, *args, **kwargs)
+
+        return guarded
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(model_store, "ensure", guard(ensure))
+        mp.setattr(model_store, "install", guard(install))
+        yield

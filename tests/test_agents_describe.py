@@ -74,6 +74,7 @@ def test_clean_strips_repeated_numbers_ellipses_and_the_typical_video_frame():
     assert d.clean("A typical video of a hug shows two people holding each other close and smiling.", "hug").startswith("Two people")
 
 
+@pytest.mark.slow
 def test_a_shifted_batch_answer_is_detected_and_asked_again_alone():
     from vidsense.agents.describe_labels import embedding_similarity
 
@@ -100,6 +101,7 @@ def test_a_shifted_batch_answer_is_detected_and_asked_again_alone():
     assert len(llm.prompts) == 3  # the batch, then kiss and laugh alone
 
 
+@pytest.mark.slow
 def test_review_reasks_a_description_written_for_another_label_and_keeps_the_better_one(monkeypatch):
     from vidsense.agents.describe_labels import embedding_similarity
 

@@ -19,6 +19,13 @@ from vidsense import load_labels
 from vidsense.app import cli
 
 
+def load_pipeline_answer(video: Path, labels: str, reasoner: str):
+    """What the SDK answers for ``video``, every label ranked."""
+    from vidsense import Pipeline
+
+    return Pipeline().classify(video, labels, reasoner=reasoner, top_k=len(load_labels(labels)))
+
+
 def rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -56,6 +63,7 @@ def test_batch_input_errors_are_one_line_exit_2(capsys, tmp_path, cheap):
     assert code == 2 and "pass --resume" in err
 
 
+@pytest.mark.slow
 def test_eval_reads_an_excel_manifest_and_rejects_conflicting_modes(capsys, tmp_path, cheap, example_video):
     manifest = tmp_path / "m.csv"
     # Excel's "CSV UTF-8" starts with a byte-order mark; classify, eval and concepts fit read it alike.
@@ -66,7 +74,12 @@ def test_eval_reads_an_excel_manifest_and_rejects_conflicting_modes(capsys, tmp_
     assert code == 0, err
     report = json.loads(out)
     assert report["reasoner"] == "embedding" and report["overall"]["n"] == 1 and report["overall"]["errors"] == 0
-    assert report["rows"][0]["label"] == "Biking" and report["rows"][0]["rank"] >= 1
+    # The row's rank is where Biking stands in what classify answers for the same clip and route.
+    (row,) = report["rows"]
+    answer = load_pipeline_answer(example_video, "ucf101", "embedding")
+    assert row["label"] == "Biking" and row["predicted"] == answer.label
+    assert row["rank"] == 1 + [c.label for c in answer.prediction.candidates].index("Biking")
+    assert report["overall"]["top1"] == (1.0 if answer.label == "Biking" else 0.0)
 
 
 def test_single_missing_video_keeps_the_one_line_error(capsys, tmp_path, cheap):

@@ -110,6 +110,7 @@ def test_doctor_cli_exits_1_with_a_line_per_failed_model(fake_models, capsys) ->
     assert code == 2 and "'nope' is not a model of the embedded profile" in err
 
 
+@pytest.mark.slow
 def test_doctor_names_the_repair_of_a_damaged_store(tmp_path, monkeypatch, capsys) -> None:
     from vidsense.services import model_store
 
@@ -125,6 +126,7 @@ def test_doctor_names_the_repair_of_a_damaged_store(tmp_path, monkeypatch, capsy
     assert err.strip() .startswith("error: audio-tags: ") and err.strip().endswith("fix: vidsense models install --force yamnet"), err
 
 
+@pytest.mark.slow
 def test_a_failed_model_is_a_warning_on_stderr_and_in_the_json(tmp_path, monkeypatch, capsys, example_video) -> None:
     monkeypatch.setitem(perception.PERCEPTION_MODELS, "broken", f"{__name__}:_Broken")
     monkeypatch.setitem(perception.PERCEPTION_MODELS, "wrong", f"{__name__}:_Wrong")

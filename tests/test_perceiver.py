@@ -225,6 +225,7 @@ def test_registry_builds_models_from_the_config():
     assert perception.card_of("flow", config) is FlowDescriber.card
 
 
+@pytest.mark.slow
 def test_models_side_by_side_give_the_same_timeline(tmp_path):
     video = write_video(tmp_path / "tone.mp4", seconds=4.0, fps=10, audio_hz=440.0)
     names = ["flow", "audio-tags", "visual-tags"]

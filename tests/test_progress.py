@@ -49,7 +49,9 @@ def test_a_quiet_or_redirected_batch_writes_only_rows_and_the_summary(monkeypatc
     code, out, err = run_cli(capsys, "classify", *_missing(tmp_path), "--labels", "a,b", "--reasoner", "embedding", "--format", "json", *(["--quiet"] if quiet else []))
     assert code == 1
     assert [json.loads(line)["kind"] for line in out.splitlines()] == ["input", "input"]
-    assert err.splitlines() == [line for line in err.splitlines() if line.startswith("summary: done 0, failed 2")]
+    # Exactly one line on stderr, the summary: no bar, no per-video chatter.
+    (line,) = err.splitlines()
+    assert line.startswith("summary: done 0, failed 2, skipped 0 in ")
 
 
 def test_a_forced_batch_bar_counts_videos_and_failures_and_leaves_stdout_alone(monkeypatch, capsys, tmp_path):

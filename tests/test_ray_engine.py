@@ -11,7 +11,7 @@ import pytest
 from batch_fixtures import LABELS, batch_folder, run_cli
 from media_fixtures import write_video
 
-from vidsense import BatchError, Pipeline, RayEngine, load_settings
+from vidsense import BatchError, Pipeline, RayEngine, load_labels, load_settings
 from vidsense.services import errors as vidsense_errors
 
 
@@ -64,9 +64,11 @@ def test_a_dead_actor_is_replaced_and_its_video_tried_once_more(tmp_path, cheap,
     doomed = write_video(tmp_path / "doomed.mp4", seconds=1.0)
     died = tmp_path / "died-once"
 
+    settings = load_settings()
+
     # Test-only: a Pipeline whose process exits on chosen videos, as a killed worker would
-    # (built inside the actor; cloudpickle sends this function by value).
-    def dying_pipeline(settings):
+    # (built inside the actor; cloudpickle sends this factory by value).
+    def dying_pipeline():
         class Dying(Pipeline):
             def classify(self, video, *args, **kwargs):
                 name = Path(video).name
@@ -79,8 +81,7 @@ def test_a_dead_actor_is_replaced_and_its_video_tried_once_more(tmp_path, cheap,
 
         return Dying(settings=settings)
 
-    engine = RayEngine(make_pipeline=dying_pipeline)
-    items = list(Pipeline(settings=load_settings()).classify_many([once, doomed], LABELS, reasoner="embedding", workers=2, ordered=True, engine=engine))
+    items = list(RayEngine().classify_many(dying_pipeline, [once, doomed], load_labels(LABELS), reasoner="embedding", workers=2, ordered=True))
     assert [Path(i.video).name for i in items] == ["once.mp4", "doomed.mp4"]
     assert died.exists() and not isinstance(items[0], BatchError) and items[0].label in LABELS.split(",")
     assert isinstance(items[1], BatchError) and items[1].kind == "processing"
@@ -91,10 +92,23 @@ def test_a_dead_actor_is_replaced_and_its_video_tried_once_more(tmp_path, cheap,
 def test_a_pipeline_that_cannot_be_built_is_each_videos_error_with_its_cause(tmp_path, cheap, ray_local):
     clip = write_video(tmp_path / "clip.mp4", seconds=1.0)
 
-    def unbuildable(settings):
+    def unbuildable():
         raise vidsense_errors.InputError("model 'qwen-missing' is not installed on this node")
 
-    engine = RayEngine(make_pipeline=unbuildable)
-    (item,) = list(Pipeline(settings=load_settings()).classify_many([clip], LABELS, reasoner="embedding", workers=1, engine=engine))
+    (item,) = list(RayEngine().classify_many(unbuildable, [clip], load_labels(LABELS), reasoner="embedding", workers=1))
     assert isinstance(item, BatchError) and item.kind == "input"
     assert "qwen-missing" in item.error and "worker died" not in item.error
+
+
+def test_a_pipelines_own_factory_is_itself_here_and_its_settings_elsewhere():
+    import pickle
+
+    from vidsense.engines import SharedPipeline
+
+    pipe = Pipeline(settings=load_settings(window_s=3.0))
+    shared = SharedPipeline(pipe)
+    assert shared() is pipe
+    # What an actor receives: a factory that builds a new Pipeline from the same settings.
+    remote = pickle.loads(pickle.dumps(shared))
+    built = remote()
+    assert isinstance(built, Pipeline) and built is not pipe and built.settings == pipe.settings and built.settings.window_s == 3.0

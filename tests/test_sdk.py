@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from batch_fixtures import LABELS, batch_folder
 
@@ -205,3 +207,51 @@ def test_the_concept_route_answers_with_the_model_explain_shows(cheap, example_v
     assert sum(s.score for s in pred.candidates) == pytest.approx(1.0, abs=1e-3) and len(pred.candidates) == 101
     with pytest.raises(vidsense.InputError, match="known: .*concepts"):
         pipe.classify_timeline(res.classification.timeline, "ucf101", reasoner="nonsense")
+
+
+@pytest.mark.slow
+def test_a_pipeline_in_a_with_block_closes_its_models(tmp_path, cheap):
+    from media_fixtures import write_video
+
+    import vidsense
+
+    video = write_video(tmp_path / "square.mp4", seconds=2.0)
+    with vidsense.Pipeline(cache=False) as pipe:
+        pipe.describe(video)
+        assert set(pipe.perceiver._models) == {"visual-tags"}
+    assert pipe.perceiver._models == {} and pipe._concepts is None
+    # Closed is not broken: the next call loads again.
+    assert pipe.describe(video).models == ("visual-tags",)
+
+
+@pytest.mark.slow
+def test_the_module_verbs_share_a_pipeline_that_close_frees(tmp_path, cheap):
+    from media_fixtures import write_video
+
+    import vidsense
+
+    video = write_video(tmp_path / "square.mp4", seconds=2.0)
+    vidsense.describe(video)
+    first = vidsense.default_pipeline()
+    assert vidsense.default_pipeline() is first and set(first.perceiver._models) == {"visual-tags"}
+    vidsense.close()
+    assert first.perceiver._models == {} and vidsense.default_pipeline() is not first
+    vidsense.close()
+
+
+def test_each_verb_is_a_pipeline_method_a_command_and_a_route_with_one_summary():
+    from typer.testing import CliRunner
+
+    import vidsense
+    from vidsense.app import cli
+    from vidsense.app.server import RUNS, create_app
+    from vidsense.verbs import VERBS
+
+    assert set(RUNS) == set(VERBS)
+    api = create_app(lambda: None, [Path(__file__).parent], None)
+    routes = {r.path: r for r in api.routes}
+    for verb in VERBS.values():
+        assert callable(getattr(vidsense.Pipeline, verb.name))
+        help_text = CliRunner().invoke(cli.app, [verb.name, "--help"], terminal_width=200).output
+        assert verb.summary.split(":")[0] in " ".join(help_text.split())
+        assert routes[f"/v1/{verb.name}"].description.startswith(verb.summary)

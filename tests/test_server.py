@@ -21,7 +21,8 @@ import pytest
 from batch_fixtures import LABELS, run_cli
 
 import vidsense
-from vidsense.app.server import Busy, Jobs, create_app, running
+from vidsense.app.jobs import Busy, Jobs
+from vidsense.app.server import create_app, running
 from vidsense.services.perception import ModelCard
 
 TOKEN = "s3cret-token"
@@ -291,6 +292,7 @@ class _Unloadable:
         raise AttributeError("module 'cv2.dnn' has no attribute 'readNetFromTensorflow'")
 
 
+@pytest.mark.slow
 def test_a_model_that_cannot_load_leaves_the_server_degraded_and_every_answer_warned(folders, monkeypatch, cheap):
     from vidsense.services import perception
 

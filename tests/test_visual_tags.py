@@ -39,7 +39,12 @@ def test_bikes_shows_a_person_and_a_bicycle(tagger):
     objects = {o.text.split(" x")[0] for o in obs if o.kind == "objects"}
     assert {"person", "bicycle"} <= objects
     assert all(o.modality == "sight" and o.source_model == "visual-tags" for o in obs)
-    assert all(0.0 <= o.score <= 1.0 and o.kind in ("objects", "scene") for o in obs)
+    assert all(o.kind in ("objects", "scene") for o in obs)
+    # Recorded detector and classifier scores (OpenCV 4.14 and 5.0 give the same): a wrong channel
+    # order, input size or output scaling moves them.
+    scores = {(o.window, o.text): o.score for o in obs}
+    recorded = {(2, "person"): 0.947, (4, "bicycle"): 0.78, (3, "bicycle"): 0.704, (1, "cab"): 0.318}
+    assert {k: round(scores.get(k, 0.0), 2) for k in recorded} == {k: round(v, 2) for k, v in recorded.items()}
     assert all(windows[o.window].start_s == o.start_s for o in obs)
     line = render_window(windows[3], [o for o in obs if o.window == 3])
     assert line.startswith("[6-8 s] objects: ") and "bicycle" in line

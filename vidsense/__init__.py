@@ -11,12 +11,13 @@ models once::
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+import threading
 from typing import Any, Iterable
 
 from vidsense import store
 from vidsense.agents.labels import bundled_names, load_labels
 from vidsense.batch import VIDEO_EXTENSIONS, BatchError, BatchInterrupted, collect_videos
+from vidsense.engines import ENGINES, BatchEngine, LocalEngine, make_engine
 from vidsense.frames import to_dataframe
 from vidsense.pipeline import LabelsArg, Pipeline, example_video
 from vidsense.ray_engine import RayEngine
@@ -30,6 +31,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "VIDEO_EXTENSIONS",
+    "ENGINES",
+    "BatchEngine",
     "BatchError",
     "BatchInterrupted",
     "ClassificationResult",
@@ -38,6 +41,7 @@ __all__ = [
     "InterventionSpec",
     "InputError",
     "LabelScore",
+    "LocalEngine",
     "LabelSet",
     "ModelError",
     "Observation",
@@ -51,11 +55,14 @@ __all__ = [
     "Window",
     "bundled_names",
     "classify",
+    "close",
     "collect_videos",
+    "default_pipeline",
     "describe",
     "example_video",
     "load_labels",
     "load_settings",
+    "make_engine",
     "read_manifest",
     "store",
     "to_dataframe",
@@ -74,16 +81,36 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'vidsense' has no attribute {name!r}")
 
 
-@lru_cache(maxsize=4)
-def _default_pipeline(profile: str | None) -> Pipeline:
-    return Pipeline(profile=profile)
+# The Pipelines behind the module-level verbs, one per profile: built on first use, owned here,
+# and closed by :func:`close` (models hold memory until then). Code that wants to own its models
+# uses ``with vidsense.Pipeline() as pipe:`` instead.
+_DEFAULTS: dict[str | None, Pipeline] = {}
+_DEFAULTS_LOCK = threading.Lock()
+
+
+def default_pipeline(profile: str | None = None) -> Pipeline:
+    """The shared Pipeline behind :func:`classify` and :func:`describe` for ``profile``;
+    :func:`close` closes it."""
+    with _DEFAULTS_LOCK:
+        if profile not in _DEFAULTS:
+            _DEFAULTS[profile] = Pipeline(profile=profile)
+        return _DEFAULTS[profile]
+
+
+def close() -> None:
+    """Close the shared Pipelines of the module-level verbs and free their models (the next call builds anew)."""
+    with _DEFAULTS_LOCK:
+        pipes = list(_DEFAULTS.values())
+        _DEFAULTS.clear()
+    for pipe in pipes:
+        pipe.close()
 
 
 def classify(video: str | os.PathLike[str], labels: LabelsArg, *, profile: str | None = None, **kwargs: Any) -> ClassificationResult:
-    """Classify one video with a shared default :class:`Pipeline` (see :meth:`Pipeline.classify`)."""
-    return _default_pipeline(profile).classify(video, labels, **kwargs)
+    """Classify one video with the shared default :class:`Pipeline` (see :meth:`Pipeline.classify`)."""
+    return default_pipeline(profile).classify(video, labels, **kwargs)
 
 
 def describe(video: str | os.PathLike[str], modalities: Iterable[str] | None = None, *, profile: str | None = None) -> Timeline:
-    """The timeline of one video with a shared default :class:`Pipeline`."""
-    return _default_pipeline(profile).describe(video, modalities)
+    """The timeline of one video with the shared default :class:`Pipeline`."""
+    return default_pipeline(profile).describe(video, modalities)

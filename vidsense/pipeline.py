@@ -24,7 +24,8 @@ from vidsense.agents.evaluate import EvalReport, compare_variants, evaluate
 from vidsense.agents.labels import load_labels
 from vidsense.agents.reasoner import Reasoner, ReasonerConfig
 from vidsense.agents.routing import choose, load_table
-from vidsense.batch import BatchError, classify_many
+from vidsense.batch import BatchError
+from vidsense.engines import LocalEngine, SharedPipeline
 from vidsense.results import ClassificationResult, ExplanationResult
 from vidsense.services.cache import PerceptionCache
 from vidsense.services.errors import InputError, VidsenseError
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from vidsense.agents.scoring import ReasoningMethod
     from vidsense.concepts.explainer import ConceptExplainer, ConceptModel, FitReport
     from vidsense.concepts.schema import InterventionResult, InterventionSpec
-    from vidsense.ray_engine import RayEngine
+    from vidsense.engines import BatchEngine
 
 LabelsArg = str | list[str] | tuple[str, ...] | LabelSet
 # Told the stage a call is in (``perceiving``, ``reasoning``, ``explaining``, then ``done``) and
@@ -80,8 +81,8 @@ class Pipeline:
 
     Example:
         >>> import vidsense
-        >>> pipe = vidsense.Pipeline()
-        >>> result = pipe.classify(vidsense.example_video(), labels="ucf101")
+        >>> with vidsense.Pipeline() as pipe:  # closes its models at the end of the block
+        ...     result = pipe.classify(vidsense.example_video(), labels="ucf101")
         >>> result.label in vidsense.load_labels("ucf101").labels
         True
     """
@@ -130,8 +131,18 @@ class Pipeline:
         return failed
 
     def close(self) -> None:
-        """Free the language model now instead of at exit."""
+        """Free the models now instead of at exit: the LLM's contexts, the perception models and the
+        concept room. The Pipeline stays usable; a later call loads what it needs again."""
         self.reasoner.close()
+        self.perceiver.close()
+        with self._lock:
+            self._concepts = None
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def describe(self, video: str | os.PathLike[str], modalities: Iterable[str] | None = None, *, progress: Progress | None = None) -> Timeline:
         """The timeline of ``video``: every modality as timed text (``progress``: see :data:`Progress`)."""
@@ -253,7 +264,7 @@ class Pipeline:
         reasoner: str | None = None,
         explain_text: bool = False,
         budget: str | float | None = None,
-        engine: "RayEngine | None" = None,
+        engine: "BatchEngine | None" = None,
     ) -> Iterator[ClassificationResult | BatchError]:
         """Classify many videos, yielding each result as it finishes.
 
@@ -273,9 +284,9 @@ class Pipeline:
             modalities: limit what the reasoner reads.
             reasoner: the route (as for :meth:`classify`).
             budget: pick the route by latency budget (as for :meth:`classify`).
-            engine: run on Ray actors, each with its own Pipeline built from
-                these settings (see :class:`~vidsense.ray_engine.RayEngine`);
-                None: threads in this process sharing this Pipeline.
+            engine: where the batch runs (a :class:`~vidsense.engines.BatchEngine`, e.g.
+                ``vidsense.make_engine("ray")``: actors each building a Pipeline from these
+                settings); None: threads in this process sharing this Pipeline.
 
         Yields:
             :class:`ClassificationResult` or :class:`~vidsense.batch.BatchError`.
@@ -288,10 +299,8 @@ class Pipeline:
         labelset = load_labels(labels)
         mods = list(modalities) if modalities is not None else None
         options = {"top_k": top_k, "modalities": mods, "reasoner": reasoner, "explain_text": explain_text, "budget": budget}
-        if engine is not None:
-            return engine.classify_many(self.settings, videos, labelset, workers=workers, ordered=ordered, **options)
-        one = functools.partial(self.classify, labels=labelset, **options)
-        return classify_many(one, videos, workers=workers, ordered=ordered, prepare=lambda: self.load(mods, self.route(reasoner, budget)[0]))
+        engine = engine if engine is not None else LocalEngine()
+        return engine.classify_many(SharedPipeline(self), videos, labelset, workers=workers, ordered=ordered, **options)
 
     def explain(
         self,

@@ -1,9 +1,10 @@
 """Batch classification on Ray: one actor per slot, each holding its own Pipeline.
 
-The local engine (:func:`vidsense.batch.classify_many`) runs threads that share
+The local engine (:class:`~vidsense.engines.LocalEngine`) runs threads that share
 one Pipeline in this process. This one spreads the videos over processes, or the
-machines of a Ray cluster: each actor builds a Pipeline once, from the caller's
-settings, and classifies one video at a time. It yields the same items in
+machines of a Ray cluster: each actor builds a Pipeline once, with the factory the
+caller hands it (a Pipeline's own factory builds one from the same settings), and
+classifies one video at a time. It yields the same items in
 completion order (or input order), so a caller swaps one engine for the other.
 
 An actor whose process dies (killed, out of memory, a crash in native code) is
@@ -28,7 +29,6 @@ from typing import Any, Callable, Iterable, Iterator
 from vidsense.batch import BatchError, BatchInterrupted, BatchItem, run_one
 from vidsense.services.errors import InputError
 from vidsense.services.schema import LabelSet
-from vidsense.services.settings import Settings
 from vidsense.services.video import content_hash
 
 # A video whose actor dies is tried this many times in all.
@@ -37,26 +37,20 @@ ATTEMPTS = 2
 _POLL_S = 0.5
 
 
-def _default_pipeline(settings: Settings) -> Any:
-    from vidsense.pipeline import Pipeline
-
-    return Pipeline(settings=settings)
-
-
 class _Slot:
     """The actor: one Pipeline, classifying one video at a time."""
 
-    def __init__(self, settings: Settings, make_pipeline: Callable[[Settings], Any], labelset: LabelSet, options: dict[str, Any]) -> None:
-        self._args = settings, make_pipeline, labelset, options
+    def __init__(self, make_pipeline: Callable[[], Any], labelset: LabelSet, options: dict[str, Any]) -> None:
+        self._args = make_pipeline, labelset, options
         self._pipe: Any = None
 
     def _classify(self, video: Path) -> Any:
-        settings, make_pipeline, labelset, options = self._args
+        make_pipeline, labelset, options = self._args
         # Built on first use, inside run_one: a Pipeline that cannot be built (a bad setting, a
         # missing model on this node) is then each video's error row with its cause, not an
         # actor that died in its constructor and a "worker died" row that hides why.
         if self._pipe is None:
-            self._pipe = make_pipeline(settings)
+            self._pipe = make_pipeline()
         return self._pipe.classify(video, labelset, **options)
 
     def run(self, video: str) -> BatchItem:
@@ -74,8 +68,6 @@ class RayEngine:
             and shut down after it.
         cpus_per_actor: CPUs Ray reserves for each actor; Ray sets the actor's
             ``OMP_NUM_THREADS`` to it, so torch uses that many threads.
-        make_pipeline: builds an actor's Pipeline from the settings (default:
-            ``Pipeline(settings=...)``); it is sent to the actors with cloudpickle.
 
     Raises:
         InputError: ray is not installed, or ``cpus_per_actor`` is not positive.
@@ -83,7 +75,6 @@ class RayEngine:
 
     address: str | None = None
     cpus_per_actor: float = 1.0
-    make_pipeline: Callable[[Settings], Any] = _default_pipeline
 
     def __post_init__(self) -> None:
         if importlib.util.find_spec("ray") is None:
@@ -93,7 +84,7 @@ class RayEngine:
 
     def classify_many(
         self,
-        settings: Settings,
+        make_pipeline: Callable[[], Any],
         videos: Iterable[str | os.PathLike[str]],
         labelset: LabelSet,
         *,
@@ -104,7 +95,7 @@ class RayEngine:
         """Classify ``videos`` on ``workers`` actors, yielding each result (or :class:`BatchError`) as it finishes.
 
         Args:
-            settings: what each actor's Pipeline is built from.
+            make_pipeline: builds an actor's Pipeline, in the actor (sent with cloudpickle).
             videos: the video paths (as the actors will read them).
             labelset: the resolved label set.
             workers: actors, i.e. videos in flight at once.
@@ -127,7 +118,7 @@ class RayEngine:
         slot = ray.remote(_Slot).options(num_cpus=self.cpus_per_actor, max_restarts=0)
 
         def make_actor() -> Any:
-            actor = slot.remote(settings, self.make_pipeline, labelset, options)
+            actor = slot.remote(make_pipeline, labelset, options)
             actors.append(actor)
             return actor
 
