@@ -30,9 +30,9 @@ from typing import Callable
 
 import numpy as np
 
+from vidsense.agents.embeddings import TextEncoder
 from vidsense.agents.labels import BUNDLED, load_labels
 from vidsense.agents.llm import LanguageModel
-from vidsense.services.embeddings import TextEncoder
 from vidsense.services.files import write_text_atomically
 from vidsense.services.progress import Counts, terminal_line
 from vidsense.services.schema import LabelSet
@@ -397,8 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
+    from vidsense.agents.embeddings import load_sentence_encoder
     from vidsense.agents.llm import LlamaCppModel
-    from vidsense.services.embeddings import load_sentence_encoder
     from vidsense.services.settings import load_settings
 
     settings = load_settings()

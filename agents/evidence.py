@@ -11,7 +11,7 @@ sentence embeddings, cached per label set) and reads one source:
 - ``objects`` / ``scene``: COCO detections and ImageNet classes, the same way;
 - ``sound``: AudioSet tags, the same way;
 - ``gesture``: the pose rules' gestures (``waving``, ``sitting down``, see
-  :mod:`vidsense.services.gestures`), transferred by name the same way;
+  :mod:`vidsense.services.perception.motion.gestures`), transferred by name the same way;
 - ``body``: the pose, gesture and motion phrases against the label texts;
 - ``speech`` / ``text``: what is said or written, against the label texts
   (untrusted: its fusion weight is capped and its log-ratios clipped, see
@@ -35,7 +35,7 @@ import numpy as np
 
 from vidsense.agents.prompts import REDACTED, UNTRUSTED_MODALITIES, redact_instructions
 from vidsense.agents.shortlist import LabelIndex
-from vidsense.services.gestures import gesture_meaning
+from vidsense.agents.vocabulary import gesture_meaning
 from vidsense.services.schema import LabelSet
 from vidsense.services.timeline import MODALITIES, PHRASE_KINDS, Timeline
 

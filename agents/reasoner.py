@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from vidsense.agents.describe_labels import label_descriptions
+from vidsense.agents.embeddings import TextEncoder, load_sentence_encoder
 from vidsense.agents.evidence import TransferScorer, default_scorers
 from vidsense.agents.fusion import COMPACT_TIMELINE_CHARS, MARGIN, CascadeReasoner, FitExample, FusedReasoner, FusionWeights, fit_weights, fitted_path, weights_for
 from vidsense.agents.llm import LanguageModel, LLMConfig, check_gguf, load_llm
 from vidsense.agents.priors import priors_dir
 from vidsense.agents.scoring import EmbeddingReasoner, LLMReasoner, ReasoningMethod
 from vidsense.agents.shortlist import LabelIndex
-from vidsense.services.embeddings import TextEncoder, load_sentence_encoder
 from vidsense.services.errors import InputError
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.registry import resolve

@@ -19,8 +19,8 @@ from typing import Callable
 
 import numpy as np
 
+from vidsense.agents.embeddings import TextEncoder
 from vidsense.agents.prompts import redact_instructions
-from vidsense.services.embeddings import TextEncoder
 from vidsense.services.files import read_cached, write_atomically
 from vidsense.services.schema import LabelSet
 

@@ -8,7 +8,7 @@ For each clip (default: the labelled set's clips from ``benchmarks/eval_set.py``
 ``../shared/data/clips``), the first ``--seconds`` seconds go through the pose describer
 twice: sparse frames only (``dense=False``) and with dense frames where arms are busy (the
 default). Reported per run: pose frames detected, detector time, camera-path time, gesture
-rule time (everything in :mod:`vidsense.services.gestures`), total, and the gesture
+rule time (everything in :mod:`vidsense.services.perception.motion.gestures`), total, and the gesture
 phrases found. Prints a table, then every phrase, and writes JSON.
 """
 
@@ -43,10 +43,10 @@ class Stopwatch:
 
 
 def run(path: Path, seconds: float, dense: bool, env) -> dict:
-    from vidsense.services import flow, gestures, pose
-    from vidsense.services.motion_clip import motion_clips
+    from vidsense.services.media.motion_clip import motion_clips
+    from vidsense.services.media.video import Media
+    from vidsense.services.perception.motion import flow, gestures, pose
     from vidsense.services.timeline import make_windows
-    from vidsense.services.video import Media
 
     describer = pose.PoseDescriber(env, dense=dense)
     media = Media.open(path)

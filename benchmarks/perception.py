@@ -30,7 +30,7 @@ MOTION = ("pose", "flow", "action")
 
 DECODE_SNIPPET = """
 import json, sys, time
-from vidsense.services.video import Media
+from vidsense.services.media.video import Media
 from vidsense.services.timeline import make_windows
 t0 = time.perf_counter()
 m = Media.open(sys.argv[1])
@@ -98,8 +98,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from vidsense import example_video
-    from vidsense.services.perceiver import Perceiver
     from vidsense.services.perception import PerceptionConfig
+    from vidsense.services.perception.perceiver import Perceiver
     from vidsense.services.settings import load_settings
 
     if args.clips:

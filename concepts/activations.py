@@ -31,9 +31,9 @@ from typing import Iterable, Literal
 
 import numpy as np
 
+from vidsense.agents.embeddings import TextEncoder
 from vidsense.concepts.bank import ConceptBank
 from vidsense.concepts.evidence_concepts import evidence_matrix
-from vidsense.services.embeddings import TextEncoder
 from vidsense.services.timeline import MODALITIES, Timeline, Window, render_window
 
 _STAMP = re.compile(r"^\[[^\]]*\]\s*")

@@ -5,7 +5,7 @@ sentence resembles it (a MiniLM cosine), which blurs what decided the answer: th
 Kinetics recogniser saying *riding a bike* at 0.7 reaches the bottleneck only as
 one phrase among many in a sentence. An evidence concept is one class a
 perception model can name (the 400 Kinetics actions, the COCO objects, the ImageNet
-classes, the AudioSet sounds, the pose gestures; :mod:`vidsense.services.vocabulary`)
+classes, the AudioSet sounds, the pose gestures; :mod:`vidsense.agents.vocabulary`)
 and its activation in a window is that model's score there, read straight from
 the timeline's observations.
 
@@ -25,11 +25,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from vidsense.agents.evidence import TransferScorer, class_name
+from vidsense.agents.vocabulary import vocabulary
 from vidsense.concepts.bank import Concept, ConceptBank, make_concept, normalise_text
-from vidsense.services.gestures import gesture_name
+from vidsense.services.perception.motion.gestures import gesture_name
 from vidsense.services.schema import LabelSet
 from vidsense.services.timeline import Timeline
-from vidsense.services.vocabulary import vocabulary
 
 # The bank's kind of each source's concepts.
 KIND_OF_SOURCE: dict[str, str] = {"action": "sub-action", "objects": "object", "scene": "scene", "sound": "sound", "gesture": "sub-action"}

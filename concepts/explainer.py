@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from vidsense.agents.describe_labels import template
+from vidsense.agents.embeddings import TextEncoder
 from vidsense.agents.evidence import TransferScorer
 from vidsense.agents.occlusion import ScoreFn
 from vidsense.concepts import motif, train
@@ -34,13 +35,12 @@ from vidsense.concepts.interventions import intervene
 from vidsense.concepts.joint import JointConfig, JointScorer, joint_evidence, joint_scorers
 from vidsense.concepts.merge import class_specificity
 from vidsense.concepts.schema import ExplainOptions, Explanation, InterventionResult, InterventionSpec
-from vidsense.services.embeddings import TextEncoder
 from vidsense.services.errors import InputError
+from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.schema import LabelScore, LabelSet, Prediction
 from vidsense.services.settings import Settings
 from vidsense.services.timeline import Timeline
-from vidsense.services.video import Media
 
 log = logging.getLogger(__name__)
 

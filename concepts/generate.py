@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from vidsense.agents.embeddings import TextEncoder
 from vidsense.agents.llm import LanguageModel
 from vidsense.concepts.bank import (
     _KIND_ALIASES,
@@ -38,7 +39,6 @@ from vidsense.concepts.bank import (
 )
 from vidsense.concepts.merge import merge_near_duplicates
 from vidsense.concepts.phrases import guess_kind
-from vidsense.services.embeddings import TextEncoder
 from vidsense.services.progress import Counts, counted, terminal_line
 from vidsense.services.schema import LabelSet
 

@@ -7,7 +7,7 @@ frame embeddings, renormalised) or its audio, and takes the cosine with each
 concept text; windows with nothing to read (no video stream, no audio, a sliver
 of audio) get rows of zeros, as empty windows do in the text path.
 
-Encoders load through :mod:`vidsense.services.joint_tagger`, the code the
+Encoders load through :mod:`vidsense.services.perception.joint.tagger`, the code the
 CLIP / CLAP / ImageBind taggers use, once per :class:`JointModel` (its
 scorers share it) and only on a cache miss.
 Matrices are cached like perception results: keyed on the video file's
@@ -30,11 +30,11 @@ import numpy as np
 
 from vidsense.concepts.activations import ActivationCache, JointEvidence, JointPart
 from vidsense.concepts.bank import ConceptBank
-from vidsense.services import joint_tagger
+from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
-from vidsense.services.pretrained import Pretrained
+from vidsense.services.perception.joint import tagger as joint_tagger
+from vidsense.services.perception.pretrained import Pretrained
 from vidsense.services.timeline import Modality, Timeline, Window
-from vidsense.services.video import Media
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,8 @@ class JointModel:
     """One joint model, loaded on first use and shared by its scorers (ImageBind reads both modalities).
 
     Args:
-        kind: a key of :data:`~vidsense.services.joint_tagger.JOINT_KINDS`.
-        ref: where the model is (from :func:`~vidsense.services.joint_tagger.locate_joint`).
+        kind: a key of :data:`~vidsense.services.perception.joint.tagger.JOINT_KINDS`.
+        ref: where the model is (from :func:`~vidsense.services.perception.joint.tagger.locate_joint`).
     """
 
     def __init__(self, kind: str, ref: Pretrained) -> None:

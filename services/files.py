@@ -1,5 +1,5 @@
 """Small files the rooms keep between runs: written so a reader never sees half of one, read so
-that damage is reported and survived, not raised.
+that damage is reported and survived, not raised; and the content hash of a file.
 
 Caches under ``$VIDSENSE_HOME`` (calibration priors, LLM prefix states, label embeddings, fusion
 weights, route tables, concept banks, label descriptions) all go through here.
@@ -7,6 +7,7 @@ weights, route tables, concept banks, label descriptions) all go through here.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -50,3 +51,12 @@ def read_cached(path: str | os.PathLike[str], what: str, log: logging.Logger, fa
     except OSError as exc:
         log.warning("%s: cannot read %s (%s); %s", path, what, exc, fallback)
         return None
+
+
+def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
+    """SHA-256 of one file, read in ``chunk``-byte blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

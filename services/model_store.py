@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal
 
 from vidsense.services.errors import InputError, ModelError
+from vidsense.services.files import sha256_of
 from vidsense.services.progress import Counts
 
 try:
@@ -336,15 +337,6 @@ def get_spec(name: str) -> ModelSpec:
         return MODELS[name]
     except KeyError:
         raise InputError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
-
-
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    """SHA-256 of one file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def is_installed(name: str, home: Path) -> bool:

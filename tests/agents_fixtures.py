@@ -120,7 +120,7 @@ _ENCODERS: dict[str, object] = {}
 
 def encoder():
     """The bundled all-MiniLM-L6-v2 sentence encoder, loaded once per test session."""
-    from vidsense.services.embeddings import SentenceEncoder
+    from vidsense.agents.embeddings import SentenceEncoder
 
     if "minilm" not in _ENCODERS:
         _ENCODERS["minilm"] = SentenceEncoder(str(store_model("minilm-l6-v2")), "cpu", name="minilm-l6-v2")

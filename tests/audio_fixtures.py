@@ -22,7 +22,7 @@ NO_ESPEAK = "espeak-ng is not installed (apt-get install espeak-ng): no syntheti
 
 def speak(text: str, voice: str = "en-us", words_per_minute: int = 150) -> np.ndarray:
     """``text`` spoken by espeak-ng, as 16 kHz mono float32."""
-    from vidsense.services.video import decode_audio
+    from vidsense.services.media.video import decode_audio
 
     assert ESPEAK, NO_ESPEAK
     with tempfile.TemporaryDirectory() as tmp:

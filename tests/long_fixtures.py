@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidsense.services.motion_clip import motion_clips
+from vidsense.services.media.motion_clip import motion_clips
 from vidsense.services.perception import ModelCard, Perception
 from vidsense.services.timeline import Observation
 

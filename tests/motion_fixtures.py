@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidsense.services import motion_words as mw
+from vidsense.services.perception.motion import motion_words as mw
 
 KEYPOINTS = (
     "nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from audio_fixtures import ESPEAK, NO_ESPEAK, mux_mp4, noise, silence, speak, tone
 
-from vidsense.services.audio_tags import (
+from vidsense.services.media.video import Media
+from vidsense.services.model_store import ModelEnv
+from vidsense.services.perception import PerceptionConfig, PerceptionModel, create
+from vidsense.services.perception.audio_tags import (
     MEL_BANDS,
     PATCH_FRAMES,
     PATCH_SAMPLES,
@@ -19,11 +22,8 @@ from vidsense.services.audio_tags import (
     mel_matrix,
     patches,
 )
-from vidsense.services.model_store import ModelEnv
-from vidsense.services.perception import PerceptionConfig, PerceptionModel, create
 from vidsense.services.settings import load_settings
 from vidsense.services.timeline import make_windows
-from vidsense.services.video import Media
 
 
 def test_mel_matrix_is_yamnets_filter_bank() -> None:

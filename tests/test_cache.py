@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vidsense.services.cache import PerceptionCache, _notes_key, cache_key
 from vidsense.services.perception import ModelCard
+from vidsense.services.perception.cache import PerceptionCache, _notes_key, cache_key
 from vidsense.services.timeline import Observation, make_windows
 
 CARD = ModelCard(name="audio-tags", version="1", modalities=("sound",), needs_video=False, needs_audio=True)
@@ -79,7 +79,7 @@ def test_damaged_row_is_a_miss_and_is_deleted(tmp_path: Path, damage: str, caplo
     cache.put("other", _observations(1), model="speech")
     with sqlite3.connect(path) as db:
         db.execute(damage)
-    with caplog.at_level(logging.WARNING, logger="vidsense.services.cache"):
+    with caplog.at_level(logging.WARNING, logger="vidsense.services.perception.cache"):
         assert cache.get("k") is None
     assert "damaged row" in caplog.text
     assert cache.stats().entries == 1  # deleted, the other row untouched
@@ -172,7 +172,7 @@ def test_concurrent_processes_share_the_cache(tmp_path: Path) -> None:
 def test_a_video_probe_is_stored_and_reused_by_content(tmp_path: Path, example_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from vidsense.services import video
+    from vidsense.services.media import video
 
     cache = PerceptionCache(tmp_path / "perception.sqlite")
     first = video.Media.open(example_video, cache=cache)
@@ -305,7 +305,7 @@ def test_eviction_keeps_the_cache_under_its_cap(tmp_path: Path) -> None:
 
 
 def test_eviction_removes_the_least_recently_used_not_the_oldest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidsense.services import cache as cache_module
+    from vidsense.services.perception import cache as cache_module
 
     clock = _Clock()
     monkeypatch.setattr(cache_module, "time", clock)

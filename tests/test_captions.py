@@ -7,13 +7,13 @@ from dataclasses import asdict
 import pytest
 from visual_fixtures import WORDS, noise_video, tiny_blip2, write_audio_only
 
-from vidsense.services.captions import Blip2Captioner, CaptionParams
 from vidsense.services.errors import InputError, ModelError
+from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.perception import PerceptionConfig, create
+from vidsense.services.perception.captions import Blip2Captioner, CaptionParams
 from vidsense.services.settings import load_settings
 from vidsense.services.timeline import make_windows
-from vidsense.services.video import Media
 
 
 @pytest.fixture(scope="module")

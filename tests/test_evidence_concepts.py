@@ -6,15 +6,15 @@ import torch
 from agents_fixtures import CYCLING, LABELS, label_index, timeline
 
 from vidsense.agents.evidence import TransferScorer
+from vidsense.agents.vocabulary import VOCABULARIES, vocabulary
 from vidsense.concepts import motif
 from vidsense.concepts.activations import Activations, blend, concept_activations
 from vidsense.concepts.bank import ConceptBank, fallback_bank, make_concept
 from vidsense.concepts.evidence_concepts import evidence_concepts, evidence_matrix, observed_name, with_evidence
 from vidsense.concepts.explain import explain
 from vidsense.concepts.render import render_text
-from vidsense.services.gestures import GESTURES
+from vidsense.services.perception.motion.gestures import GESTURES
 from vidsense.services.schema import LabelScore, LabelSet, Prediction
-from vidsense.services.vocabulary import VOCABULARIES, vocabulary
 
 
 def _bank() -> ConceptBank:

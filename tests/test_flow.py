@@ -7,7 +7,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from vidsense.services import flow
+from vidsense.services.perception.motion import flow
 
 
 def _texture(h: int = 90, w: int = 160, seed: int = 0) -> np.ndarray:
@@ -78,8 +78,8 @@ def test_a_cut_is_reported_not_measured() -> None:
 
 @pytest.mark.slow
 def test_flow_describer_on_the_example_clip() -> None:
+    from vidsense.services.media.video import Media
     from vidsense.services.timeline import make_windows
-    from vidsense.services.video import Media
 
     with resources.as_file(resources.files("vidsense").joinpath("examples/bikes.mp4")) as path:
         media = Media.open(path)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from motion_fixtures import body, track, walk
 
-from vidsense.services import gestures as g
-from vidsense.services import motion_words as mw
+from vidsense.services.perception.motion import gestures as g
+from vidsense.services.perception.motion import motion_words as mw
 
 FPS = 6.4  # the motion clip's frame rate, which dense pose frames follow
 T = 0.2  # torso length of the fixture's people, in frame heights
@@ -275,8 +275,10 @@ def test_window_gestures_number_people_and_phrase_them() -> None:
     assert g.gesture_name(phrases[0]) == "waving"
     assert g.gesture_name(g.Gesture("shaking hands", "", 1.0, (1, 2)).phrase()) == "shaking hands"
     # Compared with label names, a hand at the mouth stands for what it usually is.
-    assert g.gesture_meaning("person 1 hand to mouth (right hand, held)") == "eating, drinking or smoking"
-    assert g.gesture_meaning("person 1 waving (left hand, 1 cycle)") == "waving"
+    from vidsense.agents.vocabulary import gesture_meaning
+
+    assert gesture_meaning("person 1 hand to mouth (right hand, held)") == "eating, drinking or smoking"
+    assert gesture_meaning("person 1 waving (left hand, 1 cycle)") == "waving"
 
 
 def test_closer_look_only_where_arms_are_busy_or_people_meet() -> None:

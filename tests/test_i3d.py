@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidsense.services import i3d
 from vidsense.services.errors import ModelError
+from vidsense.services.perception.action import i3d
 
 FIXTURE = Path(__file__).parent / "fixtures" / "i3d_reference.npz"
 
@@ -138,7 +138,7 @@ def test_conversion_is_done_once(weights: Path) -> None:
 
 
 def test_kinetics_labels_ship_with_the_package() -> None:
-    from vidsense.services.action import kinetics_labels
+    from vidsense.services.perception.action.kinetics import kinetics_labels
 
     labels = kinetics_labels()
     assert len(labels) == 400 and labels[0] == "abseiling"
@@ -147,17 +147,17 @@ def test_kinetics_labels_ship_with_the_package() -> None:
 
 @pytest.mark.slow
 def test_kinetics_actions_on_the_example_clip() -> None:
-    from vidsense.services.action import KineticsActions
+    from vidsense.services.media.video import Media
+    from vidsense.services.perception.action.kinetics import KineticsActions
     from vidsense.services.settings import load_settings
     from vidsense.services.timeline import make_windows
-    from vidsense.services.video import Media
 
     actions = KineticsActions(load_settings(device="cpu").model_env(), backend="torch")
     with resources.as_file(resources.files("vidsense").joinpath("examples/bikes.mp4")) as path:
         media = Media.open(path)
         windows = make_windows(media.info.duration_s)
         obs = actions.describe(media, windows).observations
-    from vidsense.services.action import kinetics_labels
+    from vidsense.services.perception.action.kinetics import kinetics_labels
 
     assert sorted({o.window for o in obs}) == [w.index for w in windows]
     assert all(o.kind == "action" and o.text in kinetics_labels() and 0 < o.score <= 1 for o in obs)

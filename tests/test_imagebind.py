@@ -15,15 +15,15 @@ from visual_fixtures import noise_video, write_video
 
 from vidsense.concepts.explainer import ConceptConfig
 from vidsense.concepts.joint import joint_evidence, joint_scorers
-from vidsense.services import imagebind
 from vidsense.services.errors import InputError, ModelError
-from vidsense.services.joint_tagger import TagParams, Vocabulary, make_imagebind_tagger
+from vidsense.services.media.video import SAMPLE_RATE, Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.perception import PerceptionConfig
-from vidsense.services.pretrained import Pretrained
+from vidsense.services.perception.joint import imagebind
+from vidsense.services.perception.joint.tagger import TagParams, Vocabulary, make_imagebind_tagger
+from vidsense.services.perception.pretrained import Pretrained
 from vidsense.services.settings import load_settings
 from vidsense.services.timeline import Timeline, make_windows
-from vidsense.services.video import SAMPLE_RATE, Media
 
 # imagebind_huge with every width and depth cut down: 1.7 M parameters, the same code paths.
 TINY = {

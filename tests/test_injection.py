@@ -72,9 +72,9 @@ def fused():
 @pytest.fixture(scope="session")
 def bikes(example_video, pytestconfig, tmp_path_factory):
     """The example clip's timeline from the embedded perception (real models), kept in pytest's cache."""
-    from vidsense.services.cache import PerceptionCache
-    from vidsense.services.perceiver import Perceiver
     from vidsense.services.perception import PerceptionConfig
+    from vidsense.services.perception.cache import PerceptionCache
+    from vidsense.services.perception.perceiver import Perceiver
     from vidsense.services.settings import load_settings
 
     cache = getattr(pytestconfig, "cache", None)
@@ -216,6 +216,7 @@ RIDE = [
 SYNTHETIC = [("hmdb51", CLAPPING, "clap"), ("kinetics400", RIDE, "riding a bike"), ("ucf101", RIDE, "Biking")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("labelset", "observations", "truth"), SYNTHETIC, ids=[s[0] for s in SYNTHETIC])
 def test_planted_words_cannot_flip_a_clear_synthetic_clip(fused, labelset, observations, truth):
     ls = load_labels(labelset)
@@ -244,6 +245,7 @@ DIM_POOL = [
 LABELS = ["riding a bike", "swimming", "playing guitar", "archery", "cooking"]
 
 
+@pytest.mark.slow
 def test_a_label_only_speech_supports_is_flagged(fused):
     ls = load_labels(LABELS)
     assert fused.classify(timeline(DIM_POOL), ls).label == "swimming"
@@ -254,12 +256,14 @@ def test_a_label_only_speech_supports_is_flagged(fused):
     assert pred.warnings == (ONLY_WORDS,)
 
 
+@pytest.mark.slow
 def test_words_the_picture_agrees_with_are_not_flagged(fused):
     ls = load_labels(LABELS)
     pred = fused.classify(timeline([*CYCLING, (1, "speech", "speech", "I'm riding my bike down the trail.", 0.9)]), ls)
     assert pred.label == "riding a bike" and pred.warnings == ()
 
 
+@pytest.mark.slow
 def test_the_flag_rule(fused):
     seen = [SourceScores("objects", np.log(np.array([0.7, 0.2, 0.1])))]
     said = [SourceScores("speech", np.log(np.array([0.01, 0.01, 0.98])))]
@@ -272,6 +276,7 @@ def test_the_flag_rule(fused):
     assert untrusted_warnings(said, w, 2) == (ONLY_WORDS,)  # nothing else had evidence
 
 
+@pytest.mark.slow
 def test_the_flag_reaches_the_json_and_the_cli(fused, capsys):
     from vidsense.app.cli import _print_result
     from vidsense.results import ClassificationResult
@@ -301,6 +306,7 @@ AMBIGUOUS_TRAIL = [
 NARRATION = [(1, "speech", "speech", "I'm riding my bike down the trail to work.", 0.9)]
 
 
+@pytest.mark.slow
 def test_narration_that_agrees_with_the_picture_helps(fused):
     ls = load_labels("ucf101")
     without = fused.classify(timeline(AMBIGUOUS_TRAIL), ls)
@@ -349,6 +355,7 @@ class _ObedientLLM:
         return ""
 
 
+@pytest.mark.slow
 def test_the_llm_reads_words_quoted_and_their_say_is_bounded():
     from agents_fixtures import llm_reasoner
 
@@ -373,6 +380,7 @@ def test_the_llm_reads_words_quoted_and_their_say_is_bounded():
     assert ev.stats["words_shift"] > 10  # the obedient model moved far; the bound held it
 
 
+@pytest.mark.slow
 def test_the_llms_words_tip_close_calls_only():
     from agents_fixtures import llm_reasoner
 
@@ -388,6 +396,7 @@ def test_the_llms_words_tip_close_calls_only():
     assert llm_reasoner(_ObedientLLM(lead), embedding_weight=0.0).classify(timeline([*seen, *said]), ls).label == "archery"
 
 
+@pytest.mark.slow
 def test_words_do_not_choose_the_llms_candidates():
     from agents_fixtures import llm_reasoner
 
@@ -463,6 +472,7 @@ def test_spoken_and_written_attack_on_a_real_clip(example_video, fused, tmp_path
 # --- The embedding route and the grammar strategy bound the words too ---------------------------
 
 
+@pytest.mark.slow
 def test_the_embedding_route_bounds_the_words():
     from agents_fixtures import embedding_reasoner
 
@@ -480,6 +490,7 @@ def test_the_embedding_route_bounds_the_words():
     assert only.label == "archery" and only.warnings == (ONLY_WORDS,)
 
 
+@pytest.mark.slow
 def test_narration_still_helps_the_embedding_route():
     from agents_fixtures import embedding_reasoner
 
@@ -501,6 +512,7 @@ class _ObedientGenerator(_ObedientLLM):
         return next((n for n in names if n in quoted), next((n for n in names if n in seen), names[0]))
 
 
+@pytest.mark.slow
 def test_the_grammar_strategy_bounds_the_words():
     from agents_fixtures import llm_reasoner
 

@@ -23,10 +23,10 @@ from vidsense.concepts.bank import ConceptBank, make_concept
 from vidsense.concepts.explainer import ConceptConfig, ConceptExplainer
 from vidsense.concepts.joint import joint_evidence, joint_scorers
 from vidsense.services.errors import InputError
-from vidsense.services.joint_tagger import HfClapEncoder, HfClipEncoder, resample
+from vidsense.services.media.video import SAMPLE_RATE, Media
+from vidsense.services.perception.joint.tagger import HfClapEncoder, HfClipEncoder, resample
 from vidsense.services.settings import load_settings
 from vidsense.services.timeline import Observation, Timeline, make_windows
-from vidsense.services.video import SAMPLE_RATE, Media
 
 CONCEPTS = ("a red ball", "a dog on the street", "music", "a man riding a bicycle")
 
@@ -142,6 +142,7 @@ def test_clap_activations_and_zero_rows_without_audio(clap_dir, clip6s, tmp_path
     assert not evidence(settings, tl, b, media=no_audio).parts[0].matrix.any()
 
 
+@pytest.mark.slow
 def test_weight_0_is_text_1_is_joint_and_between_blends(clip_dir, clip6s, tmp_path):
     media, b = Media.open(clip6s), bank()
     tl = timeline_of(media)
@@ -185,6 +186,7 @@ def test_a_cached_matrix_costs_no_model_call(clip_dir, clip6s, tmp_path, monkeyp
     assert len(calls) == 9
 
 
+@pytest.mark.slow
 def test_dropping_a_modality_drops_its_joint_part(clip_dir, clap_dir, clip6s, tmp_path):
     media, b = Media.open(clip6s), bank()
     tl = timeline_of(media)

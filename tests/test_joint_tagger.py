@@ -7,7 +7,10 @@ import pytest
 from visual_fixtures import noise_video, write_audio_only
 
 from vidsense.services.errors import InputError
-from vidsense.services.joint_tagger import (
+from vidsense.services.media.video import SAMPLE_RATE, Media
+from vidsense.services.model_store import ModelEnv
+from vidsense.services.perception import PerceptionConfig, create
+from vidsense.services.perception.joint.tagger import (
     TagParams,
     Vocabulary,
     concept_vocabulary,
@@ -18,11 +21,8 @@ from vidsense.services.joint_tagger import (
     resample,
     visual_vocabulary,
 )
-from vidsense.services.model_store import ModelEnv
-from vidsense.services.perception import PerceptionConfig, create
 from vidsense.services.settings import load_settings
 from vidsense.services.timeline import make_windows
-from vidsense.services.video import SAMPLE_RATE, Media
 
 VOCAB = Vocabulary("test", ("dog", "red ball", "street", "music"), "a photo of {}")
 

@@ -101,6 +101,7 @@ class _Counting:
         return self.inner.encode(texts)
 
 
+@pytest.mark.slow
 def test_label_embeddings_are_kept_on_disk_for_the_next_process(tmp_path, caplog):
     from vidsense.agents.shortlist import LabelIndex
 

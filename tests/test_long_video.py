@@ -17,15 +17,15 @@ from media_fixtures import write_video
 
 from vidsense import InputError, Pipeline
 from vidsense.app import cli
-from vidsense.services import speech, video
-from vidsense.services.flow import FlowDescriber
-from vidsense.services.motion_clip import motion_clips
-from vidsense.services.perceiver import Perceiver
-from vidsense.services.perception import PerceptionConfig
+from vidsense.services.media import video
+from vidsense.services.media.motion_clip import motion_clips
+from vidsense.services.media.video import SAMPLE_RATE, Media, decode_audio, decode_audio_span
+from vidsense.services.perception import PerceptionConfig, speech
+from vidsense.services.perception.motion.flow import FlowDescriber
+from vidsense.services.perception.perceiver import Perceiver
+from vidsense.services.perception.speech import DetectedLanguage, Segment, Transcript, Word
 from vidsense.services.settings import load_settings
-from vidsense.services.speech import DetectedLanguage, Segment, Transcript, Word
 from vidsense.services.timeline import make_windows
-from vidsense.services.video import SAMPLE_RATE, Media, decode_audio, decode_audio_span
 
 # Describes a short video (libraries imported, decoders warm), then the long one through the
 # Perceiver, and prints the peak RSS after each. The real optical flow, sparsely sampled, and
@@ -36,8 +36,8 @@ from vidsense.services.video import SAMPLE_RATE, Media, decode_audio, decode_aud
 MEASURE = """
 import json, sys
 from long_fixtures import Brightness, Loudness
-from vidsense.services.flow import FlowDescriber
-from vidsense.services.perceiver import Perceiver
+from vidsense.services.perception.motion.flow import FlowDescriber
+from vidsense.services.perception.perceiver import Perceiver
 from vidsense.services.perception import PerceptionConfig
 from vidsense.services.settings import load_settings
 

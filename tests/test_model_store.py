@@ -342,7 +342,7 @@ def test_concurrent_installs_all_succeed_with_one_assembly(tmp_path, registry, m
 
 
 def test_local_models_are_keyed_by_their_content(tmp_path, hash_calls, monkeypatch):
-    from vidsense.services import pretrained
+    from vidsense.services.perception import pretrained
 
     home = tmp_path / "home"
     folder = tmp_path / "my-clip"
@@ -394,7 +394,7 @@ def _largest_file(folder):
 
 @pytest.mark.slow
 def test_cache_keys_carry_the_verified_hash(pristine_store, tmp_path):
-    from vidsense.services.visual_tags import VisualTagger
+    from vidsense.services.perception.visual_tags import VisualTagger
 
     home = _home_with(pristine_store, tmp_path, ["coco-ssd", "efficientnet-lite3"])
     tagger = VisualTagger(ms.ModelEnv(home))
@@ -417,7 +417,7 @@ def test_cache_keys_carry_the_verified_hash(pristine_store, tmp_path):
 )
 def test_describe_with_a_damaged_model_fails_in_one_line(perception, damaged, pristine_store, tmp_path, example_video, monkeypatch, capsys):
     from vidsense.app import cli
-    from vidsense.services.cache import PerceptionCache
+    from vidsense.services.perception.cache import PerceptionCache
 
     needs = {"visual-tags": ["coco-ssd", "efficientnet-lite3"], "pose": ["movenet-multipose"]}
     home = _home_with(pristine_store, tmp_path, [n for m in perception.split(",") for n in needs[m]])

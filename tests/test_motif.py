@@ -189,6 +189,7 @@ def test_config_is_validated_against_the_input():
         m(torch.zeros(3, 5))
 
 
+@pytest.mark.slow
 def test_specificity_stops_generic_concepts_from_deciding_a_class():
     from agents_fixtures import encoder
 

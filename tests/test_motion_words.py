@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from motion_fixtures import body, track, walk
 
-from vidsense.services import motion_words as mw
+from vidsense.services.perception.motion import motion_words as mw
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from visual_fixtures import text_frame, title_card_video, write_audio_only
 
+from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
-from vidsense.services.ocr import OcrParams, ScreenText, changed_fraction, frame_stride, normalise, thumbnail
 from vidsense.services.perception import PerceptionConfig, create
+from vidsense.services.perception.ocr import OcrParams, ScreenText, changed_fraction, frame_stride, normalise, thumbnail
 from vidsense.services.settings import load_settings
 from vidsense.services.timeline import make_windows
-from vidsense.services.video import Media
 
 
 def test_normalise_ignores_case_and_spacing():

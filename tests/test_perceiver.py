@@ -5,12 +5,12 @@ from dataclasses import replace
 import pytest
 from media_fixtures import sine, write_audio_only, write_video
 
-from vidsense.services.cache import PerceptionCache
 from vidsense.services.errors import InputError, ProcessingError
-from vidsense.services.flow import FlowDescriber
 from vidsense.services.model_store import ModelEnv
-from vidsense.services.perceiver import Perceiver
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
+from vidsense.services.perception.cache import PerceptionCache
+from vidsense.services.perception.motion.flow import FlowDescriber
+from vidsense.services.perception.perceiver import Perceiver
 from vidsense.services.settings import load_settings
 from vidsense.services.timeline import Observation
 
@@ -217,7 +217,7 @@ def test_a_model_that_cannot_load_is_a_note_not_a_crash(tmp_path, monkeypatch):
 
 def test_registry_builds_models_from_the_config():
     from vidsense.services import perception
-    from vidsense.services.pose import PoseDescriber
+    from vidsense.services.perception.motion.pose import PoseDescriber
 
     config = _config(["pose"], frames_per_window=3, home="/tmp/some-home")
     pose = perception.create("pose", config)

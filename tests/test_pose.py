@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from motion_fixtures import body
 
-from vidsense.services import pose
-from vidsense.services.motion_clip import MotionClip, group_windows
+from vidsense.services.media.motion_clip import MotionClip, group_windows
+from vidsense.services.perception.motion import pose
 from vidsense.services.timeline import Window
 
 
@@ -55,9 +55,9 @@ def test_pose_frames_cover_every_window() -> None:
 
 @pytest.mark.slow
 def test_pose_describer_finds_the_cyclist_in_the_example_clip() -> None:
+    from vidsense.services.media.video import Media
     from vidsense.services.settings import load_settings
     from vidsense.services.timeline import make_windows
-    from vidsense.services.video import Media
 
     describer = pose.PoseDescriber(load_settings().model_env())
     with resources.as_file(resources.files("vidsense").joinpath("examples/bikes.mp4")) as path:

@@ -91,6 +91,7 @@ class _IgnoresTheGrammar:
         return "none of the above"
 
 
+@pytest.mark.slow
 def test_grammar_answer_outside_the_candidates_falls_back_to_the_embedding_ranking(caplog):
     ls = load_labels(LABELS)
     tl = timeline(CYCLING)

@@ -10,10 +10,10 @@ import pytest
 from audio_fixtures import ESPEAK, NO_ESPEAK, melody, mux_mp4, noise, silence, speak, tone
 
 from vidsense.services.errors import InputError
+from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.perception import Perception, PerceptionConfig, PerceptionModel, create
-from vidsense.services.settings import load_settings
-from vidsense.services.speech import (
+from vidsense.services.perception.speech import (
     DetectedLanguage,
     Segment,
     SpeechGate,
@@ -24,8 +24,8 @@ from vidsense.services.speech import (
     make_speech,
     segments_to_observations,
 )
+from vidsense.services.settings import load_settings
 from vidsense.services.timeline import make_windows
-from vidsense.services.video import Media
 
 needs_espeak = pytest.mark.skipif(ESPEAK is None, reason=NO_ESPEAK)
 SENTENCE = "Okay, one more time. Put the cup on the table and turn it around slowly."

@@ -3,7 +3,7 @@ import pytest
 from media_fixtures import sine, write_audio_only, write_video
 
 from vidsense.services.errors import InputError, ProcessingError
-from vidsense.services.video import Media, sample_times
+from vidsense.services.media.video import Media, sample_times
 
 
 def test_probe_and_seek_sampling(tmp_path):
@@ -108,7 +108,7 @@ def test_sample_times():
 
 
 def test_shared_frames_are_decoded_once_per_media_and_bounded(tmp_path, monkeypatch):
-    from vidsense.services import video
+    from vidsense.services.media import video
 
     p = write_video(tmp_path / "a.mp4", seconds=4.0, fps=10)
     m = Media.open(p)
@@ -130,7 +130,7 @@ def test_shared_frames_are_decoded_once_per_media_and_bounded(tmp_path, monkeypa
 
 
 def test_motion_models_share_one_decoded_clip(tmp_path, monkeypatch):
-    from vidsense.services.motion_clip import motion_clips
+    from vidsense.services.media.motion_clip import motion_clips
     from vidsense.services.timeline import make_windows
 
     m = Media.open(write_video(tmp_path / "a.mp4", seconds=4.0, fps=10))

@@ -7,11 +7,11 @@ from importlib import resources
 import pytest
 from visual_fixtures import write_audio_only
 
+from vidsense.services.media.video import Media
 from vidsense.services.perception import PerceptionConfig, create
+from vidsense.services.perception.visual_tags import VisualTagger, VisualTagParams, coco_labels
 from vidsense.services.settings import load_settings
 from vidsense.services.timeline import make_windows, render_window
-from vidsense.services.video import Media
-from vidsense.services.visual_tags import VisualTagger, VisualTagParams, coco_labels
 
 
 def bikes_path():

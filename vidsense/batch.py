@@ -22,8 +22,8 @@ from typing import Any, Callable, Hashable, Iterable, Iterator
 
 from vidsense.results import ClassificationResult
 from vidsense.services.errors import InputError, VidsenseError
+from vidsense.services.media.video import content_hash
 from vidsense.services.schema import read_manifest
-from vidsense.services.video import content_hash
 
 # What a directory scan picks up (lower-case suffixes).
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts"})

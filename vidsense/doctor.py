@@ -207,8 +207,8 @@ def _failure(model: str, exc: BaseException, load_s: float = 0.0, run_s: float =
 
 def check_perception(settings: Settings, name: str, inputs: dict[str, Path]) -> ModelCheck:
     """Load perception model ``name``, run it alone on its check input, and check the answer."""
-    from vidsense.services.perceiver import Perceiver
     from vidsense.services.perception import PerceptionConfig
+    from vidsense.services.perception.perceiver import Perceiver
 
     source, expect = PROBES.get(name, ("sight", _any("observations of the cycling clip")))
     config = replace(PerceptionConfig.from_settings(settings), models=(name,), cache=False, max_duration_s=None)
@@ -276,7 +276,7 @@ def check_llm(settings: Settings) -> ModelCheck:
 
 def check_encoder(settings: Settings) -> ModelCheck:
     """The sentence encoder puts "riding a bicycle" nearer "cycling" than "baking bread"."""
-    from vidsense.services.embeddings import load_sentence_encoder
+    from vidsense.agents.embeddings import load_sentence_encoder
 
     t0 = time.perf_counter()
     try:

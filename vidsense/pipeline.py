@@ -1,7 +1,7 @@
 """The Pipeline: resolves the settings once and wires the three rooms together.
 
 Each room owns its models and is built from explicit, typed arguments:
-:class:`~vidsense.services.perceiver.Perceiver` (video -> timeline),
+:class:`~vidsense.services.perception.perceiver.Perceiver` (video -> timeline),
 :class:`~vidsense.agents.reasoner.Reasoner` (timeline -> label; it holds the
 LLM and the sentence encoder) and
 :class:`~vidsense.concepts.explainer.ConceptExplainer` (label -> explanation;
@@ -27,10 +27,10 @@ from vidsense.agents.routing import choose, load_table
 from vidsense.batch import BatchError
 from vidsense.engines import LocalEngine, SharedPipeline
 from vidsense.results import ClassificationResult, ExplanationResult
-from vidsense.services.cache import PerceptionCache
 from vidsense.services.errors import InputError, VidsenseError
-from vidsense.services.perceiver import Perceiver
 from vidsense.services.perception import PerceptionConfig
+from vidsense.services.perception.cache import PerceptionCache
+from vidsense.services.perception.perceiver import Perceiver
 from vidsense.services.progress import Counts, Stages, counted
 from vidsense.services.schema import LabelSet, Prediction, read_manifest
 from vidsense.services.settings import Settings, load_settings

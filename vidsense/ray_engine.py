@@ -28,8 +28,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from vidsense.batch import BatchError, BatchInterrupted, BatchItem, run_one
 from vidsense.services.errors import InputError
+from vidsense.services.media.video import content_hash
 from vidsense.services.schema import LabelSet
-from vidsense.services.video import content_hash
 
 # A video whose actor dies is tried this many times in all.
 ATTEMPTS = 2

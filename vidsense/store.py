@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from vidsense.services import model_store
-from vidsense.services.cache import CacheStats, PerceptionCache
 from vidsense.services.model_store import ModelStatus, VerifyResult
+from vidsense.services.perception.cache import CacheStats, PerceptionCache
 from vidsense.services.settings import load_settings
 
 HomeArg = str | os.PathLike[str] | None

@@ -5,7 +5,7 @@ Each model's output for a video is cached (keyed by the file's content hash,
 the model's card and every parameter that changes its output), so a second
 run of the same video calls no model. One failing model leaves a note in the
 timeline instead of losing the other modalities. The motion models run
-together, group of windows by group (:mod:`vidsense.services.motion_clip`),
+together, group of windows by group (:mod:`vidsense.services.media.motion_clip`),
 so each group is decoded once and memory does not grow with the video.
 """
 
@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from vidsense.services import perception
 from vidsense.services.errors import InputError, ProcessingError, VidsenseError
+from vidsense.services.media.motion_clip import ClipModel, motion_clips
+from vidsense.services.media.video import Media
 from vidsense.services.model_store import CorruptModelError
-from vidsense.services.motion_clip import ClipModel, motion_clips
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig, PerceptionModel
 from vidsense.services.timeline import MODALITIES, Observation, Timeline, Window, make_windows
-from vidsense.services.video import Media
 
 if TYPE_CHECKING:
-    from vidsense.services.cache import PerceptionCache
+    from vidsense.services.perception.cache import PerceptionCache
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class Perceiver:
         """The perception cache in use (None when caching is off)."""
         with self._lock:
             if self._cache is None and self.config.cache:
-                from vidsense.services.cache import PerceptionCache
+                from vidsense.services.perception.cache import PerceptionCache
 
                 self._cache = PerceptionCache.for_home(self.config.env.home)
             return self._cache
@@ -267,7 +267,7 @@ class Perceiver:
         cache = self.cache
         key = None
         if cache is not None:
-            from vidsense.services.cache import cache_key
+            from vidsense.services.perception.cache import cache_key
 
             key = cache_key(info.sha256, card, model.params(), windows)
             t0 = time.perf_counter()

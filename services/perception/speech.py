@@ -36,11 +36,11 @@ import numpy as np
 
 from vidsense.services import model_store
 from vidsense.services.errors import InputError, ModelError, ProcessingError, VidsenseError
+from vidsense.services.media.motion_clip import group_windows
+from vidsense.services.media.video import SAMPLE_RATE, Media
 from vidsense.services.model_store import ModelEnv
-from vidsense.services.motion_clip import group_windows
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window, window_of
-from vidsense.services.video import SAMPLE_RATE, Media
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Human pose per window, in words: MoveNet keypoints -> tracks -> :mod:`motion_words` rules.
 
 MoveNet MultiPose Lightning (up to 6 people) runs on a few frames per window,
-taken from the shared motion clip (:mod:`vidsense.services.motion_clip`).
+taken from the shared motion clip (:mod:`vidsense.services.media.motion_clip`).
 People are followed from frame to frame by nearest position, and each
 person's keypoint trajectory in a window becomes a clause such as
 ``person: upright, right arm raised above the head, walking left (0.8 body
@@ -19,13 +19,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vidsense.services import flow, gestures, motion_words
 from vidsense.services.errors import ModelError
+from vidsense.services.media.motion_clip import CLIP_FRAMES, GROUP_S, MotionClip, motion_clips
+from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
-from vidsense.services.motion_clip import CLIP_FRAMES, GROUP_S, MotionClip, motion_clips
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
+from vidsense.services.perception.motion import flow, gestures, motion_words
 from vidsense.services.timeline import Observation, Window
-from vidsense.services.video import Media
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def window_tracks(tracks: list[dict[int, Person]], times: np.ndarray, window: Wi
 
     Each keeps its number in ``tracks`` (1-based) as ``person``. ``camera``: the
     scene's cumulative shift at each frame (``[len(times), 2]``, frame heights,
-    see :func:`vidsense.services.flow.camera_path`), taken out of the keypoints
+    see :func:`vidsense.services.perception.motion.flow.camera_path`), taken out of the keypoints
     so a pan moves nobody.
     """
     frames = [i for i, t in enumerate(times) if window.start_s <= t < window.end_s]
@@ -265,10 +265,10 @@ class PoseDescriber:
             env: where the model store is.
             pose_fps: pose runs on about this many clip frames per second (at least 3 per window).
             dense: run pose on every clip frame of the windows where someone's arms are busy
-                (see :func:`vidsense.services.gestures.worth_a_closer_look`), so fast gestures are seen.
+                (see :func:`vidsense.services.perception.motion.gestures.worth_a_closer_look`), so fast gestures are seen.
             dense_fps: at most this many pose frames per second there (a 2 Hz wave needs 4 or more).
             long_side: frames are scaled to this long side for MultiPose.
-            clip_frames / group_s: the shared motion clips (see :mod:`vidsense.services.motion_clip`).
+            clip_frames / group_s: the shared motion clips (see :mod:`vidsense.services.media.motion_clip`).
         """
         self.home = Path(env.home)
         self.pose_fps = pose_fps

@@ -5,7 +5,7 @@ is the model's own score in a window), so the lists must be fixed and known
 without loading a model: they ship as package data beside the models' code.
 Each list is in the form the models write into the timeline (ImageNet's first
 alias, AudioSet display names lower-cased, gesture names as
-:mod:`vidsense.services.gestures` writes them), so a timeline observation finds
+:mod:`vidsense.services.perception.motion.gestures` writes them), so a timeline observation finds
 its concept by name.
 """
 
@@ -15,9 +15,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Callable
 
-from vidsense.services.action import kinetics_labels
-from vidsense.services.gestures import GESTURES
-from vidsense.services.visual_tags import coco_labels
+from vidsense.services.perception.action.kinetics import kinetics_labels
+from vidsense.services.perception.motion.gestures import GESTURES, gesture_name
+from vidsense.services.perception.visual_tags import coco_labels
 
 
 def _data_lines(name: str) -> tuple[str, ...]:
@@ -55,3 +55,20 @@ def vocabulary(source: str) -> tuple[str, ...]:
         KeyError: an unknown source.
     """
     return VOCABULARIES[source]()
+
+
+# What a gesture whose name is not an activity usually is, in words label names use. A
+# sentence encoder puts "hand to mouth" nearest "shake hands" and "handstand" (the shared
+# word), and "eating, drinking or smoking" nearest "eat", "smoke" and "drink".
+MEANS: dict[str, str] = {
+    "hand to mouth": "eating, drinking or smoking",
+    "hands on face": "covering the face",
+    "bending down": "bending down to pick something up",
+}
+
+
+def gesture_meaning(phrase: str) -> str:
+    """What the gesture in ``phrase`` (``person 1 hand to mouth (...)``) stands for when compared
+    with label names (see :data:`MEANS`)."""
+    name = gesture_name(phrase)
+    return MEANS.get(name, name)

@@ -22,10 +22,10 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from vidsense.services.errors import ModelError
+from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window
-from vidsense.services.video import Media
 
 log = logging.getLogger(__name__)
 

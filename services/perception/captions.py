@@ -24,11 +24,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from vidsense.services import pretrained
+from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
-from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
+from vidsense.services.perception import ModelCard, Perception, PerceptionConfig, pretrained
 from vidsense.services.timeline import Observation, Window
-from vidsense.services.video import Media
 
 
 @dataclass(frozen=True)

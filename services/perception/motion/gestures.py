@@ -3,7 +3,7 @@
 Kinetics has no class for waving, clapping, pointing, sitting down, falling,
 hugging or shaking hands, and the embedded profile has no captioner, so these
 rules are the product's only words for them. Each rule is a small named
-function over one person's :class:`~vidsense.services.motion_words.Track` (or
+function over one person's :class:`~vidsense.services.perception.motion.motion_words.Track` (or
 two people's, for the interactions) in one window, with its thresholds as
 module constants stated in its docstring. All lengths are in torso lengths
 (shoulder centre to hip centre) and speeds in torsos per second, so the rules
@@ -16,9 +16,9 @@ were seen (score >= :data:`motion_words.MIN_SCORE`) in at least
 :data:`VISIBLE` of the window's frames, so an occluded arm never waves.
 
 A gesture is reported as a :class:`Gesture`, rendered into the timeline as
-``person 1 waving (right hand, 3 cycles)``; :func:`gesture_meaning` reads the
-name back (``waving``; ``eating, drinking or smoking`` for a hand to the mouth)
-for the reasoning cascade's gesture scorer.
+``person 1 waving (right hand, 3 cycles)``; :func:`gesture_name` reads the
+name back (``waving``), and :func:`vidsense.agents.vocabulary.gesture_meaning`
+what it stands for in a label's words.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from vidsense.services import motion_words as mw
-from vidsense.services.motion_words import (
+from vidsense.services.perception.motion import motion_words as mw
+from vidsense.services.perception.motion.motion_words import (
     L_ANKLE,
     L_ELBOW,
     L_HIP,
@@ -159,28 +159,12 @@ def gesture_name(phrase: str) -> str:
     return _DETAIL.sub("", _WHO.sub("", phrase.strip())).strip()
 
 
-# What a gesture whose name is not an activity usually is, in words label names use. A
-# sentence encoder puts "hand to mouth" nearest "shake hands" and "handstand" (the shared
-# word), and "eating, drinking or smoking" nearest "eat", "smoke" and "drink".
-MEANS: dict[str, str] = {
-    "hand to mouth": "eating, drinking or smoking",
-    "hands on face": "covering the face",
-    "bending down": "bending down to pick something up",
-}
-
-
 # Every name a rule can give (the concept room makes one evidence concept of each).
 GESTURES: tuple[str, ...] = (
     "waving", "clapping", "pointing", "hand to mouth", "hands on face", "raising arms",
     "sitting down", "standing up", "falling", "jumping", "jumping jacks", "walking", "running",
     "turning around", "bending down", "kicking", "hugging", "shaking hands", "punching", "pushing",
 )
-
-
-def gesture_meaning(phrase: str) -> str:
-    """What the gesture in ``phrase`` stands for when compared with label names (see :data:`MEANS`)."""
-    name = gesture_name(phrase)
-    return MEANS.get(name, name)
 
 
 # --------------------------------------------------------------------------- geometry
@@ -811,7 +795,7 @@ def compensate(track: Track, camera: np.ndarray) -> Track:
     Args:
         camera: ``[N, 2]`` cumulative shift of the scene content at each of the
             track's frames, in frame heights (+x: content moved right), e.g. from
-            :func:`vidsense.services.flow.camera_path`.
+            :func:`vidsense.services.perception.motion.flow.camera_path`.
     """
     kp = track.keypoints.copy()
     kp[:, :, :2] -= camera[:, None, :].astype(kp.dtype)

@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 
 from vidsense.services import model_store
+from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window
-from vidsense.services.video import Media
 
 DETECTOR = "coco-ssd"
 CLASSIFIER = "efficientnet-lite3"

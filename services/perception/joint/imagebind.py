@@ -4,7 +4,7 @@ Only the package's model modules are imported (:func:`model_code`): its
 ``imagebind/__init__`` imports ``imagebind.data``, which needs ``pkg_resources``,
 torchvision, torchaudio and pytorchvideo, none of which install next to this
 project's torch. The preprocessing is therefore vidsense's own and starts from
-what :class:`~vidsense.services.video.Media` decodes, following ``imagebind.data``:
+what :class:`~vidsense.services.media.video.Media` decodes, following ``imagebind.data``:
 
 - frames: short side to 224 (bicubic, antialiased), centre crop, CLIP mean and
   std; consecutive pairs of frames are one clip (the vision stem's kernel is
@@ -38,9 +38,9 @@ import numpy as np
 
 from vidsense.services import model_store
 from vidsense.services.errors import InputError, ModelError
+from vidsense.services.media.video import SAMPLE_RATE
 from vidsense.services.model_store import ModelEnv
-from vidsense.services.pretrained import Pretrained
-from vidsense.services.video import SAMPLE_RATE
+from vidsense.services.perception.pretrained import Pretrained
 
 CHECKPOINT = "imagebind-huge/imagebind_huge.pth"  # under $VIDSENSE_HOME/models
 CHECKPOINT_URL = "https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth"
@@ -372,7 +372,7 @@ def tokenize(texts: Sequence[str]) -> Any:
 
 
 class ImageBindEncoder:
-    """ImageBind as a :class:`~vidsense.services.joint_tagger.JointEncoder` (vision, audio and text towers).
+    """ImageBind as a :class:`~vidsense.services.perception.joint.tagger.JointEncoder` (vision, audio and text towers).
 
     Args:
         ref: the checkpoint (from :func:`locate`).

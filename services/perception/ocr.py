@@ -31,10 +31,10 @@ import numpy as np
 
 from vidsense.services import model_store
 from vidsense.services.errors import ModelError
+from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window
-from vidsense.services.video import Media
 
 STORE_NAME = "ppocr-v4"
 MODEL_FILES = {

@@ -215,7 +215,7 @@ def locomotion(track: Track) -> str | None:
     """``gliding left``, ``moving right slowly`` ...: travel without stepping legs, with a speed word.
 
     Horizontal hip speed below 0.15 body heights/s is no locomotion. Stepping
-    legs are a gait, and gaits are gestures (:func:`vidsense.services.gestures.walking_or_running`),
+    legs are a gait, and gaits are gestures (:func:`vidsense.services.perception.motion.gestures.walking_or_running`),
     so this rule says nothing then. Moving with still legs is gliding (skating,
     riding, being carried) from 0.5 body/s; with the feet unseen, or still at a
     slower pace, it is just moving. Speed words: ``slowly`` under 0.4 body/s,
@@ -255,7 +255,7 @@ def repetition(track: Track) -> str | None:
 
 
 # Order of the clauses in a description: body first, then limbs, then travel. Named gestures
-# (waving, jumping, walking, kicking ...) are :mod:`vidsense.services.gestures`'.
+# (waving, jumping, walking, kicking ...) are :mod:`vidsense.services.perception.motion.gestures`'.
 RULES = (posture, repetition, locomotion)
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, runtime_checkable
 
+from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.registry import resolve
 from vidsense.services.timeline import Modality, Observation, Window
-from vidsense.services.video import Media
 
 if TYPE_CHECKING:
     from vidsense.services.settings import Settings
@@ -153,17 +153,17 @@ class PerceptionModel(Protocol):
 # registry importable for free: a backend's heavy dependencies load only when
 # it is picked.
 PERCEPTION_MODELS: dict[str, str] = {
-    "speech": "vidsense.services.speech:make_speech",
-    "audio-tags": "vidsense.services.audio_tags:YamnetTagger",
-    "visual-tags": "vidsense.services.visual_tags:VisualTagger",
-    "ocr": "vidsense.services.ocr:ScreenText",
-    "blip2": "vidsense.services.captions:Blip2Captioner",
-    "clip-tagger": "vidsense.services.joint_tagger:make_clip_tagger",
-    "clap-tagger": "vidsense.services.joint_tagger:make_clap_tagger",
-    "imagebind-tagger": "vidsense.services.joint_tagger:make_imagebind_tagger",
-    "pose": "vidsense.services.pose:PoseDescriber",
-    "flow": "vidsense.services.flow:FlowDescriber",
-    "action": "vidsense.services.action:KineticsActions",
+    "speech": "vidsense.services.perception.speech:make_speech",
+    "audio-tags": "vidsense.services.perception.audio_tags:YamnetTagger",
+    "visual-tags": "vidsense.services.perception.visual_tags:VisualTagger",
+    "ocr": "vidsense.services.perception.ocr:ScreenText",
+    "blip2": "vidsense.services.perception.captions:Blip2Captioner",
+    "clip-tagger": "vidsense.services.perception.joint.tagger:make_clip_tagger",
+    "clap-tagger": "vidsense.services.perception.joint.tagger:make_clap_tagger",
+    "imagebind-tagger": "vidsense.services.perception.joint.tagger:make_imagebind_tagger",
+    "pose": "vidsense.services.perception.motion.pose:PoseDescriber",
+    "flow": "vidsense.services.perception.motion.flow:FlowDescriber",
+    "action": "vidsense.services.perception.action.kinetics:KineticsActions",
 }
 
 

@@ -11,8 +11,8 @@ Clips are decoded one group at a time, as they are read (:class:`MotionClips`),
 so memory holds a group's frames, never a whole video's. The perceiver hands
 each group to every :class:`ClipModel` before decoding the next; a model run
 on its own reads the groups through
-:meth:`~vidsense.services.video.Media.shared_frames`, which keeps the last
-few on the video's :class:`~vidsense.services.video.Media`.
+:meth:`~vidsense.services.media.video.Media.shared_frames`, which keeps the last
+few on the video's :class:`~vidsense.services.media.video.Media`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
+from vidsense.services.media.video import Media, sample_times
 from vidsense.services.timeline import Observation, Window
-from vidsense.services.video import Media, sample_times
 
 CLIP_FRAMES = 64
 GROUP_S = 10.0
@@ -73,7 +73,7 @@ class MotionClips:
 
     Iterating decodes each group when it is reached and keeps no clip once it
     is handed out, so however long the video, one group's frames are in
-    memory (plus the few :meth:`~vidsense.services.video.Media.shared_frames`
+    memory (plus the few :meth:`~vidsense.services.media.video.Media.shared_frames`
     keeps). Indexing decodes that group (or takes it from the Media's shared
     frames).
     """

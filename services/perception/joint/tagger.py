@@ -18,7 +18,7 @@ a label set's concepts (:func:`concept_vocabulary`).
 
 Backends are picked by factory: :func:`make_clip_tagger`, :func:`make_clap_tagger`
 and :func:`make_imagebind_tagger` (ImageBind's encoder, loading and preprocessing
-live in :mod:`vidsense.services.imagebind`). The concept activations (:mod:`vidsense.concepts.joint`)
+live in :mod:`vidsense.services.perception.joint.imagebind`). The concept activations (:mod:`vidsense.concepts.joint`)
 load the same encoders through :data:`JOINT_KINDS` / :func:`locate_joint` and read
 windows through the same :func:`window_input` and :func:`embed_window`.
 """
@@ -35,14 +35,14 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from vidsense.services import model_store, pretrained
+from vidsense.services import model_store
 from vidsense.services.errors import InputError, ModelError
-from vidsense.services.imagebind import ImageBindEncoder
-from vidsense.services.imagebind import locate as locate_imagebind
+from vidsense.services.media.video import SAMPLE_RATE, Media
 from vidsense.services.model_store import ModelEnv
-from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
+from vidsense.services.perception import ModelCard, Perception, PerceptionConfig, pretrained
+from vidsense.services.perception.joint.imagebind import ImageBindEncoder
+from vidsense.services.perception.joint.imagebind import locate as locate_imagebind
 from vidsense.services.timeline import Modality, Observation, Window
-from vidsense.services.video import SAMPLE_RATE, Media
 
 TEXT_BATCH = 64
 
@@ -422,7 +422,7 @@ def make_imagebind_tagger(
     sight: Vocabulary | None = None,
     sound: Vocabulary | None = None,
 ) -> JointEmbeddingTagger:
-    """``imagebind-tagger``: frames and audio with ImageBind (:mod:`vidsense.services.imagebind`).
+    """``imagebind-tagger``: frames and audio with ImageBind (:mod:`vidsense.services.perception.joint.imagebind`).
 
     The checkpoint is ``config.imagebind_model`` when set, else
     ``$VIDSENSE_HOME/models/imagebind-huge/imagebind_huge.pth``.

@@ -1,7 +1,7 @@
 """Kinetics-400 action recognition per window with Inception-I3D.
 
-Each group of windows (:mod:`vidsense.services.motion_clip`) becomes one clip
-of 64 frames for I3D (:mod:`vidsense.services.i3d`). The network's logits at
+Each group of windows (:mod:`vidsense.services.media.motion_clip`) becomes one clip
+of 64 frames for I3D (:mod:`vidsense.services.perception.action.i3d`). The network's logits at
 each temporal position are averaged over the positions that fall inside a
 window, so a window gets the classes of its own part of the clip. The
 classes are Kinetics-400's, not the user's label set: the reasoning layer
@@ -18,12 +18,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vidsense.services import i3d
+from vidsense.services.media.motion_clip import CLIP_FRAMES, GROUP_S, MotionClip, motion_clips
+from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
-from vidsense.services.motion_clip import CLIP_FRAMES, GROUP_S, MotionClip, motion_clips
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
+from vidsense.services.perception.action import i3d
 from vidsense.services.timeline import Observation, Window
-from vidsense.services.video import Media
 
 # Frames per temporal logit position (three stride-2 stages) and where the first one is centred.
 POSITION_STRIDE = 8
@@ -87,7 +87,7 @@ class KineticsActions:
             top_k / min_prob: at most ``top_k`` classes per window, those at or above ``min_prob``
                 (always the best one).
             backend: ``onnx`` or ``torch`` (a CUDA device always uses torch).
-            clip_frames / group_s: the shared motion clips (see :mod:`vidsense.services.motion_clip`).
+            clip_frames / group_s: the shared motion clips (see :mod:`vidsense.services.media.motion_clip`).
         """
         self.home = Path(env.home)
         self.device = env.device

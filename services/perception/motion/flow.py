@@ -17,10 +17,10 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from vidsense.services.motion_clip import CLIP_FRAMES, GROUP_S, MotionClip, motion_clips
+from vidsense.services.media.motion_clip import CLIP_FRAMES, GROUP_S, MotionClip, motion_clips
+from vidsense.services.media.video import Media
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.timeline import Observation, Window
-from vidsense.services.video import Media
 
 FLOW_WIDTH = 160
 # Width at which :func:`camera_path` compares frames: a whole-frame shift survives the
@@ -214,7 +214,7 @@ class FlowDescriber:
 
         Args:
             pairs_per_s: frame pairs measured per second of video.
-            clip_frames / group_s: the shared motion clips (see :mod:`vidsense.services.motion_clip`).
+            clip_frames / group_s: the shared motion clips (see :mod:`vidsense.services.media.motion_clip`).
         """
         self.pairs_per_s = pairs_per_s
         self.clip_frames = clip_frames

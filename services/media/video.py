@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from vidsense.services.errors import InputError, ProcessingError
-from vidsense.services.model_store import sha256_of
+from vidsense.services.files import sha256_of
 from vidsense.services.timeline import VideoInfo
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class Media:
         """Probe ``path`` and return a :class:`Media` (raises on unusable input).
 
         Args:
-            cache: a :class:`~vidsense.services.cache.PerceptionCache`; the probe
+            cache: a :class:`~vidsense.services.perception.cache.PerceptionCache`; the probe
                 of a file with the same bytes is taken from it (and stored there).
         """
         p = check_video_path(path)
