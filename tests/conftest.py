@@ -84,9 +84,10 @@ def _no_real_models_in_the_quick_loop() -> Iterator[None]:
         yield
         return
     from vidsense.services import model_store
+    from vidsense.services.model_store import assemble, integrity
 
     real = dict(model_store.MODELS)
-    ensure, install = model_store.ensure, model_store.install
+    ensure, install = integrity.ensure, assemble.install
 
     def guard(step):
         def guarded(name: str, *args: object, **kwargs: object) -> object:
@@ -98,6 +99,7 @@ def _no_real_models_in_the_quick_loop() -> Iterator[None]:
         return guarded
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(model_store, "ensure", guard(ensure))
-        mp.setattr(model_store, "install", guard(install))
+        # Callers reach the store through the package's names, and the store itself through its parts.
+        for module, name, step in ((model_store, "ensure", ensure), (integrity, "ensure", ensure), (model_store, "install", install), (assemble, "install", install)):
+            mp.setattr(module, name, guard(step))
         yield

@@ -21,6 +21,8 @@ import pytest
 
 from vidsense.services import model_store as ms
 from vidsense.services.errors import InputError, ModelError
+from vidsense.services.files import sha256_of
+from vidsense.services.model_store import assemble, catalogue, integrity
 
 
 @pytest.fixture
@@ -41,7 +43,7 @@ def carriers(tmp_path, monkeypatch):
     (z / "data" / "classes.csv").write_text("index,name\n0,Speech\n")
     monkeypatch.syspath_prepend(str(root))
     whole = b"".join(parts)
-    return {"root": root, "parts": parts, "sha": hashlib.sha256(whole).hexdigest(), "zip_sha": ms.sha256_of(z / "data" / "bundle.zip")}
+    return {"root": root, "parts": parts, "sha": hashlib.sha256(whole).hexdigest(), "zip_sha": sha256_of(z / "data" / "bundle.zip")}
 
 
 def _concat_spec(sha):
@@ -58,6 +60,8 @@ def registry(monkeypatch, carriers):
         "toy-zip", "test", (ms.Source(zc, "data/bundle.zip", "."), ms.Source(zc, "data/classes.csv", "classes.csv")), "unzip", "data/bundle.zip", carriers["zip_sha"], "MIT"
     )
     reg["toy-missing"] = ms.ModelSpec("toy-missing", "test", (ms.Source(ms.Carrier("vs-not-here", "9.9", "vs_not_here_pkg"), "x.bin", "x.bin"),), "copy", "x.bin", "0" * 64, "MIT")
+    # The catalogue is where every part of the store reads it; the package re-exports the same dict.
+    monkeypatch.setattr(catalogue, "MODELS", reg)
     monkeypatch.setattr(ms, "MODELS", reg)
     return reg
 
@@ -131,13 +135,13 @@ def test_verify_detects_corruption_and_missing_files(tmp_path, registry):
 
 def test_interrupted_install_leaves_no_model(tmp_path, registry, monkeypatch):
     """A crash mid-assembly must not leave a folder that looks installed."""
-    real = ms._ASSEMBLERS["concat"]
+    real = assemble._ASSEMBLERS["concat"]
 
     def crash(spec, tmp, copied):
         (tmp / "model.gguf").write_bytes(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(ms._ASSEMBLERS, "concat", crash)
+    monkeypatch.setitem(assemble._ASSEMBLERS, "concat", crash)
     with pytest.raises(KeyboardInterrupt):
         ms.install("toy-llm", tmp_path)
     assert not ms.is_installed("toy-llm", tmp_path)
@@ -147,7 +151,7 @@ def test_interrupted_install_leaves_no_model(tmp_path, registry, monkeypatch):
     stale.mkdir(parents=True)
     (stale / "model.gguf").write_bytes(b"half")
     assert not ms.is_installed("toy-llm", tmp_path)
-    monkeypatch.setitem(ms._ASSEMBLERS, "concat", real)
+    monkeypatch.setitem(assemble._ASSEMBLERS, "concat", real)
     assert ms.ensure("toy-llm", tmp_path).read_bytes() != b"half"
     assert ms.verify("toy-llm", tmp_path).ok
 
@@ -205,20 +209,20 @@ def _backdate(path, seconds=10):
 def hash_calls(monkeypatch):
     """The paths of every full hash the store computes."""
     calls = []
-    real = ms.sha256_of
+    real = integrity.sha256_of
 
     def counting(path, *args, **kwargs):
         calls.append(str(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(ms, "sha256_of", counting)
+    monkeypatch.setattr(integrity, "sha256_of", counting)
     return calls
 
 
 def _new_process(monkeypatch):
     """Forget what this process has verified, as a fresh process would."""
-    monkeypatch.setattr(ms, "_HASHES", {})
-    monkeypatch.setattr(ms, "_MANIFESTS", {})
+    monkeypatch.setattr(integrity, "_HASHES", {})
+    monkeypatch.setattr(integrity, "_MANIFESTS", {})
 
 
 def test_a_damaged_model_is_a_one_line_error_naming_the_repair(tmp_path, registry, carriers):
@@ -286,7 +290,7 @@ def test_the_check_is_cheap(tmp_path, registry, hash_calls, monkeypatch):
     def read_only(path, value):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(ms, "_write_json", read_only)
+    monkeypatch.setattr(integrity, "_write_json", read_only)
     _backdate(path)
     assert ms.ensure("toy-llm", tmp_path) == path
     assert hash_calls == [str(path)]
@@ -308,7 +312,7 @@ def _install_when_all_ready(barrier, home, results):
 @pytest.mark.parametrize("kind", ["processes", "threads"])
 def test_concurrent_installs_all_succeed_with_one_assembly(tmp_path, registry, monkeypatch, kind):
     assemblies = tmp_path / "assemblies.log"
-    real = ms._ASSEMBLERS["concat"]
+    real = assemble._ASSEMBLERS["concat"]
 
     def slow(spec, tmp, copied):
         with open(assemblies, "a") as f:
@@ -316,7 +320,7 @@ def test_concurrent_installs_all_succeed_with_one_assembly(tmp_path, registry, m
         time.sleep(0.3)  # long enough for the other three to arrive
         real(spec, tmp, copied)
 
-    monkeypatch.setitem(ms._ASSEMBLERS, "concat", slow)
+    monkeypatch.setitem(assemble._ASSEMBLERS, "concat", slow)
     home = tmp_path / "home"
     if kind == "processes":
         ctx = multiprocessing.get_context("fork")  # children inherit the test registry and carriers
