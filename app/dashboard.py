@@ -11,7 +11,8 @@ It calls only the SDK (``vidsense.*``); everything drawn comes from
 ``ExplanationResult.to_dict()`` and ``Timeline.to_dict()``. Models live in one
 cached :class:`vidsense.Pipeline` (``st.cache_resource``); explanations and
 re-classifications are cached by their inputs (``st.cache_data``).
-Defaults can come from the URL: ``?video=bikes.mp4&labels=ucf101&reasoner=llm&occlusion=0``.
+Defaults are the CLI's (the configured route, no LLM occlusion) and can come from the URL:
+``?video=bikes.mp4&labels=ucf101&reasoner=llm&occlusion=1``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from vidsense.app.dashboard_cmd import FOLDER_ENV, ROOT_ENV
 from vidsense.app.files import UploadFolder, list_videos, upload_problem
 
 CUSTOM = "custom (paste labels)"
-REASONERS = ("llm", "cascade", "fused", "embedding", "concepts")
+# The routes, each with what it costs on a CPU, said before it runs.
+REASONERS: dict[str, str] = {
+    "cascade": "evidence fusion; the LLM only on close calls (the default): seconds",
+    "fused": "evidence fusion, no LLM: seconds",
+    "llm": "the LLM reads the timeline: 10-40 s a clip on a CPU",
+    "embedding": "the timeline against label descriptions: seconds",
+    "concepts": "the concept bottleneck answers: seconds",
+}
 # The SDK's progress stages (``Pipeline.explain(progress=)``), as the status box words them.
 STAGES = {"perceiving": "Perceiving the video...", "reasoning": "Classifying...", "explaining": "Explaining...", "done": "Done"}
 
@@ -192,7 +200,8 @@ def show_video_and_prediction(video: str | bytes, cls: dict[str, Any], timeline:
         if cls.get("justification"):
             st.markdown(f"**Why (LLM):** {cls['justification']}")
         if cls.get("route"):
-            st.caption(f"Route: {cls['route']} ({cls.get('route_reason', '')})")
+            reason = cls.get("route_reason")
+            st.caption(f"Route: {cls['route']}" + (f" ({reason})" if reason else ""))
         if cls.get("evidence"):
             st.markdown("**Which evidence voted for what** (push toward the predicted label, fused log-score):")
             st.dataframe(
@@ -256,8 +265,14 @@ def main() -> None:
         st.stop()
     picked = pick_video(settings, query, _root())
     labels = pick_labels(query)
-    reasoner = st.sidebar.radio("Reasoner", REASONERS, index=REASONERS.index(query.get("reasoner", "llm")) if query.get("reasoner") in REASONERS else 0, key="reasoner", horizontal=True)
-    occlusion = st.sidebar.checkbox("LLM occlusion (re-score without each window / modality; slower)", value=query.get("occlusion", "1") != "0", key="occlusion")
+    # The CLI's defaults: the configured route, and no LLM occlusion (minutes on a CPU) unless asked for.
+    names = list(REASONERS)
+    default = query.get("reasoner") if query.get("reasoner") in REASONERS else settings.reasoner
+    reasoner = st.sidebar.radio("Reasoner", names, index=names.index(default) if default in names else 0, captions=list(REASONERS.values()), key="reasoner")
+    occlusion = st.sidebar.checkbox(
+        "LLM occlusion: re-score the LLM without each window and modality (one LLM call each: minutes on a CPU)",
+        value=query.get("occlusion", "0") == "1", key="occlusion",
+    )
     if st.sidebar.button("Explain", type="primary", key="run"):
         st.session_state.pop("request", None)
         for key in ("llm_intervention", "concept_intervention"):

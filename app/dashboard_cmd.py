@@ -36,6 +36,8 @@ def command(
         f"--server.port={port}",
         f"--server.maxUploadSize={max_upload_mb}",
         "--browser.gatherUsageStats=false",
+        # Users see the page, not Streamlit's developer toolbar ("Deploy").
+        "--client.toolbarMode=viewer",
         "--server.fileWatcherType=none",
     ]
     env = dict(os.environ)

@@ -336,3 +336,18 @@ def test_the_sdk_stages_move_the_status_box_of_an_explanation(monkeypatch):
     assert _errors(at) == "stopped after the stages"
     bars = [e.proto for e in at.get("progress")]
     assert [(b.value, b.text) for b in bars] == [(90, "Explaining...")]
+
+
+def test_the_page_starts_on_the_clis_defaults_and_says_what_costly_options_cost(monkeypatch, tmp_path):
+    from vidsense.app import dashboard_cmd
+
+    root, _ = _tree(tmp_path)
+    at = _app(monkeypatch, **{ROOT_ENV: str(root)})
+    assert not at.exception, at.exception
+    reasoner = at.radio(key="reasoner")
+    assert reasoner.value == vidsense.load_settings().reasoner == "cascade"
+    assert not at.checkbox(key="occlusion").value and "minutes on a CPU" in at.checkbox(key="occlusion").label
+    # The slow route says so before it runs.
+    assert "10-40 s a clip" in dict(zip(reasoner.options, reasoner.captions))["llm"]
+    cmd, _ = dashboard_cmd.command(port=8599, max_upload_mb=10, root=root)
+    assert "--client.toolbarMode=viewer" in cmd
