@@ -1,72 +1,225 @@
-"""How much fitted fusion weights buy, measured without testing on what they were fitted on.
+"""Fusion weights judged out of fold on the development set: bundled, hand-set prior, fitted, regularised.
 
-    .venv/bin/python benchmarks/fusion_cv.py --manifest ~/.cache/vidsense/eval-set/manifest.csv
+    .venv/bin/python benchmarks/fusion_cv.py                       # ../shared/devset + the eval set
+    .venv/bin/python benchmarks/fusion_cv.py --shared DIR --eval-set none --k 5
 
-Each video's evidence is computed once. Then, leaving one video out at a time
-(all its rows, whatever their label set), the weights are fitted on the other
-videos and the held-out rows are classified with them. Prints top-1 / top-5 for
-the bundled weights, the leave-one-video-out fitted weights and each source
-alone, the weights fitted on everything, and writes ``benchmarks/results/fusion_cv.json``.
+Each row's evidence (every source's log-probabilities over its label set) is computed
+once from the cached timelines. Then every variant is scored on rows it was not fitted on,
+under two splits: leave one family out (the fit never saw that kind of video), and k-fold
+grouped by footage (a clip's narrated or cut variants stay on one side). Variants:
+
+- ``bundled``: :data:`~vidsense.agents.fusion.DEFAULT_WEIGHTS`, fixed.
+- ``before #23``: the weights bundled until #23 (:data:`BEFORE`), fitted on ``eval_set.py``'s
+  32 rows: on the ``eval-set`` family their numbers are in sample.
+- ``prior``: the hand-set :data:`~vidsense.agents.fusion.PRIOR_WEIGHTS` every fit starts from.
+- ``fitted``: ``fit_weights`` from the prior at the library's default L2 (what ``vidsense fusion fit`` does).
+- ``l2=X``: the fit at a fixed pull toward the prior (shown for every X, not chosen from).
+- ``regularised``: the pull chosen inside each training fold by the same kind of split (nested),
+  so the choice never sees the rows it is scored on.
+
+Rows in DOUBT are scored but never fitted on, and counted apart. Prints one table per
+split (top-1 / top-5 per family and overall, reasoning seconds per clip) and the weights
+fitted on every row, says which variant may ship (top-1 at least the prior's on every
+family under both splits and above it overall), and writes ``benchmarks/results/fusion_cv.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
+import devset
 import numpy as np
 
-import vidsense
-from vidsense.agents.fusion import FitExample, FusionWeights, fit_weights, fuse
+from vidsense.agents.fusion import DEFAULT_WEIGHTS, PRIOR_WEIGHTS, FitExample, FusionWeights, fit_weights, fuse
 
 RESULTS = Path(__file__).resolve().parent / "results"
+L2_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+DEFAULT_L2 = 0.1  # fit_weights' own default
+DOUBT = "doubt"
+# The weights bundled until #23: fitted at L2 0.3 toward the prior on eval_set.py's 32 rows.
+BEFORE = {"action": 0.09, "objects": 0.77, "scene": 0.22, "sound": 0.69, "gesture": 0.70, "body": 0.11, "speech": 0.5, "text": 0.4, "timeline": 0.35}
+
+Fit = Callable[[Sequence["Case"]], FusionWeights]
 
 
-def _hit(scores, weights: FusionWeights, target: int, n_labels: int) -> tuple[bool, bool]:
-    z = fuse(scores, weights, n_labels)
-    # Ties share their mean rank: a source with nothing to say (all labels equal) ranks the truth in the middle.
-    rank = int((z > z[target]).sum()) + 1 + (int((z == z[target]).sum()) - 1) / 2
-    return rank == 1, rank <= 5
+@dataclass(frozen=True)
+class Case:
+    """One development row with its evidence.
+
+    Attributes:
+        row: the row.
+        example: every source's scores and the true label's index.
+        n_labels: size of its label set.
+        seconds: what computing the evidence took (the fused route's reasoning time).
+    """
+
+    row: devset.DevRow
+    example: FitExample
+    n_labels: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One split: fit on ``train``, score ``test`` (indices into the cases)."""
+
+    name: str
+    train: tuple[int, ...]
+    test: tuple[int, ...]
+
+
+def cases(rows: Sequence[devset.DevRow], pipe) -> list[Case]:
+    """Every row's evidence, from the pipeline's (cached) timelines and its fused route's scorers."""
+    from vidsense import load_labels
+
+    fused = pipe.reasoner.fused_method()
+    out = []
+    for r in rows:
+        ls = load_labels(r.labelset)
+        tl = pipe.describe(r.path)
+        t0 = time.perf_counter()
+        scores, _ = fused.sources(tl, ls)
+        out.append(Case(r, FitExample(tuple(scores), ls.index(r.label)), len(ls), time.perf_counter() - t0))
+    return out
+
+
+def rank(case: Case, weights: FusionWeights) -> float:
+    """The true label's 1-based rank under ``weights``; ties share their mean rank (no evidence ranks it in the middle)."""
+    z = fuse(case.example.scores, weights, case.n_labels)
+    t = z[case.example.target]
+    return float((z > t).sum()) + 1 + (float((z == t).sum()) - 1) / 2
+
+
+def family_folds(cs: Sequence[Case]) -> list[Fold]:
+    """Leave one family out: fit on every other family's rows not in doubt."""
+    out = []
+    for fam in sorted({c.row.family for c in cs}):
+        train = tuple(i for i, c in enumerate(cs) if c.row.family != fam and not c.row.doubt)
+        out.append(Fold(f"family {fam}", train, tuple(i for i, c in enumerate(cs) if c.row.family == fam)))
+    return out
+
+
+def group_folds(cs: Sequence[Case], k: int = 5, seed: int = 0) -> list[Fold]:
+    """k folds of whole footage groups (shuffled once with ``seed``); rows in doubt are scored, never fitted."""
+    groups = sorted({c.row.group for c in cs})
+    order = np.random.default_rng(seed).permutation(len(groups))
+    fold_of = {groups[g]: n % k for n, g in enumerate(order)}
+    out = []
+    for f in range(k):
+        test = tuple(i for i, c in enumerate(cs) if fold_of[c.row.group] == f)
+        train = tuple(i for i, c in enumerate(cs) if fold_of[c.row.group] != f and not c.row.doubt)
+        out.append(Fold(f"fold {f + 1}/{k}", train, test))
+    return out
+
+
+def out_of_fold(cs: Sequence[Case], folds: Sequence[Fold], fit: Fit) -> list[FusionWeights]:
+    """The weights each case is scored with: fitted on the fold that holds it out."""
+    picked: list[FusionWeights | None] = [None] * len(cs)
+    for fold in folds:
+        weights = fit([cs[i] for i in fold.train])
+        for i in fold.test:
+            picked[i] = weights
+    return [w or FusionWeights(PRIOR_WEIGHTS) for w in picked]
+
+
+def fit_at(l2: float) -> Fit:
+    """A fit from the prior with pull ``l2``."""
+    return lambda train: fit_weights([c.example for c in train], FusionWeights(PRIOR_WEIGHTS), l2=l2)
+
+
+def nested(split: Callable[[Sequence[Case]], list[Fold]], grid: Sequence[float] = L2_GRID) -> Fit:
+    """A fit whose pull is chosen on its own training rows by ``split`` (most inner top-1, ties to the stronger pull)."""
+
+    def fit(train: Sequence[Case]) -> FusionWeights:
+        best, best_hits = None, -1.0
+        for l2 in sorted(grid, reverse=True):
+            ws = out_of_fold(train, split(train), fit_at(l2))
+            hits = sum(rank(c, w) == 1 for c, w in zip(train, ws)) + 0.01 * sum(rank(c, w) <= 5 for c, w in zip(train, ws))
+            if hits > best_hits:
+                best, best_hits = l2, hits
+        return fit_at(best)(train)
+
+    return fit
+
+
+def tally(cs: Sequence[Case], weights: Sequence[FusionWeights]) -> dict[str, dict[str, float]]:
+    """``{family: {n, top1, top5}}`` (counts) over rows not in doubt, plus ``all`` and ``doubt``."""
+    out: dict[str, dict[str, float]] = {}
+    for c, w in zip(cs, weights):
+        r = rank(c, w)
+        for key in ((DOUBT,) if c.row.doubt else (c.row.family, "all")):
+            t = out.setdefault(key, {"n": 0, "top1": 0, "top5": 0})
+            t["n"] += 1
+            t["top1"] += r == 1
+            t["top5"] += r <= 5
+    return out
+
+
+def print_table(title: str, results: dict[str, dict[str, dict[str, float]]], seconds: float) -> None:
+    """One line per variant: ``top1/top5 of n`` per family, overall, doubt, and seconds per clip."""
+    fams = sorted({f for t in results.values() for f in t} - {"all", DOUBT})
+    cols = [*fams, "all", DOUBT]
+    first = next(iter(results.values()))
+    print(f"\n{title}")
+    print(f"{'variant':<14}" + "".join(f"{c + ' (' + str(int(first.get(c, {}).get('n', 0))) + ')':>17}" for c in cols) + "   s/clip")
+    for name, t in results.items():
+        cells = "".join(f"{'%d / %d' % (t[c]['top1'], t[c]['top5']) if c in t else '-':>17}" for c in cols)
+        print(f"{name:<14}{cells}   {seconds:.2f}")
+
+
+def ships(results: dict[str, dict[str, dict[str, float]]], name: str) -> bool:
+    """Top-1 at least the prior's on every family and above it overall."""
+    mine, prior = results[name], results["prior"]
+    fams = [f for f in prior if f not in ("all", DOUBT)]
+    return all(mine[f]["top1"] >= prior[f]["top1"] for f in fams) and mine["all"]["top1"] > prior["all"]["top1"]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--manifest", required=True)
-    ap.add_argument("--l2", type=float, default=0.1)
+    devset.add_arguments(ap)
+    ap.add_argument("--k", type=int, default=5, help="folds of the grouped k-fold split")
     ap.add_argument("--out", default=str(RESULTS / "fusion_cv.json"))
     args = ap.parse_args(argv)
 
-    pipe = vidsense.Pipeline()
-    fused = pipe.reasoner.fused_method()
-    rows = []  # (video, FitExample, n_labels)
-    for r in vidsense.read_manifest(args.manifest):
-        ls = vidsense.load_labels(r.labelset)
-        scores, _ = fused.sources(pipe.describe(r.path), ls)
-        rows.append((str(r.path), FitExample(tuple(scores), ls.index(r.label)), len(ls)))
-    videos = sorted({v for v, _, _ in rows})
-    default = FusionWeights()
-    sources = sorted({s.source for _, ex, _ in rows for s in ex.scores})
+    import vidsense
 
-    def accuracy(pick) -> dict[str, float]:
-        hits = [_hit(ex.scores, pick(v), ex.target, n) for v, ex, n in rows]
-        return {"top1": round(float(np.mean([h[0] for h in hits])), 3), "top5": round(float(np.mean([h[1] for h in hits])), 3)}
-
-    fold = {v: fit_weights([ex for u, ex, _ in rows if u != v], default, l2=args.l2) for v in videos}
-    table = {
-        "bundled": accuracy(lambda v: default),
-        "fitted (leave one video out)": accuracy(lambda v: fold[v]),
-    }
-    for s in sources:
-        table[f"{s} alone"] = accuracy(lambda v, s=s: FusionWeights({s: 1.0}))
-    everything = fit_weights([ex for _, ex, _ in rows], default, l2=args.l2, fitted_on=Path(args.manifest).name)
-    print(f"{len(rows)} rows from {len(videos)} videos")
-    for name, acc in table.items():
-        print(f"{name:<32} top1={acc['top1']:.3f} top5={acc['top5']:.3f}")
-    print("fitted on all rows:", json.dumps(dict(everything.weights)))
+    rows = devset.from_arguments(args)
+    print(devset.summary(rows))
+    cs = cases(rows, vidsense.Pipeline())
+    seconds = float(np.mean([c.seconds for c in cs]))
+    splits = {"leave one family out": family_folds, f"{args.k}-fold by footage": lambda x: group_folds(x, args.k)}
+    report, passes = {}, {}
+    for title, split in splits.items():
+        folds = split(cs)
+        variants: dict[str, list[FusionWeights]] = {
+            "bundled": [FusionWeights(DEFAULT_WEIGHTS)] * len(cs),
+            "before #23": [FusionWeights(BEFORE)] * len(cs),
+            "prior": [FusionWeights(PRIOR_WEIGHTS)] * len(cs),
+            "fitted": out_of_fold(cs, folds, fit_at(DEFAULT_L2)),
+        }
+        for l2 in L2_GRID:
+            if l2 != DEFAULT_L2:
+                variants[f"l2={l2}"] = out_of_fold(cs, folds, fit_at(l2))
+        variants["regularised"] = out_of_fold(cs, folds, nested(split))
+        results = {name: tally(cs, ws) for name, ws in variants.items()}
+        print_table(f"{title} (top-1 / top-5 out of fold; rows in doubt apart)", results, seconds)
+        report[title] = results
+        passes[title] = {name: ships(results, name) for name in results if name not in ("prior", "bundled", "before #23")}
+    candidates = [n for n in passes[next(iter(passes))] if all(p[n] for p in passes.values())]
+    print(f"\nbeat the prior on every family under both splits: {', '.join(candidates) or 'none (the prior stays)'}")
+    train = [c for c in cs if not c.row.doubt]
+    everything = {f"l2={l2}": dict(fit_at(l2)(train).weights) for l2 in (DEFAULT_L2, 1.0)}
+    for name, w in everything.items():
+        print(f"fitted on every row, {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in w.items()))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"manifest": args.manifest, "rows": len(rows), "videos": len(videos), "accuracy": table, "fitted": everything.to_dict()}, indent=1))
+    out.write_text(json.dumps({"rows": len(cs), "clips": len({c.row.path for c in cs}), "reasoning_s_per_clip": round(seconds, 3),
+                               "splits": report, "ships": candidates, "fitted_on_all": everything}, indent=1))
     print(f"wrote {out}")
     return 0
 

@@ -152,7 +152,7 @@ def test_cascade_skips_the_llm_when_the_fused_answer_is_clear(fused, index):
     assert pred.route_reason == f"fused margin {pred.stats['fused_margin']:.2f} >= 0.30" and pred.stats["fused_margin"] >= 0.3
     # A margin above the fused lead sends the same video to the LLM.
     with pytest.raises(AssertionError, match="must not call the LLM"):
-        CascadeReasoner(fused, llm_reasoner(_NoLLM()), margin=0.999).classify(timeline(CYCLING), load_labels(LABELS))
+        CascadeReasoner(fused, llm_reasoner(_NoLLM()), margin=pred.stats["fused_margin"] + 1e-9).classify(timeline(CYCLING), load_labels(LABELS))
 
 
 def test_the_default_route_is_the_cascade_with_a_measured_margin_of_zero(tmp_path):

