@@ -1,5 +1,8 @@
-"""Accuracy and time of each reasoning route over a labelled manifest.
+"""Accuracy and time of each reasoning route over the development set or a labelled manifest.
 
+    .venv/bin/python benchmarks/routes.py                                   # every route on the development set, per family
+    .venv/bin/python benchmarks/routes.py --check benchmarks/baseline.json  # the regression gate: the default route only
+    .venv/bin/python benchmarks/routes.py --save-baseline benchmarks/baseline.json
     .venv/bin/python benchmarks/routes.py --manifest ~/.cache/vidsense/eval-set/manifest.csv
     .venv/bin/python benchmarks/routes.py --manifest m.csv --routes fused cascade --save   # store the cost table for --budget
     .venv/bin/python benchmarks/routes.py --manifest m.csv --routes fused cascade --cascade-margin 0.3   # and the margin sweep up to 0.3
@@ -8,7 +11,10 @@ Every video is described once (the perception cache serves the later routes);
 then each route classifies every row. Prints one line per route (top-1, top-5,
 mean rank, shortlist recall, mean reasoning seconds, share of rows the cascade
 sent to the LLM, mean prompt tokens) and writes ``benchmarks/results/routes.json``.
-Build a labelled set with ``benchmarks/eval_set.py``; never point this at the holdout.
+Without ``--manifest`` the rows are the development set (``benchmarks/devset.py``: the shared
+development clips and ``benchmarks/eval_set.py``'s) and each route also prints top-1 / top-5 per
+family. ``--check`` and ``--save-baseline`` run the default route (the settings' reasoner) on
+the development set only: see ``benchmarks/gate.py``. Never point this at the holdout.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ import json
 import time
 from pathlib import Path
 
+import devset
+import gate
+
 import vidsense
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -26,15 +35,26 @@ ROUTES = ("embedding", "fused", "cascade", "llm", "concepts")
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--manifest", required=True, help="CSV path,label[,labelset]")
+    ap.add_argument("--manifest", default=None, help="CSV path,label[,labelset] (default: the development set)")
+    devset.add_arguments(ap)
     ap.add_argument("--labels", default=None, help="label set for rows without a labelset column")
     ap.add_argument("--routes", nargs="+", default=list(ROUTES), choices=ROUTES)
     ap.add_argument("--out", default=str(RESULTS / "routes.json"))
     ap.add_argument("--cascade-margin", type=float, default=None, help="cascade_margin setting for the cascade route (default: the settings')")
     ap.add_argument("--save", action="store_true", help="store the measured cost table in $VIDSENSE_HOME/routes.json for --budget")
+    ap.add_argument("--check", default=None, metavar="BASELINE.json", help="run the default route on the development set; exit 1 when a family fell")
+    ap.add_argument("--save-baseline", default=None, metavar="BASELINE.json", help="run the default route on the development set and write the baseline")
     args = ap.parse_args(argv)
 
     pipe = vidsense.Pipeline(cascade_margin=args.cascade_margin)
+    dev: list[devset.DevRow] = []
+    if args.check or args.save_baseline or not args.manifest:
+        if args.manifest:
+            ap.error("--check and --save-baseline read the development set, not --manifest")
+        dev = devset.from_arguments(args)
+        args.manifest = str(devset.write_manifest(dev, RESULTS / "devset_manifest.csv"))
+    if args.check or args.save_baseline:
+        args.routes = [pipe.settings.reasoner]
     timelines: dict[str, vidsense.Timeline] = {}
 
     def describe(video: str, modalities=None) -> vidsense.Timeline:
@@ -68,16 +88,37 @@ def main(argv: list[str] | None = None) -> int:
             "per_labelset": {p.labelset: {"n": p.score.n, "top1": p.score.top1, "top5": p.score.top5} for p in report.per_labelset},
             "prompt_tokens": round(sum(tokens) / len(tokens), 1) if tokens else 0.0,
         }
+        if dev:
+            # evaluate() numbers rows by their manifest line: the header is line 1.
+            ranks = {r.line: r.rank for r in report.rows if not r.error}
+            row["ranks"] = [ranks.get(i + 2) for i in range(len(dev))]
+            row["families"] = {k: vars(v) for k, v in gate.tally(dev, row["ranks"]).items()}
         rows.append(row)
         reports[route] = report.to_dict()
         evals[route] = report
         print(f"{route:<10} n={row['n']:<3} top1={row['top1']:.3f} top5={row['top5']:.3f} mean_rank={row['mean_rank']} "
               f"recall={row['shortlist_recall']:.3f} reasoning={row['reasoning_s']} s llm_share={row['llm_share']} wall={row['wall_s']} s", flush=True)
+        if dev:
+            print(gate.format_tally(gate.tally(dev, row["ranks"])), flush=True)
     sweep = margin_sweep(pipe, timelines, evals["fused"], evals["cascade"]) if {"fused", "cascade"} <= set(evals) else []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"manifest": args.manifest, "routes": rows, "margin_sweep": sweep, "reports": reports}, indent=1))
     print(f"wrote {out}")
+    if args.save_baseline or args.check:
+        ranks = rows[0]["ranks"]
+        tallies = gate.tally(dev, ranks)
+        if args.save_baseline:
+            about = {"route": args.routes[0], "cascade_margin": pipe.settings.cascade_margin, "reasoning_s": rows[0]["reasoning_s"],
+                     "made_by": "benchmarks/routes.py --save-baseline"}
+            print(f"baseline: {gate.save(Path(args.save_baseline), tallies, dev, ranks, about)}")
+        if args.check:
+            failures = gate.check(Path(args.check), tallies, dev, ranks)
+            for f in failures:
+                print(f"REGRESSION {f}")
+            print("gate: " + ("FAIL" if failures else f"pass (no family fell by more than {gate.SLACK} clip)"))
+            if failures:
+                return 1
     if args.save:
         from vidsense.agents.routing import RouteCost, save_table
 

@@ -1,0 +1,79 @@
+"""The regression gate: the default route's top-1 / top-5 per development family against a committed baseline.
+
+``benchmarks/routes.py --save-baseline benchmarks/baseline.json`` writes the baseline;
+``benchmarks/routes.py --check benchmarks/baseline.json`` fails (exit 1) when any family's
+top-1 or top-5 falls by more than :data:`SLACK` clips (the ``all`` line gates too: one clip
+lost on each of several families is a change). Rows in doubt are tallied apart
+(``doubt``) and never gate. Not in CI: it needs the real models and ``../shared``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from devset import DevRow
+
+# Clips a family may lose before the gate fails: one clip's answer may flip on a tie or a
+# cache rebuilt on another machine; two is a change.
+SLACK = 1
+DOUBT = "doubt"
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Hits of one family: rows, true label first, true label in the top five."""
+
+    n: int
+    top1: int
+    top5: int
+
+
+def tally(rows: Sequence[DevRow], ranks: Sequence[float | None]) -> dict[str, Tally]:
+    """``{family: Tally}`` of the rows not in doubt, plus ``all`` and ``doubt`` (a failed row counts as a miss)."""
+    acc: dict[str, list[int]] = {}
+    for row, r in zip(rows, ranks):
+        for key in ((DOUBT,) if row.doubt else (row.family, "all")):
+            t = acc.setdefault(key, [0, 0, 0])
+            t[0] += 1
+            t[1] += r is not None and r == 1
+            t[2] += r is not None and r <= 5
+    return {k: Tally(*v) for k, v in sorted(acc.items())}
+
+
+def format_tally(t: dict[str, Tally]) -> str:
+    """One line per family: ``top1 / top5 of n``."""
+    return "\n".join(f"{fam:<12} top1 {v.top1:>3} / {v.n:<3} top5 {v.top5:>3} / {v.n:<3}" for fam, v in t.items())
+
+
+def save(path: Path, t: dict[str, Tally], rows: Sequence[DevRow], ranks: Sequence[float | None], about: dict) -> Path:
+    """Write the baseline: the tallies, every row's rank (to name what moved), and what produced them."""
+    per_row = [{"path": r.path.name, "label": r.label, "labelset": Path(r.labelset).name, "family": r.family, "rank": k} for r, k in zip(rows, ranks)]
+    path.write_text(json.dumps({**about, "families": {k: vars(v) for k, v in t.items()}, "rows": per_row}, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def check(path: Path, t: dict[str, Tally], rows: Sequence[DevRow], ranks: Sequence[float | None]) -> list[str]:
+    """What fell against the baseline at ``path`` (empty: the gate passes). Rows in doubt never gate."""
+    base = json.loads(path.read_text(encoding="utf-8"))
+    failures = []
+    for fam, b in base["families"].items():
+        if fam == DOUBT:
+            continue
+        now = t.get(fam)
+        if now is None or now.n != b["n"]:
+            failures.append(f"{fam}: {0 if now is None else now.n} rows against the baseline's {b['n']} (the set changed: rebuild the baseline with the change)")
+            continue
+        for metric in ("top1", "top5"):
+            if getattr(now, metric) < b[metric] - SLACK:
+                failures.append(f"{fam}: {metric} {getattr(now, metric)}/{now.n}, baseline {b[metric]}/{b['n']}")
+    before = {(r["path"], r["labelset"], r["label"]): r["rank"] for r in base.get("rows", [])}
+    for row, k in zip(rows, ranks):
+        was = before.get((row.path.name, Path(row.labelset).name, row.label))
+        if was == 1 and k != 1:
+            print(f"  lost top-1: {row.path.name} [{row.family}] {row.label!r} now rank {k}")
+        elif was is not None and was != 1 and k == 1:
+            print(f"  gained top-1: {row.path.name} [{row.family}] {row.label!r}")
+    return failures
