@@ -2,7 +2,7 @@
 
 This explains the LLM (or whatever scorer the caller passes), not the concept
 model: its probability of its own label when part of the evidence is taken
-away. :func:`vidsense.concepts.explain.explain` records the result in the
+away. :func:`vidsense.concepts.views.explain` records the result in the
 ``occlusion`` section of an explanation.
 """
 
@@ -19,7 +19,7 @@ ScoreFn = Callable[["Timeline"], Mapping[str, float]]
 
 
 class _Frozen(BaseModel):
-    # The same base as vidsense.concepts.schema's sections (agents cannot import concepts).
+    # The same base as vidsense.concepts.explanation's sections (agents cannot import concepts).
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
 

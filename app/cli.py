@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vidsense import InputError, VidsenseError
-from vidsense.app.progress import bar
+from vidsense.app.bars import bar
 from vidsense.verbs import VERBS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_enable=False, help="Zero-shot video classification that explains itself.")
@@ -369,13 +369,13 @@ def dashboard(
     """Open the explanation dashboard (Streamlit, served on 127.0.0.1 only)."""
     import subprocess
 
-    from vidsense.app import dashboard_cmd, files
+    from vidsense.app import dashboard_cmd, roots
 
     settings = _settings(profile=profile)
     root = (root or Path.cwd()).resolve()
     if not root.is_dir():
         raise InputError(f"--root {root}: not a directory")
-    if folder is not None and not files.inside_root(folder.expanduser().absolute(), root).is_dir():
+    if folder is not None and not roots.inside_root(folder.expanduser().absolute(), root).is_dir():
         raise InputError(f"--folder {folder}: not a directory")
     cmd, env = dashboard_cmd.command(port=port, folder=folder, root=root, max_upload_mb=settings.max_upload_mb, profile=profile)
     err.print(f"vidsense dashboard on http://127.0.0.1:{port}  (Ctrl-C to stop)", markup=False, highlight=False)

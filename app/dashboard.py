@@ -28,7 +28,7 @@ import streamlit as st
 import vidsense
 from vidsense.app import dashboard_views as views
 from vidsense.app.dashboard_cmd import FOLDER_ENV, ROOT_ENV
-from vidsense.app.files import UploadFolder, list_videos, upload_problem
+from vidsense.app.roots import UploadFolder, list_videos, upload_problem
 
 CUSTOM = "custom (paste labels)"
 # The routes, each with what it costs on a CPU, said before it runs.

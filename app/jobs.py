@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 import vidsense
-from vidsense.app.files import OutsideRoot
+from vidsense.app.roots import OutsideRoot
 from vidsense.pipeline import Progress
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import FormData
 
 import vidsense
-from vidsense.app.files import OutsideRoot, UploadFolder, inside_root, upload_problem
 from vidsense.app.jobs import HISTORY, Busy, Job, Jobs, Models, one_line, status_for
+from vidsense.app.roots import OutsideRoot, UploadFolder, inside_root, upload_problem
 from vidsense.pipeline import Progress
 from vidsense.verbs import VERBS
 

@@ -37,7 +37,7 @@ import torch
 
 import vidsense
 from vidsense.concepts.activations import concept_activations
-from vidsense.concepts.schema import ExplainOptions
+from vidsense.concepts.explanation import ExplainOptions
 from vidsense.services.timeline import Timeline
 
 SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"

@@ -20,7 +20,7 @@ import numpy as np
 
 from vidsense.agents.evidence import TransferScorer
 from vidsense.concepts.evidence_concepts import KIND_OF_SOURCE, observed_name
-from vidsense.concepts.schema import AnswerView, ConceptScore, SourceContribution
+from vidsense.concepts.explanation import AnswerView, ConceptScore, SourceContribution
 from vidsense.services.schema import LabelSet, Prediction
 from vidsense.services.timeline import Timeline
 

@@ -7,8 +7,8 @@ from typing import Mapping, Sequence
 import torch
 
 from vidsense.concepts.activations import Activations
+from vidsense.concepts.explanation import AblationScore, CellScore, ConceptScore, FeatureAblation, IntegratedGradients
 from vidsense.concepts.motif import MotifModel
-from vidsense.concepts.schema import AblationScore, CellScore, ConceptScore, FeatureAblation, IntegratedGradients
 
 
 def integrated_gradients(

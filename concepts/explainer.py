@@ -30,11 +30,11 @@ from vidsense.concepts.activations import ActivationCache, Activations, JointEvi
 from vidsense.concepts.answer_view import answer_view
 from vidsense.concepts.bank import ConceptBank, bundled_bank, fallback_bank
 from vidsense.concepts.evidence_concepts import evidence_concepts, with_evidence
-from vidsense.concepts.explain import explain_timeline
+from vidsense.concepts.explanation import ExplainOptions, Explanation, InterventionResult, InterventionSpec
 from vidsense.concepts.interventions import intervene
 from vidsense.concepts.joint import JointConfig, JointScorer, joint_evidence, joint_scorers
 from vidsense.concepts.merge import class_specificity
-from vidsense.concepts.schema import ExplainOptions, Explanation, InterventionResult, InterventionSpec
+from vidsense.concepts.views import explain_timeline
 from vidsense.services.errors import InputError
 from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv

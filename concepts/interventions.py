@@ -7,8 +7,8 @@ from typing import Mapping, Sequence
 import torch
 
 from vidsense.concepts.activations import Activations
+from vidsense.concepts.explanation import InterventionResult, InterventionSpec
 from vidsense.concepts.motif import MotifModel
-from vidsense.concepts.schema import InterventionResult, InterventionSpec
 from vidsense.services.errors import InputError
 
 # Interventions that compare windows, meaningless on a video of one window.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vidsense.concepts.schema import Explanation
+from vidsense.concepts.explanation import Explanation
 
 
 def render_text(expl: Explanation, max_concepts: int = 6) -> str:

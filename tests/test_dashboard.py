@@ -16,7 +16,7 @@ import pytest
 import vidsense
 from vidsense.app import dashboard_views as views
 from vidsense.app.dashboard_cmd import FOLDER_ENV, ROOT_ENV
-from vidsense.app.files import UploadFolder, inside_root, list_videos, upload_problem
+from vidsense.app.roots import UploadFolder, inside_root, list_videos, upload_problem
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "dashboard.py")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

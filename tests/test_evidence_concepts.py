@@ -11,8 +11,8 @@ from vidsense.concepts import motif
 from vidsense.concepts.activations import Activations, blend, concept_activations
 from vidsense.concepts.bank import ConceptBank, fallback_bank, make_concept
 from vidsense.concepts.evidence_concepts import evidence_concepts, evidence_matrix, observed_name, with_evidence
-from vidsense.concepts.explain import explain
 from vidsense.concepts.render import render_text
+from vidsense.concepts.views import explain
 from vidsense.services.perception.motion.gestures import GESTURES
 from vidsense.services.schema import LabelScore, LabelSet, Prediction
 

@@ -11,11 +11,11 @@ from concept_fixtures import LABELS, soccer_timeline, toy_bank
 
 from vidsense.agents.occlusion import occlusion
 from vidsense.concepts.activations import Activations, window_texts
-from vidsense.concepts.explain import explain
+from vidsense.concepts.explanation import SCHEMA_VERSION, ExplainOptions, Explanation, InterventionSpec
 from vidsense.concepts.interventions import intervene
 from vidsense.concepts.motif import zero_shot_model
 from vidsense.concepts.render import render_text
-from vidsense.concepts.schema import SCHEMA_VERSION, ExplainOptions, Explanation, InterventionSpec
+from vidsense.concepts.views import explain
 from vidsense.services.errors import InputError
 from vidsense.services.schema import LabelScore
 
@@ -201,7 +201,7 @@ def test_explain_timeline_with_the_bundled_encoder(tmp_path, parts):
     from agents_fixtures import encoder
 
     from vidsense.concepts.activations import ActivationCache, concept_activations
-    from vidsense.concepts.explain import explain_timeline
+    from vidsense.concepts.views import explain_timeline
 
     model, card, bank = parts
     enc = encoder()

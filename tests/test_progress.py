@@ -7,7 +7,7 @@ import json
 import pytest
 from batch_fixtures import run_cli
 
-from vidsense.app import progress as app_progress
+from vidsense.app import bars as app_progress
 from vidsense.services.progress import counted
 
 

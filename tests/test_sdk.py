@@ -11,7 +11,7 @@ import vidsense
 
 
 def test_lazy_names_are_the_explanation_schema_and_unknown_names_fail():
-    from vidsense.concepts import schema
+    from vidsense.concepts import explanation as schema
 
     assert vidsense.Explanation is schema.Explanation and vidsense.InterventionSpec is schema.InterventionSpec
     spec = vidsense.InterventionSpec("boost_concept", concept=1, factor=3.0)

@@ -70,7 +70,7 @@ __all__ = [
 
 
 # Imported on first use: only explaining needs the explanation schema (pydantic models; it no longer pulls in torch).
-_LAZY = {"Explanation": "vidsense.concepts.schema", "InterventionSpec": "vidsense.concepts.schema"}
+_LAZY = {"Explanation": "vidsense.concepts.explanation", "InterventionSpec": "vidsense.concepts.explanation"}
 
 
 def __getattr__(name: str) -> Any:

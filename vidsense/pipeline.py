@@ -39,7 +39,7 @@ from vidsense.services.timeline import Timeline
 if TYPE_CHECKING:
     from vidsense.agents.scoring import ReasoningMethod
     from vidsense.concepts.explainer import ConceptExplainer, ConceptModel, FitReport
-    from vidsense.concepts.schema import InterventionResult, InterventionSpec
+    from vidsense.concepts.explanation import InterventionResult, InterventionSpec
     from vidsense.engines import BatchEngine
 
 LabelsArg = str | list[str] | tuple[str, ...] | LabelSet
@@ -321,7 +321,7 @@ class Pipeline:
             video: path of a video file.
             labels: label set (as for :meth:`classify`).
             modalities: limit what the reasoner and the concepts read.
-            interventions: extra :class:`~vidsense.concepts.schema.InterventionSpec` s to run.
+            interventions: extra :class:`~vidsense.concepts.explanation.InterventionSpec` s to run.
             llm_occlusion: re-score the LLM with each window and modality removed
                 (one re-score per window; the faithful view of the actual prediction).
             reasoner: the route (as for :meth:`classify`).
@@ -329,7 +329,7 @@ class Pipeline:
             budget: pick the route by latency budget (as for :meth:`classify`).
             progress: told each stage and the fraction done (see :data:`Progress`).
         """
-        from vidsense.concepts.schema import ExplainOptions
+        from vidsense.concepts.explanation import ExplainOptions
 
         concepts = self.concepts
         _ = concepts.scorers  # a missing joint model fails before the slow part

@@ -113,7 +113,7 @@ class ExplanationResult:
         video: the path as given.
         classification: the LLM's (or embedding reasoner's) prediction.
         explanation: the concept-bottleneck explanation
-            (:class:`vidsense.concepts.schema.Explanation`; sections ``global``,
+            (:class:`vidsense.concepts.explanation.Explanation`; sections ``global``,
             ``local``, ``temporal``, ``attributions``, ``occlusion``, ``interventions``).
         timings: seconds per stage, ``explanation`` included.
     """

@@ -1,6 +1,6 @@
 """The schema of an explanation: which concepts, when, and how they relate in time.
 
-:func:`~vidsense.concepts.explain.explain` returns an :class:`Explanation`,
+:func:`~vidsense.concepts.views.explain` returns an :class:`Explanation`,
 the one documented schema everything downstream (CLI ``--format json|text``,
 SDK, dashboard) reads. Its top-level sections, in JSON (``Explanation.to_dict()``):
 

@@ -1,7 +1,7 @@
 """Explain one prediction of the concept model: which concepts, when, and how they relate in time.
 
-:func:`explain` assembles an :class:`~vidsense.concepts.schema.Explanation`
-(the schema and its JSON sections are documented in :mod:`vidsense.concepts.schema`)
+:func:`explain` assembles an :class:`~vidsense.concepts.explanation.Explanation`
+(the schema and its JSON sections are documented in :mod:`vidsense.concepts.explanation`)
 from the concept views computed here, the Captum attributions
 (:mod:`vidsense.concepts.attribution`), the interventions
 (:mod:`vidsense.concepts.interventions`) and, given a scorer, LLM occlusion
@@ -28,9 +28,7 @@ from vidsense.concepts.activations import (
 )
 from vidsense.concepts.attribution import _floats, _scores, feature_ablation, integrated_gradients
 from vidsense.concepts.bank import ConceptBank
-from vidsense.concepts.interventions import NEEDS_WINDOWS, default_interventions, intervene
-from vidsense.concepts.motif import MotifCard, MotifModel
-from vidsense.concepts.schema import (
+from vidsense.concepts.explanation import (
     Agreement,
     Attributions,
     ConceptAttention,
@@ -44,6 +42,8 @@ from vidsense.concepts.schema import (
     WindowContribution,
     WindowInfo,
 )
+from vidsense.concepts.interventions import NEEDS_WINDOWS, default_interventions, intervene
+from vidsense.concepts.motif import MotifCard, MotifModel
 from vidsense.services.errors import InputError
 from vidsense.services.schema import LabelScore
 
