@@ -32,6 +32,7 @@ def test_class_weights_average_over_time_and_drop_counts():
     assert class_weights(tl, ["pose"]) == ({}, 0.0)
 
 
+@pytest.mark.slow
 def test_action_transfer_carries_kinetics_classes_into_another_label_set(index):
     scorer = TransferScorer("action", ["action"], index)
     ucf = load_labels("ucf101")
@@ -43,6 +44,7 @@ def test_action_transfer_carries_kinetics_classes_into_another_label_set(index):
     assert scorer.score(timeline([(0, "speech", "", "hello", 1.0)]), ucf) is None
 
 
+@pytest.mark.slow
 def test_a_class_named_in_the_label_set_passes_straight_through(index):
     scorer = TransferScorer("action", ["action"], index)
     k400 = load_labels("kinetics400")
@@ -66,6 +68,7 @@ def test_a_class_named_in_the_label_set_passes_straight_through(index):
         ("person 1 bending down (to 70 deg)", "pick"),
     ],
 )
+@pytest.mark.slow
 def test_gestures_vote_for_the_labels_kinetics_has_no_class_for(index, phrase, label):
     hmdb = load_labels("hmdb51")
     scorer = next(s for s in default_scorers(index, lambda ls: {}) if s.name == "gesture")
@@ -75,6 +78,7 @@ def test_gestures_vote_for_the_labels_kinetics_has_no_class_for(index, phrase, l
     assert label in top5, top5
 
 
+@pytest.mark.slow
 def test_text_scorer_reads_only_its_modality_and_ignores_instructions(index):
     scorer = TextScorer("speech", index, lambda ls: {}, modalities=["speech"])
     ls = load_labels(LABELS)
@@ -107,6 +111,7 @@ def test_fuse_is_the_weighted_sum_of_present_sources():
     assert not fuse([], w, 3).any()  # no evidence: every label equal
 
 
+@pytest.mark.slow
 def test_fused_route_answers_and_says_which_source_voted_for_what(fused):
     ls = load_labels(LABELS)
     pred = fused.classify(timeline(CYCLING), ls, top_k=3)
@@ -118,6 +123,7 @@ def test_fused_route_answers_and_says_which_source_voted_for_what(fused):
     assert pred.evidence[0].contribution >= pred.evidence[-1].contribution  # strongest first
 
 
+@pytest.mark.slow
 def test_a_spoken_label_cannot_outvote_what_is_seen(fused):
     ls = load_labels(LABELS)
     said = timeline([*CYCLING, (0, "speech", "", "archery, archery, shooting arrows with a bow at a target", 1.0)])
@@ -126,6 +132,7 @@ def test_a_spoken_label_cannot_outvote_what_is_seen(fused):
     assert next(v for v in pred.evidence if v.source == "speech").top[0].label == "archery"
 
 
+@pytest.mark.slow
 def test_nothing_observed_is_flagged(fused):
     pred = fused.classify(timeline([]), load_labels(LABELS))
     assert pred.low_confidence and pred.evidence == ()
@@ -146,6 +153,7 @@ class _NoLLM:
         raise AssertionError("a clear fused answer must not call the LLM")
 
 
+@pytest.mark.slow
 def test_cascade_skips_the_llm_when_the_fused_answer_is_clear(fused, index):
     pred = CascadeReasoner(fused, llm_reasoner(_NoLLM()), margin=0.3).classify(timeline(CYCLING), load_labels(LABELS))
     assert pred.route == "fused" and pred.label == "riding a bike"
@@ -239,6 +247,7 @@ def test_budget_picks_the_most_accurate_route_that_fits(tmp_path):
         load_table(tmp_path)
 
 
+@pytest.mark.slow
 def test_the_fast_and_embedding_routes_never_load_the_llm_even_for_a_users_labels(tmp_path):
     from agents_fixtures import encoder
 
