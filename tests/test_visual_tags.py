@@ -68,3 +68,23 @@ def test_thresholds_limit_the_tags():
 def test_audio_only_media_gets_no_visual_tags(tagger, tmp_path):
     media = Media.open(write_audio_only(tmp_path / "tone.wav"))
     assert tagger.describe(media, make_windows(media.info.duration_s, 2.0)).observations == ()
+
+
+@pytest.mark.slow
+def test_a_run_answered_from_the_cache_never_loads_the_networks(tmp_path):
+    from dataclasses import replace
+
+    from vidsense.services.perception.cache import PerceptionCache
+    from vidsense.services.perception.perceiver import Perceiver
+
+    config = replace(PerceptionConfig.from_settings(load_settings(device="cpu")), models=("visual-tags", "ocr"), cache=True)
+    with resources.as_file(bikes_path()) as video:
+        first = Perceiver(config, cache=PerceptionCache.for_home(tmp_path)).describe(video)
+        # A new process's Perceiver over the same cache: the answer comes back, no network loads.
+        again = Perceiver(config, cache=PerceptionCache.for_home(tmp_path))
+        cached = again.describe(video)
+    assert cached.observations == first.observations and cached.models == ("visual-tags", "ocr")
+    assert again.model("visual-tags")._nets is None and again.model("ocr")._reader is None
+    # Loading up front (a server, a batch) loads them, so a model that cannot load says so at start.
+    assert again.load() == {}
+    assert again.model("visual-tags")._nets is not None and again.model("ocr")._reader is not None

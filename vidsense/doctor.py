@@ -208,14 +208,14 @@ def _failure(model: str, exc: BaseException, load_s: float = 0.0, run_s: float =
 def check_perception(settings: Settings, name: str, inputs: dict[str, Path]) -> ModelCheck:
     """Load perception model ``name``, run it alone on its check input, and check the answer."""
     from vidsense.services.perception import PerceptionConfig
-    from vidsense.services.perception.perceiver import Perceiver
+    from vidsense.services.perception.perceiver import Perceiver, warm
 
     source, expect = PROBES.get(name, ("sight", _any("observations of the cycling clip")))
     config = replace(PerceptionConfig.from_settings(settings), models=(name,), cache=False, max_duration_s=None)
     perceiver = Perceiver(config)
     t0 = time.perf_counter()
     try:
-        perceiver.model(name)
+        warm(perceiver.model(name))
     except Exception as exc:  # noqa: BLE001 - every load failure is a row of the table, not a crash
         return _failure(name, exc, load_s=time.perf_counter() - t0)
     load_s = time.perf_counter() - t0

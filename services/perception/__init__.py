@@ -142,6 +142,11 @@ class PerceptionModel(Protocol):
         """
         ...
 
+    # Optional: ``load()`` loads the weights now. A model may construct cheaply and load on its
+    # first ``describe`` (a run answered from the perception cache then never loads it); the
+    # Perceiver calls ``load()`` when asked to load everything up front (servers, batches), so a
+    # model that cannot load says so at start.
+
     def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """Observations (and notes) for the given windows of ``media``."""
         ...

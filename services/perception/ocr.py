@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -96,24 +97,36 @@ class ScreenText:
     card = ModelCard(name="ocr", version="1", modalities=("text",), note="PP-OCRv4 (Chinese + English recogniser)", cost=0.7)
 
     def __init__(self, env: ModelEnv, tuning: OcrParams | None = None, *, frame_max_side: int = 640) -> None:
-        """Load PP-OCRv4 from the model store (assembled on first use, never downloaded).
+        """PP-OCRv4 comes from the model store (assembled on first use, never downloaded) and loads
+        on :meth:`load`, or on the first frame read: a run answered from the perception cache never
+        loads it.
 
         Args:
             env: where the model store is.
             tuning: thresholds and sampling.
             frame_max_side: frames are scaled so their long side is at most this.
         """
+        self.tuning = tuning or OcrParams()
+        self.frame_max_side = frame_max_side
+        self._home = env.home
+        self._reader: Any = None
+        self._load_lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load the detector, classifier and recogniser now (idempotent)."""
+        with self._load_lock:
+            if self._reader is None:
+                self._reader = self._build()
+
+    def _build(self) -> Any:
         try:
             from rapidocr_onnxruntime import RapidOCR
         except ImportError:
             spec = model_store.get_spec(STORE_NAME)
             raise ModelError(f"ocr needs {spec.carriers[0].requirement}: run vidsense models install --pip (it installs it with --no-deps)") from None
 
-        self.tuning = tuning or OcrParams()
-        self.frame_max_side = frame_max_side
-        self._home = env.home
-        folder = model_store.ensure(STORE_NAME, env.home)
-        self._engine = RapidOCR(
+        folder = model_store.ensure(STORE_NAME, self._home)
+        return RapidOCR(
             **{key: str(folder / name) for key, name in MODEL_FILES.items()},
             text_score=self.tuning.min_score,
             # The package default scales the short side *up* to 736 px, turning a 640x272
@@ -138,8 +151,9 @@ class ScreenText:
 
     def read(self, rgb: np.ndarray) -> list[tuple[str, float]]:
         """Lines ``(text, score)`` read in one RGB uint8 frame, top to bottom."""
+        self.load()
         # RapidOCR follows OpenCV and takes BGR.
-        result, _ = self._engine(np.ascontiguousarray(rgb[:, :, ::-1]))
+        result, _ = self._reader(np.ascontiguousarray(rgb[:, :, ::-1]))
         lines = []
         for _box, text, score in result or []:
             text = " ".join(str(text).split())

@@ -98,7 +98,7 @@ class Perceiver:
         failed: dict[str, str] = {}
         for name in self.selected(modalities):
             try:
-                self.model(name)
+                warm(self.model(name))
             except CorruptModelError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one model that cannot load must not stop the others
@@ -376,6 +376,13 @@ def _units(jobs: list[_Job]) -> list[tuple[_Job, ...]]:
         else:
             units.append([job])
     return [tuple(u) for u in units]
+
+
+def warm(model: PerceptionModel) -> None:
+    """Load a model's weights now, for a model that loads them lazily (a cache hit never needs them)."""
+    load = getattr(model, "load", None)
+    if callable(load):
+        load()
 
 
 def _load_failure(exc: BaseException) -> str:

@@ -26,6 +26,7 @@ Aggregation over a window's frames:
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
@@ -155,7 +156,9 @@ class VisualTagger:
         frames_per_window: int = 2,
         frame_max_side: int = 640,
     ) -> None:
-        """Load both models from the model store (assembled on first use, never downloaded).
+        """Both models come from the model store (assembled on first use, never downloaded) and
+        load on :meth:`load`, or on the first :meth:`describe`: a run answered from the perception
+        cache never loads them.
 
         Args:
             env: where the model store is.
@@ -167,8 +170,26 @@ class VisualTagger:
         self.frames_per_window = frames_per_window
         self.frame_max_side = frame_max_side
         self._home = env.home
-        self._detector = CocoDetector(model_store.ensure(DETECTOR, env.home))
-        self._classifier = ImageNetClassifier(model_store.ensure(CLASSIFIER, env.home))
+        self._nets: tuple[CocoDetector, ImageNetClassifier] | None = None
+        self._load_lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load the detector and the classifier now (idempotent)."""
+        with self._load_lock:
+            if self._nets is None:
+                self._nets = (CocoDetector(model_store.ensure(DETECTOR, self._home)), ImageNetClassifier(model_store.ensure(CLASSIFIER, self._home)))
+
+    @property
+    def _detector(self) -> CocoDetector:
+        self.load()
+        assert self._nets is not None
+        return self._nets[0]
+
+    @property
+    def _classifier(self) -> ImageNetClassifier:
+        self.load()
+        assert self._nets is not None
+        return self._nets[1]
 
     @classmethod
     def from_config(cls, config: PerceptionConfig) -> "VisualTagger":
