@@ -410,8 +410,9 @@ def test_cache_keys_carry_the_verified_hash(pristine_store, tmp_path):
     _scribble(weight, offset=weight.stat().st_size // 2)
     with pytest.raises(ms.CorruptModelError, match="model coco-ssd is damaged"):
         tagger.params()
+    # Loading it (the tagger loads on load() or its first describe) stops with the repair command.
     with pytest.raises(ms.CorruptModelError, match="vidsense models install --force coco-ssd"):
-        VisualTagger(ms.ModelEnv(home))
+        VisualTagger(ms.ModelEnv(home)).load()
 
 
 @pytest.mark.slow
