@@ -65,7 +65,7 @@ class DevRow:
     doubt: bool = False
 
 
-def shared_rows(folder: Path, other_labels: Path = OTHER_LABELS) -> list[DevRow]:
+def clips_csv_rows(folder: Path, other_labels: Path = OTHER_LABELS) -> list[DevRow]:
     """The rows of ``folder/clips.csv`` (family not yet pooled)."""
     with open(folder / "clips.csv", newline="", encoding="utf-8") as f:
         records = list(csv.DictReader(f))
@@ -116,7 +116,7 @@ def build(shared: Path | None = DEFAULT_SHARED, eval_manifest: Path | None = DEF
     notes = notes if notes is not None else []
     rows: list[DevRow] = []
     if shared is not None and (shared / "clips.csv").is_file():
-        rows += shared_rows(shared)
+        rows += clips_csv_rows(shared)
         check_other_labels(rows)
     else:
         notes.append(f"no development clips at {shared} (pass --shared)")

@@ -1,6 +1,8 @@
 """The development-set benchmarks' bookkeeping: families, doubt, out-of-fold splits and the regression gate.
 
-On a made-up clips.csv in a temporary folder: tests never read ``../shared``.
+Every row comes from a clips.csv the test writes into its own temporary folder, in the
+development set's format; the development clips themselves are never opened (a user's clone
+has none).
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ def _rows(tmp_path: Path) -> list[devset.DevRow]:
     folder = _clips(tmp_path, lines)
     labels = tmp_path / "other.txt"
     labels.write_text("\n".join(devset.other_labels_of(folder)) + "\n")
-    return devset.pool(devset.shared_rows(folder, labels))
+    rows = devset.pool(devset.clips_csv_rows(folder, labels))
+    assert rows and all(r.path.is_relative_to(tmp_path) for r in rows)  # nothing from outside the test's folder
+    return rows
 
 
 def test_small_families_pool_as_other_and_user_labels_share_one_file(tmp_path):
