@@ -123,7 +123,7 @@ def test_doctor_names_the_repair_of_a_damaged_store(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("VIDSENSE_HOME", str(home))
     code, out, err = run_cli(capsys, "doctor", "audio-tags")
     assert code == 1
-    assert err.strip() .startswith("error: audio-tags: ") and err.strip().endswith("fix: vidsense models install --force yamnet"), err
+    assert err.strip().startswith("error: audio-tags: ") and err.strip().endswith("fix: vidsense models install --force yamnet"), err
 
 
 @pytest.mark.slow
@@ -144,7 +144,7 @@ def test_a_failed_model_is_a_warning_on_stderr_and_in_the_json(tmp_path, monkeyp
     assert json.loads(out)["failures"] == ["broken: cannot load (AttributeError: module 'cv2.dnn' has no attribute 'readNetFromTensorflow')"]
 
 
-def test_doctor_reports_into_the_fix_for_a_missing_dependency() -> None:
+def test_the_fix_for_a_missing_dependency_and_a_damaged_model() -> None:
     from vidsense.doctor import fix_for
 
     assert fix_for(ImportError("No module named 'av'")) == REINSTALL_LOCKED

@@ -318,7 +318,8 @@ def doctor(settings: Settings | None = None, models: Iterable[str] | None = None
         names = [n for n in names if n in wanted]
     folder = Path(tempfile.mkdtemp(prefix="vidsense-doctor-"))
     try:
-        inputs = check_inputs(folder)
+        # The check clips are made only when a perception model will read them.
+        inputs = check_inputs(folder) if any(n not in ("llm", "encoder") for n in names) else {}
         checks = []
         for name in names:
             if progress is not None:
