@@ -358,7 +358,7 @@ def label_descriptions(
     home: Path,
     *,
     llm: Callable[[], LanguageModel] | None = None,
-    encoder: TextEncoder | None = None,
+    encoder: TextEncoder | Callable[[], TextEncoder] | None = None,
     generate: bool = True,
 ) -> dict[str, str]:
     """Descriptions for ``labelset``: bundled, cached, or generated now and cached.
@@ -367,7 +367,8 @@ def label_descriptions(
         labelset: the label set.
         home: the cache root (``$VIDSENSE_HOME``).
         llm: returns the model to generate with; called only when descriptions are missing.
-        encoder: sentence encoder for the review of generated descriptions (none: no review).
+        encoder: sentence encoder for the review of generated descriptions (none: no review), or a
+            function returning it, called only when descriptions are generated.
         generate: when False (or without ``llm``), return only what exists (possibly ``{}``).
 
     Returns:
@@ -381,6 +382,8 @@ def label_descriptions(
     cached = _read_json(path)
     if len(cached) >= len(labelset) or not generate or llm is None:
         return cached
+    if encoder is not None and not hasattr(encoder, "encode"):
+        encoder = encoder()  # type: ignore[operator]
     with _DIR_LOCK:
         return describe_to_file(llm(), labelset, path, similarity=embedding_similarity(encoder) if encoder is not None else None)
 

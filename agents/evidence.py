@@ -150,7 +150,7 @@ class TransferScorer:
 
     def transfer(self, classes: Sequence[str], labelset: LabelSet) -> np.ndarray:
         """``[len(classes), len(labelset)]`` transfer weights (rows of exact matches are one-hot)."""
-        sims = self.index.embed(list(classes)) @ self.index.embed(list(labelset.readable)).T
+        sims = self.index.embed(list(classes)) @ self.index.names(labelset).T
         weights = np.exp(self.sharpness * (sims - 1.0))
         for i, row in enumerate(sims):
             if row.max() >= self.name_match:

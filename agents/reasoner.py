@@ -26,6 +26,7 @@ from vidsense.agents.llm import LanguageModel, LLMConfig, check_gguf, load_llm
 from vidsense.agents.priors import priors_dir
 from vidsense.agents.scoring import EmbeddingReasoner, LLMReasoner, ReasoningMethod
 from vidsense.agents.shortlist import LabelIndex
+from vidsense.agents.vocabulary import transfer_vocabulary
 from vidsense.services.errors import InputError
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.registry import resolve
@@ -160,7 +161,12 @@ class Reasoner:
     @property
     def index(self) -> LabelIndex:
         """Label embeddings of every label set in use."""
-        return self._once("_index", lambda: LabelIndex(lambda: self.encoder, cache_dir=Path(self.env.home) / "label-index"))
+        # Named without loading the encoder: a cached re-run reads every vector it needs from disk.
+        name = self.config.embedding_model if self._encoder is None else getattr(self._encoder, "name", None)
+        return self._once(
+            "_index",
+            lambda: LabelIndex(lambda: self.encoder, cache_dir=Path(self.env.home) / "label-index", name=name, vocabulary=transfer_vocabulary),
+        )
 
     def descriptions(self, labelset: LabelSet, generate: bool = True) -> dict[str, str]:
         """``{label: description}`` for ``labelset`` (a user set's are generated with the LLM once, then cached).
@@ -170,7 +176,7 @@ class Reasoner:
         """
         if self._descriptions is not None:
             return self._descriptions(labelset)
-        return label_descriptions(labelset, self.env.home, llm=lambda: self.llm, encoder=self.encoder, generate=generate)
+        return label_descriptions(labelset, self.env.home, llm=lambda: self.llm, encoder=lambda: self.encoder, generate=generate)
 
     def llm_method(self, **options: Any) -> LLMReasoner:
         """A new :class:`~vidsense.agents.scoring.LLMReasoner` on this room's models.
@@ -236,8 +242,9 @@ class Reasoner:
             self._added[name] = build
 
     def load(self, name: str = "llm") -> None:
-        """Load every model method ``name`` uses (before batch threads start)."""
+        """Load every model method ``name`` uses (before batch threads start), and the vocabulary's vectors."""
         _ = self.encoder
+        self.index.warm()
         if name == "llm":
             _ = self.llm
         self.method(name)

@@ -15,7 +15,7 @@ import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -26,12 +26,13 @@ from vidsense.services.schema import LabelSet
 
 # Prompted label texts embed much closer to timeline text than bare names do.
 LABEL_TEMPLATE = "a video of a person {label}"
-# Text lists kept per index: a label set's matrix (with or without its
+# Text lists kept in memory per index: a label set's matrix (with or without its
 # descriptions; a 700-label matrix is about 1 MB) and the recognised class names
 # the evidence scorers carry into it.
 MAX_MATRICES = 32
-# Text lists at least this long are kept on disk too (label sets, not a clip's few class names).
-DISK_MIN = 64
+# Every vector file ends with this tag and the SHA-256 of what precedes it, so a damaged or
+# truncated file is found on reading (as the model store checks its models) and recomputed.
+CHECK_TAG = b"\nsha256:"
 
 log = logging.getLogger(__name__)
 
@@ -46,26 +47,48 @@ def label_texts(labelset: LabelSet, descriptions: dict[str, str] | None = None) 
 
 
 class LabelIndex:
-    """Label embeddings of every label set in use, computed once per set.
+    """Label embeddings of every label set in use, computed once and kept on disk.
 
-    A 700-label set costs seconds to embed, and it is the same for every
-    video, so matrices are kept (bounded, least recently used first out),
-    keyed by the hash of the label texts. With ``cache_dir``, lists of
-    :data:`DISK_MIN` texts or more are also kept on disk per encoder, so a new
-    process does not pay for them again (Kinetics-700 with its descriptions:
-    about 6 s on 2 cores, against milliseconds to read).
+    The default route compares a few hundred fixed names (the perception models'
+    classes) with a label set's names and the clip's own text. All but the clip's text
+    are known before any video arrives, so with ``cache_dir`` they are embedded once
+    per encoder and read back by every later process, and a cached re-run of a clip
+    (whose text vectors are kept too) loads no encoder at all:
+
+    - label-set texts (:meth:`matrix`, :meth:`names`): one file per list, any size
+      (Kinetics-700 with its descriptions: about 6 s on 2 cores, against milliseconds to read);
+    - ``vocabulary``: every class the perception models can name, one file, embedded on
+      first use; a list of class names drawn from it is read from its rows;
+    - the texts :meth:`similarities` compares (a clip's timeline): one small file each.
+
+    Other lists (a full backend's free-form tags) stay in memory, least recently used first out.
+    Every file carries the SHA-256 of its content; a damaged one is said and recomputed.
 
     Args:
         encoder: the sentence encoder (shared with the rest of the reasoning room),
             or a function returning it, called on first use.
-        cache_dir: where to keep label matrices between processes (None: memory only).
+        cache_dir: where to keep vectors between processes (None: memory only).
+        name: the encoder's name in file names (default: the encoder's ``name``, which loads
+            it: give it when the encoder is loaded lazily).
+        vocabulary: returns the fixed class names embedded as one matrix.
     """
 
-    def __init__(self, encoder: TextEncoder | Callable[[], TextEncoder], cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        encoder: TextEncoder | Callable[[], TextEncoder],
+        cache_dir: str | Path | None = None,
+        *,
+        name: str | None = None,
+        vocabulary: Callable[[], Sequence[str]] | None = None,
+    ) -> None:
         self._encoder = encoder
         self._matrices: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._name = name
+        self._vocabulary = vocabulary
+        self._rows: dict[str, int] | None = None
+        self._vocab_matrix: np.ndarray | None = None
 
     @property
     def encoder(self) -> TextEncoder:
@@ -74,64 +97,85 @@ class LabelIndex:
             self._encoder = self._encoder()  # type: ignore[operator]
         return self._encoder  # type: ignore[return-value]
 
+    @property
+    def encoder_name(self) -> str:
+        """The encoder's name as the vector files carry it (loads the encoder only when none was given)."""
+        if self._name is None:
+            self._name = str(getattr(self.encoder, "name", type(self.encoder).__name__))
+        return self._name
+
     def matrix(self, labelset: LabelSet, descriptions: dict[str, str] | None = None) -> np.ndarray:
         """Normalised embeddings of every label text, shape ``[len(labelset), dim]``."""
-        return self.embed(label_texts(labelset, descriptions))
+        return self.embed(label_texts(labelset, descriptions), keep=True)
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Normalised embeddings of ``texts``, shape ``[len(texts), dim]``, kept for the next call with the same list."""
+    def names(self, labelset: LabelSet) -> np.ndarray:
+        """Normalised embeddings of the label names alone (what recognised classes are carried into)."""
+        return self.embed(list(labelset.readable), keep=True)
+
+    def embed(self, texts: list[str], *, keep: bool = False) -> np.ndarray:
+        """Normalised embeddings of ``texts``, shape ``[len(texts), dim]``, kept for the next call with the same list.
+
+        Args:
+            keep: also keep the list on disk (a label set's texts; a clip's class names are
+                read from the vocabulary's rows instead).
+        """
         key = hashlib.sha256("\n".join(texts).encode()).hexdigest()
         with self._lock:
             cached = self._matrices.get(key)
             if cached is not None:
                 self._matrices.move_to_end(key)
                 return cached
-        cached = self._from_disk(key, len(texts))
+        cached = self._from_vocabulary(texts)
+        if cached is None and keep and self.cache_dir is not None:
+            cached = self._stored(f"{key[:32]}.vectors", len(texts), lambda: self.encoder.encode(texts))
         if cached is None:
             cached = self.encoder.encode(texts)
-            self._to_disk(key, cached)
         with self._lock:
             self._matrices[key] = cached
             while len(self._matrices) > MAX_MATRICES:
                 self._matrices.popitem(last=False)
         return cached
 
-    def _disk_path(self, key: str, n: int) -> Path | None:
-        if self.cache_dir is None or n < DISK_MIN:
-            return None
-        name = re.sub(r"[^\w.-]+", "_", str(getattr(self.encoder, "name", type(self.encoder).__name__)))[-80:]
-        return self.cache_dir / f"{name}-{key[:32]}.npy"
+    def warm(self) -> None:
+        """Embed the vocabulary now (once per encoder and cache folder), so no classify pays for it."""
+        self._from_vocabulary([])
 
-    def _from_disk(self, key: str, n: int) -> np.ndarray | None:
-        path = self._disk_path(key, n)
-        raw = read_cached(path, "label embeddings", log, "computing them again") if path is not None else None
-        if raw is None:
+    def _from_vocabulary(self, texts: list[str]) -> np.ndarray | None:
+        """Rows of the vocabulary matrix for ``texts``, when every one is a vocabulary class."""
+        if self._vocabulary is None or self.cache_dir is None:
             return None
-        try:
-            matrix = np.load(io.BytesIO(raw), allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            log.warning("label embeddings %s unreadable (%s); computing them again", path, exc)
+        if self._rows is None:
+            vocab = list(dict.fromkeys(self._vocabulary()))
+            key = hashlib.sha256("\n".join(vocab).encode()).hexdigest()
+            matrix = self._stored(f"vocabulary-{key[:32]}.vectors", len(vocab), lambda: self.encoder.encode(vocab))
+            with self._lock:
+                self._vocab_matrix, self._rows = matrix, {t: i for i, t in enumerate(vocab)}
+        rows = [self._rows.get(t) for t in texts]
+        if any(r is None for r in rows) or self._vocab_matrix is None:
             return None
-        if matrix.ndim != 2 or len(matrix) != n or not np.isfinite(matrix).all():
-            log.warning("label embeddings %s do not fit %d labels; computing them again", path, n)
-            return None
+        return self._vocab_matrix[np.array(rows, dtype=int)] if rows else self._vocab_matrix[:0]
+
+    def _stored(self, file: str, n: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """The ``[n, dim]`` matrix kept in ``file`` (under the encoder's folder), computed and written when absent or damaged."""
+        assert self.cache_dir is not None
+        path = self.cache_dir / re.sub(r"[^\w.-]+", "_", self.encoder_name)[-80:] / file
+        matrix = _read_vectors(path, n)
+        if matrix is None:
+            matrix = np.asarray(compute(), dtype=np.float32)
+            _write_vectors(path, matrix)
         return matrix
 
-    def _to_disk(self, key: str, matrix: np.ndarray) -> None:
-        path = self._disk_path(key, len(matrix))
-        if path is None:
-            return
-        buf = io.BytesIO()
-        np.save(buf, np.asarray(matrix), allow_pickle=False)
-        try:
-            write_atomically(path, buf.getvalue())
-        except OSError as exc:  # a read-only home only costs the next process the embedding time
-            log.warning("could not keep label embeddings in %s: %s", path, exc)
+    def query(self, text: str) -> np.ndarray:
+        """The normalised embedding of one text (a clip's timeline), kept on disk for the clip's next run."""
+        if self.cache_dir is None:
+            return self.encoder.encode([text])[0]
+        key = hashlib.sha256(text.encode()).hexdigest()
+        return self._stored(f"queries/{key[:2]}/{key[2:34]}.vectors", 1, lambda: self.encoder.encode([text]))[0]
 
     def similarities(self, labelset: LabelSet, timeline_text: str, descriptions: dict[str, str] | None = None) -> np.ndarray:
         """Cosine similarity between the timeline and every label, shape ``[len(labelset)]``."""
         # The same redaction as the prompt's: an instruction spoken in the video must not pull the shortlist.
-        query = self.encoder.encode([redact_instructions(timeline_text) or "nothing observed"])[0]
+        query = self.query(redact_instructions(timeline_text) or "nothing observed")
         return self.matrix(labelset, descriptions) @ query
 
 
@@ -139,3 +183,32 @@ def shortlist(sims: np.ndarray, n: int) -> np.ndarray:
     """Indices of the ``n`` most similar labels, best first."""
     n = min(n, len(sims))
     return np.argsort(-sims, kind="stable")[:n]
+
+
+def _read_vectors(path: Path, n: int) -> np.ndarray | None:
+    """The ``[n, dim]`` matrix in ``path``, or None when absent; a damaged file is said and ignored."""
+    raw = read_cached(path, "text embeddings", log, "computing them again")
+    if raw is None:
+        return None
+    body, tag, digest = raw.rpartition(CHECK_TAG)
+    try:
+        if not tag or hashlib.sha256(body).hexdigest() != digest.decode("ascii", "replace"):
+            raise ValueError("its SHA-256 does not match its content")
+        matrix = np.load(io.BytesIO(body), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        log.warning("text embeddings %s unreadable (%s); computing them again", path, exc)
+        return None
+    if matrix.ndim != 2 or len(matrix) != n or not np.isfinite(matrix).all():
+        log.warning("text embeddings %s do not fit %d texts; computing them again", path, n)
+        return None
+    return matrix
+
+
+def _write_vectors(path: Path, matrix: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, matrix, allow_pickle=False)
+    body = buf.getvalue()
+    try:
+        write_atomically(path, body + CHECK_TAG + hashlib.sha256(body).hexdigest().encode("ascii"))
+    except OSError as exc:  # a read-only home only costs the next process the embedding time
+        log.warning("could not keep text embeddings in %s: %s", path, exc)

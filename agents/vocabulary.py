@@ -72,3 +72,11 @@ def gesture_meaning(phrase: str) -> str:
     with label names (see :data:`MEANS`)."""
     name = gesture_name(phrase)
     return MEANS.get(name, name)
+
+
+def transfer_vocabulary() -> tuple[str, ...]:
+    """Every class name the evidence scorers carry into a label set, as they embed it (a gesture by its meaning)."""
+    names: list[str] = []
+    for source, listed in VOCABULARIES.items():
+        names.extend(MEANS.get(n, n) if source == "gesture" else n for n in listed())
+    return tuple(dict.fromkeys(names))

@@ -105,19 +105,54 @@ class _Counting:
 def test_label_embeddings_are_kept_on_disk_for_the_next_process(tmp_path, caplog):
     from vidsense.agents.shortlist import LabelIndex
 
-    labels = load_labels("ucf101")
+    labels = load_labels("hmdb51")  # 51 labels: a list of any size is kept
     first = _Counting()
     matrix = LabelIndex(first, cache_dir=tmp_path).matrix(labels)
-    assert first.texts == 101 and len(list(tmp_path.glob("minilm-l6-v2-*.npy"))) == 1
-    # A new process (a new index) reads them instead of embedding 101 texts again.
+    assert first.texts == 51 and len(list((tmp_path / "minilm-l6-v2").glob("*.vectors"))) == 1
+    # A new process (a new index) reads them instead of embedding 51 texts again.
     second = _Counting()
     assert np.array_equal(LabelIndex(second, cache_dir=tmp_path).matrix(labels), matrix) and second.texts == 0
-    # A clip's few class names stay in memory only.
+    # A list that is no label set's stays in memory only.
     LabelIndex(second, cache_dir=tmp_path).embed(["riding a bike", "juggling"])
-    assert len(list(tmp_path.glob("*.npy"))) == 1
-    # A damaged file is said and replaced.
-    next(tmp_path.glob("*.npy")).write_bytes(b"not an array")
+    assert len(list(tmp_path.rglob("*.vectors"))) == 1
+    # A damaged file (one flipped byte) is found by its hash, said and replaced.
+    stored = next(tmp_path.rglob("*.vectors"))
+    raw = bytearray(stored.read_bytes())
+    raw[200] ^= 0xFF
+    stored.write_bytes(bytes(raw))
     third = _Counting()
-    assert np.allclose(LabelIndex(third, cache_dir=tmp_path).matrix(labels), matrix, atol=1e-5) and third.texts == 101
-    assert "unreadable" in caplog.text
-    assert np.allclose(np.load(next(tmp_path.glob("*.npy"))), matrix, atol=1e-5)
+    assert np.allclose(LabelIndex(third, cache_dir=tmp_path).matrix(labels), matrix, atol=1e-5) and third.texts == 51
+    assert "unreadable" in caplog.text and "SHA-256" in caplog.text
+    fourth = _Counting()
+    assert np.array_equal(LabelIndex(fourth, cache_dir=tmp_path).matrix(labels), matrix) and fourth.texts == 0
+
+
+def _no_encoder():
+    raise AssertionError("the encoder was loaded")
+
+
+@pytest.mark.slow
+def test_a_cached_rerun_loads_no_encoder(tmp_path):
+    """The vocabulary, the label names and a clip's text are read back from disk by a new index that
+    is never given an encoder it could load."""
+    from vidsense.agents.shortlist import LabelIndex
+    from vidsense.agents.vocabulary import transfer_vocabulary
+
+    labels = load_labels("ucf101")
+    vocab = lambda: ("riding a bike", "juggling balls", "bicycle", "eating, drinking or smoking")  # noqa: E731
+    first = _Counting()
+    index = LabelIndex(first, cache_dir=tmp_path, name="minilm-l6-v2", vocabulary=vocab)
+    classes = index.embed(["bicycle", "riding a bike"])
+    names, query = index.names(labels), index.query("objects: bicycle; movement looks like: riding a bike")
+    assert first.texts == 4 + 101 + 1  # the whole vocabulary once, the names, the text
+    again = LabelIndex(_no_encoder, cache_dir=tmp_path, name="minilm-l6-v2", vocabulary=vocab)
+    assert np.array_equal(again.embed(["bicycle", "riding a bike"]), classes)
+    assert np.array_equal(again.names(labels), names)
+    assert np.array_equal(again.query("objects: bicycle; movement looks like: riding a bike"), query)
+    # Rows read from the vocabulary are the vectors the encoder gives the names alone.
+    assert np.allclose(classes, _Counting().encode(["bicycle", "riding a bike"]), atol=1e-5)
+    # A name outside the vocabulary needs the encoder.
+    with pytest.raises(AssertionError, match="encoder was loaded"):
+        again.embed(["bicycle", "a unicycle"])
+    # The shipped vocabulary holds every gesture as the scorer embeds it (by its meaning).
+    assert "eating, drinking or smoking" in transfer_vocabulary() and "hand to mouth" not in transfer_vocabulary()

@@ -142,3 +142,27 @@ def test_motion_models_share_one_decoded_clip(tmp_path, monkeypatch):
     second = motion_clips(m, windows, frames=16)
     assert decoded == [16]
     assert first[0].frames is second[0].frames and first[0].frames.shape[0] == 16
+
+
+def test_later_passes_read_the_decoded_frames_and_match_a_fresh_seek(tmp_path, monkeypatch):
+    """The models after the first read a short clip's frames from the reader's kept frames, without
+    seeking and decoding again, and get exactly the frames a fresh decode picks; past the byte
+    budget only the last frames are kept and earlier requests seek as before."""
+    from vidsense.services.media import video
+
+    p = write_video(tmp_path / "a.mp4", seconds=4.0, fps=10)
+    m = Media.open(p)
+    passes = [np.linspace(0.05, 3.95, 8), np.linspace(0.0, 3.9, 23), np.array([3.1, 0.47, 2.24, 0.0])]
+    first = m.frames_at(list(passes[0]))
+    decoder = m._reader.decoder  # a seek starts a new one
+    later = [m.frames_at(list(ts)) for ts in passes[1:]]
+    assert m._reader.decoder is decoder and len(m._reader.kept) >= 39  # every frame came from the first pass's decode
+    for ts, got in zip(passes, [first, *later]):
+        fresh = np.stack([Media.open(p).frames_at([float(t)])[0] for t in ts])
+        assert np.array_equal(got, fresh)
+    # A budget of about two frames: a pass going back seeks, and still gets the same frames.
+    monkeypatch.setattr(video, "DECODED_BYTES", 2 * 160 * 120 * 3 // 2)
+    m2 = Media.open(p)
+    m2.frames_at(list(passes[0]))
+    assert len(m2._reader.kept) <= 2
+    assert np.array_equal(m2.frames_at(list(passes[1])), later[0])

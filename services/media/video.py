@@ -10,6 +10,7 @@ with the video's length.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import threading
@@ -36,6 +37,15 @@ SEEK_GAP_S = 1.5
 # kept stack serves only models run on their own).
 SHARED_FRAMES = 8
 SHARED_BYTES = 48 << 20
+# Decoded frames (as the decoder gives them, before any colour conversion) a reader keeps from
+# its current pass, so the models after the first read a short clip without decoding it again:
+# a 10 s 640x272 clip is 65 MB of YUV; a larger or longer video keeps its last frames only.
+# On the bundled clip this saved three of four decoding passes (0.45 s of 4.2 s perception).
+# Frames span at most DECODED_SPAN_S (the models read a video one 10 s group at a time): a
+# frame costs the decoder more than its planes (h264 pads every plane), so a count of small
+# frames under the byte cap alone grew a two-hour video's peak by 640 MB.
+DECODED_BYTES = 96 << 20
+DECODED_SPAN_S = 12.0
 # Audio is decoded in blocks of this length, the last AUDIO_BLOCKS kept (2 x 19 MB at
 # 16 kHz). A track no longer than one block is decoded from its start in one go, exactly
 # as a whole-track decode would; later blocks start with a seek.
@@ -393,13 +403,40 @@ class _PyAVReader:
         self.offset = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
         self.decoder = None
         self.prev = None  # (time, av.VideoFrame) of the last frame decoded
+        # The frames of the current pass, in order and without gaps: (times, frames, bytes).
+        self.kept_times: list[float] = []
+        self.kept: list[Any] = []
+        self.kept_bytes = 0
 
     def close(self) -> None:
         self.c.close()
 
+    def _keep(self, t: float, frame: Any) -> None:
+        self.kept_times.append(t)
+        self.kept.append(frame)
+        self.kept_bytes += sum(p.buffer_size for p in frame.planes)
+        while len(self.kept) > 1 and (self.kept_bytes > DECODED_BYTES or t - self.kept_times[0] > DECODED_SPAN_S):
+            self.kept_bytes -= sum(p.buffer_size for p in self.kept[0].planes)
+            del self.kept_times[0], self.kept[0]
+
+    def _kept_frame(self, t: float) -> Any:
+        """The frame a decode from a seek would pick for ``t``, when the kept frames hold both neighbours."""
+        times = self.kept_times
+        if not times or t > times[-1] + 1e-6:
+            return None
+        i = bisect.bisect_left(times, t - 1e-6)  # first frame with time + 1e-6 >= t
+        if i == 0:
+            return self.kept[0] if abs(times[0] - t) <= 1e-6 else None
+        # Of the two frames straddling t, the nearer one (a tie takes the later), as frame_at does.
+        return self.kept[i - 1] if abs(times[i - 1] - t) < abs(times[i] - t) else self.kept[i]
+
     def frame_at(self, t: float):
         """The decoded frame nearest to ``t`` (None if the stream yields nothing)."""
         prev = self.prev
+        if prev is not None and t < prev[0] - 1e-6:
+            kept = self._kept_frame(t)
+            if kept is not None:
+                return kept
         if self.decoder is None or prev is None or t < prev[0] - 1e-6 or t - prev[0] > SEEK_GAP_S:
             try:
                 self.c.seek(int((t + self.offset) / self.tb), stream=self.vs, backward=True, any_frame=False)
@@ -407,12 +444,15 @@ class _PyAVReader:
                 self.c.seek(0)
             self.decoder = self.c.decode(self.vs)
             prev = None
+            self.kept_times, self.kept, self.kept_bytes = [], [], 0
         chosen = None
         if prev is not None and prev[0] + 1e-6 >= t:
             chosen = prev[1]
         else:
             for frame in self.decoder:
                 ft = (frame.time - self.offset) if frame.time is not None else (prev[0] if prev else 0.0)
+                if not self.kept_times or ft >= self.kept_times[-1]:
+                    self._keep(ft, frame)
                 if ft + 1e-6 >= t:
                     # Of the two frames straddling t, take the nearer one.
                     chosen = prev[1] if prev is not None and abs(prev[0] - t) < abs(ft - t) else frame
