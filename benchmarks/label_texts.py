@@ -28,7 +28,7 @@ import devset
 import fusion_cv
 import numpy as np
 
-from vidsense.agents.evidence import SourceScores, TransferScorer, _log_normalise, class_weights
+from vidsense.agents.evidence import SourceScores, TransferScorer, class_weights, open_log_normalise
 from vidsense.agents.fusion import DEFAULT_WEIGHTS, FitExample, FusionWeights
 from vidsense.agents.shortlist import label_texts
 
@@ -59,7 +59,7 @@ def transfer_scores(scorer: TransferScorer, tl, ls, descriptions: dict[str, str]
             t[i] = 0.0
             t[i, int(row.argmax())] = 1.0
     mass = np.array([weights[c] for c in classes]) @ t
-    return SourceScores(scorer.name, _log_normalise(mass), coverage)
+    return SourceScores(scorer.name, open_log_normalise(mass), coverage)
 
 
 def main(argv: list[str] | None = None) -> int:

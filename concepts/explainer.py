@@ -27,7 +27,9 @@ from vidsense.agents.evidence import TransferScorer
 from vidsense.agents.occlusion import ScoreFn
 from vidsense.concepts import motif, train
 from vidsense.concepts.activations import ActivationCache, Activations, JointEvidence, activations_by_modality, concept_activations
+from vidsense.agents.fusion import FusedReasoner
 from vidsense.concepts.answer_view import answer_view
+from vidsense.concepts.bottleneck import AnswerModel, Rebuild, explain_answer, intervene_answer
 from vidsense.concepts.bank import ConceptBank, bundled_bank, fallback_bank
 from vidsense.concepts.evidence_concepts import evidence_concepts, with_evidence
 from vidsense.concepts.explanation import ExplainOptions, Explanation, InterventionResult, InterventionSpec
@@ -40,7 +42,7 @@ from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.schema import LabelScore, LabelSet, Prediction
 from vidsense.services.settings import Settings
-from vidsense.services.timeline import Timeline
+from vidsense.services.timeline import MODALITIES, Timeline
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +143,8 @@ class ConceptExplainer:
         evidence: ``labelset -> (transfer scorers, source weights)``: the fast route's
             scorers and fusion weights, from which the zero-shot model gains evidence
             concepts (:mod:`vidsense.concepts.evidence_concepts`). ``None``: text concepts only.
+        answering: returns the fast route, whose bottleneck form (:mod:`vidsense.concepts.bottleneck`)
+            explains the fused and cascade routes' answers. ``None``: no such view.
     """
 
     def __init__(
@@ -152,9 +156,11 @@ class ConceptExplainer:
         env: ModelEnv | None = None,
         scorers: Sequence[JointScorer] | None = None,
         evidence: EvidenceSources | None = None,
+        answering: Callable[[], FusedReasoner] | None = None,
     ) -> None:
         self.config = config
         self._evidence = evidence
+        self._answering = answering
         self._encoder = encoder
         self._descriptions = descriptions or (lambda labelset: {})
         self._env = env
@@ -311,7 +317,46 @@ class ConceptExplainer:
             # The answer as the route that gave it weighed it: exact, beside the concept model's view.
             scorers, _ = self._evidence(labelset)
             expl = expl.model_copy(update={"answer": answer_view(seen, labelset, prediction, scorers)})
+        if prediction is not None and prediction.evidence and self._answering is not None:
+            model, rebuild, mods = self.answer_model(timeline, labelset, modalities)
+            view = explain_answer(model, prediction, rebuild=rebuild, modalities=mods, top_k=options.top_k)
+            expl = expl.model_copy(update={"answer_model": view})
         return expl
+
+    def answer_model(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None) -> tuple[AnswerModel, Rebuild, list[str]]:
+        """The fused route on ``timeline`` in bottleneck form, how to rebuild it without a modality, and the modalities it read.
+
+        Raises:
+            InputError: this room was built without the fast route (``answering``).
+        """
+        if self._answering is None:
+            raise InputError("the answering model needs the fast route: build the concept room with answering=...")
+        fused = self._answering()
+        mods = list(modalities) if modalities is not None else [m for m in MODALITIES if not timeline.only([m]).is_empty]
+        return AnswerModel.build(fused, timeline, labelset, modalities), (lambda keep: AnswerModel.build(fused, timeline, labelset, keep)), mods
+
+    def intervene_answer(
+        self,
+        timeline: Timeline,
+        labelset: LabelSet,
+        specs: Iterable[InterventionSpec],
+        *,
+        target: str | None = None,
+        modalities: Iterable[str] | None = None,
+    ) -> list[InterventionResult]:
+        """Run interventions on the answering model (the fused route in bottleneck form) for ``timeline``:
+        each re-ranks the answer the route gives, without perceiving again.
+
+        Args:
+            target: the label whose probability is recorded (default: the model's top-1).
+
+        Raises:
+            InputError: a spec names a concept, window, source or modality that does not exist,
+                or ``target`` is not in the label set.
+        """
+        model, rebuild, mods = self.answer_model(timeline, labelset, modalities)
+        k = model.label_index(target) if target is not None else int(np.argmax(model.probabilities()))
+        return [intervene_answer(model, spec, k, rebuild, mods) for spec in specs]
 
     def intervene(
         self,

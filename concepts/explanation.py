@@ -41,6 +41,12 @@ SDK, dashboard) reads. Its top-level sections, in JSON (``Explanation.to_dict()`
     attention maps; each records the label and probability before and after.
 ``timings``
     Seconds spent per part.
+``answer_model``
+    On the fused and cascade routes, the views of the model that answered (the route in
+    bottleneck form, whose probabilities equal the answer's): Integrated Gradients per
+    concept, window and text term with the completeness gap, window ablation, and
+    interventions that re-rank the real answer. The sections above are then of a second
+    model, the concept bank's; they explain the answer only on ``--reasoner concepts``.
 
 Probabilities are a softmax over the concept model's pooled logits.
 
@@ -63,7 +69,7 @@ if TYPE_CHECKING:
     from vidsense.concepts.motif import AttentionMode
 
 SCHEMA_VERSION = "2"
-InterventionAction = Literal["remove_concept", "boost_concept", "drop_window", "drop_modality", "attention"]
+InterventionAction = Literal["remove_concept", "boost_concept", "drop_window", "drop_modality", "drop_source", "attention"]
 
 
 class _Frozen(BaseModel):
@@ -248,6 +254,52 @@ class AnswerView(_Frozen):
     note: str = ""
 
 
+class AnswerConceptScore(_Frozen):
+    """A concept of the answering model and what it did to the answer (log-probability units)."""
+
+    concept: int = Field(description="column of the answering model (-1: a whole-video text term)")
+    source: str
+    text: str
+    attribution: float = Field(description="Integrated Gradients share of log p(answer) - log p_empty(answer)")
+    removal: float = Field(0.0, description="log p(answer) with the concept removed minus now (negative: it supported the answer)")
+
+
+class AnswerWindowScore(_Frozen):
+    """A window's part in the answer."""
+
+    window: int
+    start_s: float
+    end_s: float
+    relevance: float = Field(description="Integrated Gradients summed over the window's concepts")
+    ablation: float = Field(description="log p(answer) with the window emptied minus now")
+    top_concepts: list[AnswerConceptScore]
+
+
+class AnswerModelView(_Frozen):
+    """The views of the model that answered: the fused route in bottleneck form (concepts/bottleneck.py).
+
+    Its probabilities equal the route's; an LLM step, when the cascade ran one, is on top of it
+    and named in ``decided_by``.
+    """
+
+    label: str = Field(description="the answer the user got")
+    fused_label: str = Field(description="the bottleneck's own top-1 (differs from label only when an LLM step changed it)")
+    probability: float = Field(description="the bottleneck's probability of the answer")
+    route: str
+    decided_by: str = Field(description="'the fused evidence' or 'the LLM step'")
+    note: str = ""
+    top_k: list[LabelScore]
+    sources: list[str] = Field(description="the sources that voted")
+    n_concepts: int
+    concepts: list[AnswerConceptScore] = Field(description="global concept importance: largest |attribution| first")
+    text_terms: list[AnswerConceptScore] = Field(description="the text sources, whole-video terms (concept -1)")
+    windows: list[AnswerWindowScore] = Field(description="local relevance and temporal importance (window ablation), in time order")
+    ig_total: float = Field(description="log p(answer) - log p(answer | empty video)")
+    ig_gap: float = Field(description="ig_total minus the sum of every attribution (completeness gap)")
+    ig_steps: int
+    interventions: list[InterventionResult]
+
+
 class Explanation(_Frozen):
     """One explanation; see the module docstring for each section."""
 
@@ -269,6 +321,7 @@ class Explanation(_Frozen):
     timings: dict[str, float]
     notes: list[str] = Field(default_factory=list, description="what was skipped and why (a single-window video, ...)")
     answer: AnswerView | None = Field(None, description="the answer decomposed by the route that gave it (fused and cascade routes)")
+    answer_model: AnswerModelView | None = Field(None, description="the views of the model that answered (fused and cascade routes)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the documented section names (``global``, not ``global_``)."""
@@ -300,6 +353,7 @@ class InterventionSpec:
         modality: modality name (``drop_modality``).
         factor: multiplier for ``boost_concept``.
         attention: ``identity`` / ``uniform`` / ``reversed`` (``attention``).
+        source: evidence source (``drop_source``: the answering model only).
     """
 
     action: InterventionAction
@@ -308,6 +362,7 @@ class InterventionSpec:
     modality: str | None = None
     factor: float = 2.0
     attention: AttentionMode | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)

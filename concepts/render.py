@@ -6,9 +6,17 @@ from vidsense.concepts.explanation import Explanation
 
 
 def render_text(expl: Explanation, max_concepts: int = 6) -> str:
-    """A plain-text view of an explanation for terminals (``--format text``)."""
+    """A plain-text view of an explanation for terminals (``--format text``).
+
+    With a view of the model that answered (fused and cascade routes), that view comes first
+    and the concept bank's model follows, headed as the second model it is.
+    """
     p, a, g = expl.prediction, expl.agreement, expl.global_
-    lines = [f"Concept model: {p.label} ({p.probability:.2f})   top-{len(p.top_k)}: " + ", ".join(f"{s.label} {s.score:.2f}" for s in p.top_k)]
+    lines = _answer_model_lines(expl, max_concepts) if expl.answer_model is not None else []
+    if lines:
+        lines += _answer_lines(expl) if expl.answer is not None else []
+        lines.append("\nA second model, the concept bank's (it did not give the answer):")
+    lines.append(f"Concept model: {p.label} ({p.probability:.2f})   top-{len(p.top_k)}: " + ", ".join(f"{s.label} {s.score:.2f}" for s in p.top_k))
     if a.llm_label is not None:
         route = f" (route {a.answer_route})" if a.answer_route else ""
         if a.agrees:
@@ -18,7 +26,7 @@ def render_text(expl: Explanation, max_concepts: int = 6) -> str:
             verdict = f"the concept model ranks it #{a.llm_label_rank}{p_answer}; the views below explain the answer, not the concept model's top-1"
         lines.append(f"Answer: {a.llm_label}{route} - {verdict}")
     lines += [f"Note: {n}" for n in expl.notes]
-    if expl.answer is not None:
+    if expl.answer is not None and expl.answer_model is None:
         lines += _answer_lines(expl)
     lines.append(f"\nWhy {g.label}: concepts (time-weighted contribution)")
     peak = max((c.value for c in g.concepts), default=0.0) or 1.0
@@ -53,6 +61,33 @@ def render_text(expl: Explanation, max_concepts: int = 6) -> str:
             change = f"-> {r.label_after}" if r.changed else "(same label)"
             lines.append(f"  {what:36.36s} p({g.label}) {r.probability_before:.2f} -> {r.probability_after:.2f} {change}")
     return "\n".join(lines)
+
+
+def _answer_model_lines(expl: Explanation, max_concepts: int) -> list[str]:
+    """The views of the model that answered: concepts, windows, text terms, interventions."""
+    m = expl.answer_model
+    assert m is not None
+    lines = [f"Answer: {m.label} (p={m.probability:.2f}, route {m.route}); decided by {m.decided_by}   top-{len(m.top_k)}: "
+             + ", ".join(f"{s.label} {s.score:.2f}" for s in m.top_k)]
+    if m.note:
+        lines.append(f"  ({m.note})")
+    lines.append(f"\nWhy {m.label}: the answering model's concepts (Integrated Gradients of log p, gap {m.ig_gap:+.1e} of {m.ig_total:.2f};"
+                 " 'without' = log p with the concept removed)")
+    peak = max((abs(c.attribution) for c in m.concepts), default=0.0) or 1.0
+    for c in m.concepts[:max_concepts]:
+        lines.append(f"  {c.text:28.28s} {_what('', c.source):18s} {c.attribution:+.3f} without {c.removal:+.2f} {_bar(abs(c.attribution) / peak)}")
+    for c in m.text_terms:
+        lines.append(f"  {c.text:28.28s} {'text source':18s} {c.attribution:+.3f}")
+    lines.append("\nWhen: each window's relevance (IG) and what emptying it does to log p")
+    for w in m.windows:
+        tops = ", ".join(f"{c.text} {c.attribution:+.2f}" for c in w.top_concepts) or "-"
+        lines.append(f"  [{w.start_s:4.1f}-{w.end_s:4.1f} s] {w.relevance:+.2f}  without {w.ablation:+.2f}  {tops}")
+    lines.append("\nInterventions on the answering model (the answer a user would get)")
+    for r in m.interventions:
+        what = f"{r.action} {r.target}" + (f" x{r.factor:g}" if r.action == "boost_concept" else "")
+        change = f"-> {r.label_after}" if r.changed else "(same label)"
+        lines.append(f"  {what:40.40s} p({m.label}) {r.probability_before:.2f} -> {r.probability_after:.2f} {change}")
+    return lines
 
 
 def _answer_lines(expl: Explanation, max_sources: int = 5) -> list[str]:

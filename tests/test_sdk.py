@@ -131,8 +131,15 @@ def test_intervene_and_classify_timeline_reuse_the_explained_video(cheap, monkey
     monkeypatch.setattr(pipe.perceiver, "describe", no_second_pass)
     (again,) = pipe.intervene(res, [vidsense.InterventionSpec("remove_concept", concept=concept)])
     assert again == recorded  # same model, same cached activations, same explained label
-    boosted = pipe.intervene(res.classification.timeline, [vidsense.InterventionSpec("boost_concept", concept=concept, factor=3.0)], labels="ucf101", target=expl.agreement.explained_label)
+    boosted = pipe.intervene(
+        res.classification.timeline, [vidsense.InterventionSpec("boost_concept", concept=concept, factor=3.0)], labels="ucf101", target=expl.agreement.explained_label, model="concepts"
+    )
     assert boosted[0].probability_after >= boosted[0].probability_before
+    # A bare timeline under the default (fused) route: the intervention is on the model that answers.
+    dropped = pipe.intervene(res.classification.timeline, [vidsense.InterventionSpec("drop_source", source="objects")], labels="ucf101")
+    assert dropped[0].action == "drop_source" and dropped[0].target == "objects"
+    with pytest.raises(vidsense.InputError, match="neither 'answer' nor 'concepts'"):
+        pipe.intervene(res.classification.timeline, [], labels="ucf101", model="motif")
     with pytest.raises(vidsense.InputError, match="no concept #"):
         pipe.intervene(res, [vidsense.InterventionSpec("remove_concept", concept=10_000)])
     with pytest.raises(vidsense.InputError, match="label set"):

@@ -110,6 +110,7 @@ class Pipeline:
                     descriptions=functools.partial(self.reasoner.descriptions, generate=False),
                     env=self.env,
                     evidence=self.reasoner.evidence_sources if self.settings.concept_evidence else None,
+                    answering=self.reasoner.fused_method,
                 )
             return self._concepts
 
@@ -355,18 +356,24 @@ class Pipeline:
         labels: LabelsArg | None = None,
         target: str | None = None,
         modalities: Iterable[str] | None = None,
+        model: str | None = None,
     ) -> list["InterventionResult"]:
-        """Run concept interventions on an explained video without perceiving or reasoning again.
+        """Run interventions on an explained video without perceiving or reasoning again.
 
         Args:
             result: an :class:`ExplanationResult` (its timeline, label set and
                 explained label are used), or a timeline.
-            interventions: what to change (remove / boost a concept, drop a window
-                or a modality, replace the attention maps).
+            interventions: what to change (remove / boost a concept, drop a window,
+                a source or a modality, replace the concept model's attention maps).
             labels: the label set (needed with a bare timeline).
             target: the label whose probability is recorded (default: the
-                explained label of ``result``, else the concept model's top-1).
-            modalities: limit what the concepts read.
+                explained label of ``result``, else the model's top-1).
+            modalities: limit what the model reads.
+            model: ``answer``, the model that answered (the fused route in bottleneck form:
+                concept indices are ``explanation.answer_model`` columns, and each result is the
+                re-ranked answer a user would get), or ``concepts``, the concept bank's model.
+                Default: ``answer`` when the explanation has that view, or for a bare timeline
+                when the configured route is fused or cascade; else ``concepts``.
 
         Raises:
             InputError: no label set is known, or an intervention names something that does not exist.
@@ -374,11 +381,18 @@ class Pipeline:
         if isinstance(result, ExplanationResult):
             timeline = result.classification.timeline
             labelset = result.classification.labels if labels is None else load_labels(labels)
-            target = target or result.explanation.agreement.explained_label
+            answered = result.explanation.answer_model
+            target = target or (answered.label if answered is not None else result.explanation.agreement.explained_label)
+            model = model or ("answer" if answered is not None else "concepts")
         else:
             timeline, labelset = result, load_labels(labels) if labels is not None else None
+            model = model or ("answer" if self.settings.reasoner in ("fused", "cascade") else "concepts")
         if timeline is None or labelset is None:
             raise InputError("intervene: needs a timeline and its label set (pass labels=...)")
+        if model not in ("answer", "concepts"):
+            raise InputError(f"intervene: model {model!r} is neither 'answer' nor 'concepts'")
+        if model == "answer":
+            return self.concepts.intervene_answer(timeline, labelset, list(interventions), target=target, modalities=modalities)
         return self.concepts.intervene(timeline, labelset, list(interventions), target=target, modalities=modalities)
 
     def concept_model(self, labels: LabelsArg) -> "ConceptModel":
