@@ -24,13 +24,13 @@ import torch
 from vidsense.agents.describe_labels import template
 from vidsense.agents.embeddings import TextEncoder
 from vidsense.agents.evidence import TransferScorer
+from vidsense.agents.fusion import FusedReasoner
 from vidsense.agents.occlusion import ScoreFn
 from vidsense.concepts import motif, train
 from vidsense.concepts.activations import ActivationCache, Activations, JointEvidence, activations_by_modality, concept_activations
-from vidsense.agents.fusion import FusedReasoner
 from vidsense.concepts.answer_view import answer_view
-from vidsense.concepts.bottleneck import AnswerModel, Rebuild, explain_answer, intervene_answer
 from vidsense.concepts.bank import ConceptBank, bundled_bank, fallback_bank
+from vidsense.concepts.bottleneck import AnswerModel, Rebuild, explain_answer, intervene_answer
 from vidsense.concepts.evidence_concepts import evidence_concepts, with_evidence
 from vidsense.concepts.explanation import ExplainOptions, Explanation, InterventionResult, InterventionSpec
 from vidsense.concepts.interventions import intervene
