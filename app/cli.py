@@ -310,13 +310,17 @@ def explain(
     window_s: Optional[float] = WindowOpt,
     joint_model: Optional[list[str]] = JointOpt,
     budget: Optional[str] = BudgetOpt,
+    concept_model: bool = typer.Option(
+        False, "--concept-model", help="Also run the concept bank's model (MoTIF views of a second model; loads torch, seconds). "
+        "The fused and cascade routes' answers are explained by the route itself either way."
+    ),
 ) -> None:
     from vidsense import Pipeline
 
     if fmt not in ("text", "json"):
         raise InputError(f"--format: expected text or json, got {fmt!r}")
     pipe = Pipeline(settings=_settings(profile=profile, llm_model=llm_model, window_s=window_s, concept_joint_models=joint_model or None, budget=budget))
-    res = pipe.explain(video, labels, modalities=_modalities(modalities), reasoner=reasoner, llm_occlusion=not no_occlusion)
+    res = pipe.explain(video, labels, modalities=_modalities(modalities), reasoner=reasoner, llm_occlusion=not no_occlusion, concept_model=concept_model or None)
     _warn_failures(res.classification.failures)
     if fmt == "json":
         print(json.dumps(res.to_dict(), indent=2))

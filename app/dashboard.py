@@ -80,6 +80,18 @@ def intervene(video: str, stamp: tuple[int, int], labels: str | tuple[str, ...],
     return [r.model_dump(by_alias=True, mode="json") for r in pipeline().intervene(timeline, specs, labels=_labels(labels), target=target)]
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def intervene_answer(video: str, stamp: tuple[int, int], labels: str | tuple[str, ...], reasoner: str, occlusion: bool, specs: tuple[tuple[str, Any], ...]) -> list[dict[str, Any]]:
+    """The answer a user would get under each intervention on the model that answered
+    (``specs``: ``(action, concept / window / source)``); no perception or LLM call again."""
+    data = explain(video, stamp, labels, reasoner, occlusion)
+    timeline = vidsense.Timeline.from_dict(data["timeline"])
+    target = data["result"]["explanation"]["answer_model"]["label"]
+    keys = {"remove_concept": "concept", "boost_concept": "concept", "drop_window": "window", "drop_source": "source"}
+    made = [vidsense.InterventionSpec(action, **{keys[action]: value}) for action, value in specs]  # type: ignore[arg-type]
+    return [r.model_dump(by_alias=True, mode="json") for r in pipeline().intervene(timeline, made, labels=_labels(labels), target=target, model="answer")]
+
+
 def _labels(spec: str | tuple[str, ...]) -> str | list[str]:
     return list(spec) if isinstance(spec, tuple) else spec
 
@@ -174,8 +186,14 @@ def show_header(cls: dict[str, Any], expl: dict[str, Any]) -> None:
     st.caption(f"label set {cls['labelset']} · reasoner {cls['reasoner']} · {cls['timings'].get('total', 0):.1f} s")
     if cls.get("low_confidence"):
         st.warning("Low confidence: little was observed, or the top probability is low.")
-    agree = expl["agreement"]
-    if agree.get("agrees") is False:
+    answered = expl.get("answer_model")
+    if answered:
+        st.caption(f"Explained by the model that answered: the {answered['route']} route in bottleneck form (its probabilities are the answer's); "
+                   f"decided by {answered['decided_by']}.")
+        if answered.get("note"):
+            st.info(answered["note"])
+    agree = expl.get("agreement")
+    if agree and agree.get("agrees") is False and not answered:
         st.info(f"The concept model prefers {agree['concept_label']}; the views below explain the concept evidence for {agree['explained_label']}.")
     for warning in cls.get("warnings", []):
         st.warning(warning)
@@ -235,7 +253,11 @@ def show_interventions(req: dict[str, Any], data: dict[str, Any]) -> None:
         st.markdown(f"Without {what}: {cls['label']} → {after['label']} ({verdict}).")
         st.plotly_chart(views.compare_figure(cls["top_k"], after["top_k"]), key="chart_compare")
 
-    st.markdown("**Toggle concepts in the concept model** (MoTIF intervention).")
+    if expl.get("answer_model"):
+        show_answer_interventions(req, expl)
+    if not expl.get("global"):
+        return
+    st.markdown("**Toggle concepts in the concept model** (MoTIF intervention, a second model: it does not change the answer).")
     order = [c["concept"] for c in expl["global"]["concepts"]]
     texts = {c["index"]: c["text"] for c in expl["concepts"]}
     options = order + [i for i in texts if i not in order]
@@ -252,6 +274,32 @@ def show_interventions(req: dict[str, Any], data: dict[str, Any]) -> None:
         st.dataframe(st.session_state["concept_intervention"], key="table_concept_intervention")
     with st.expander("Standard interventions recorded with the explanation"):
         st.dataframe(expl["interventions"])
+
+
+def show_answer_interventions(req: dict[str, Any], expl: dict[str, Any]) -> None:
+    """Interventions on the model that answered: each re-ranks the answer a user would get."""
+    m = expl["answer_model"]
+    st.markdown(f"**Change what the answering model saw** and re-rank the answer (now {m['label']}, p={m['probability']:.2f}).")
+    concepts = {c["concept"]: f"{c['text']} ({c['source']})" for c in m["concepts"]}
+    windows = {i: f"{w['start_s']:.1f}-{w['end_s']:.1f} s" for i, w in enumerate(m["windows"])}
+    c1, c2, c3 = st.columns(3)
+    removed = c1.multiselect("Remove concepts", list(concepts), format_func=lambda i: concepts[i], key="answer_remove")
+    boosted = c1.multiselect("Double concepts", list(concepts), format_func=lambda i: concepts[i], key="answer_boost")
+    dropped_w = c2.multiselect("Empty windows", list(windows), format_func=lambda i: windows[i], key="answer_windows")
+    dropped_s = c3.multiselect("Drop sources", m["sources"], key="answer_sources")
+    specs = tuple([("remove_concept", c) for c in removed] + [("boost_concept", c) for c in boosted] + [("drop_window", w) for w in dropped_w] + [("drop_source", s) for s in dropped_s])
+    if st.button("Re-rank the answer", key="answer_intervene", type="primary") and specs:
+        try:
+            with st.spinner("Re-ranking..."), _on_disk(req):
+                st.session_state["answer_intervention"] = intervene_answer(req["video"], req["stamp"], req["labels"], req["reasoner"], req["occlusion"], specs)
+        except vidsense.VidsenseError as exc:
+            st.error(str(exc))
+    for r in st.session_state.get("answer_intervention") or []:
+        verdict = f"the answer changes to **{r['label_after']}**" if r["changed"] else "same answer"
+        st.markdown(f"{r['action']} {r['target']}: p({m['label']}) {r['probability_before']:.2f} → {r['probability_after']:.2f}, {verdict}.")
+        st.plotly_chart(views.compare_figure(m["top_k"], r["top_k_after"]), key=f"chart_answer_{r['action']}_{r['target']}")
+    with st.expander("Standard interventions on the answering model"):
+        st.dataframe([{k: v for k, v in r.items() if k != "top_k_after"} for r in m["interventions"]], key="table_answer_interventions")
 
 
 def main() -> None:
@@ -275,7 +323,7 @@ def main() -> None:
     )
     if st.sidebar.button("Explain", type="primary", key="run"):
         st.session_state.pop("request", None)
-        for key in ("llm_intervention", "concept_intervention"):
+        for key in ("llm_intervention", "concept_intervention", "answer_intervention"):
             st.session_state.pop(key, None)
         try:
             vidsense.load_labels(_labels(labels))
@@ -307,26 +355,36 @@ def main() -> None:
     show_header(cls, expl)
     cursor = show_video_and_prediction(req["upload"] if req["upload"] is not None else req["video"], cls, timeline)
     st.plotly_chart(views.timeline_figure(timeline, cursor), key="chart_timeline")
-    concepts, time_tab, occl, interv = st.tabs(["Concepts", "Time", "Occlusion", "Interventions"])
-    with concepts:
-        c1, c2 = st.columns(2)
-        c1.plotly_chart(views.global_figure(expl), key="chart_global")
-        c2.plotly_chart(views.local_heatmap(expl, cursor), key="chart_local")
-    with time_tab:
-        maps = expl["temporal"]["concepts"]
-        if maps:
-            texts = {c["concept"]: c["text"] for c in maps}
-            chosen = st.selectbox("Concept", list(texts), format_func=lambda i: texts[i], key="attention_concept")
-            st.plotly_chart(views.attention_figure(expl, chosen), key="chart_attention")
-        else:
-            st.info("No attention maps in this explanation.")
+    names = (["Answer model"] if expl.get("answer_model") else []) + (["Concept model", "Attention"] if expl.get("global") else []) + ["Occlusion", "Interventions"]
+    tabs = dict(zip(names, st.tabs(names)))
+    if "Answer model" in tabs:
+        with tabs["Answer model"]:
+            c1, c2 = st.columns(2)
+            c1.plotly_chart(views.answer_concepts_figure(expl), key="chart_answer_concepts")
+            c2.plotly_chart(views.answer_windows_figure(expl, cursor), key="chart_answer_windows")
+    if "Concept model" in tabs:
+        with tabs["Concept model"]:
+            if expl.get("answer_model"):
+                st.caption("A second model, the concept bank's: it did not give the answer.")
+            c1, c2 = st.columns(2)
+            c1.plotly_chart(views.global_figure(expl), key="chart_global")
+            c2.plotly_chart(views.local_heatmap(expl, cursor), key="chart_local")
+        with tabs["Attention"]:
+            maps = expl["temporal"]["concepts"]
+            if maps:
+                texts = {c["concept"]: c["text"] for c in maps}
+                chosen = st.selectbox("Concept", list(texts), format_func=lambda i: texts[i], key="attention_concept")
+                st.plotly_chart(views.attention_figure(expl, chosen), key="chart_attention")
+            else:
+                st.info("No attention maps in this explanation.")
+    occl, interv = tabs["Occlusion"], tabs["Interventions"]
     with occl:
         rows = views.occlusion_frames(expl)
         c1, c2 = st.columns(2)
         c1.plotly_chart(views.occlusion_figure(rows["modalities"], "Without each modality"), key="chart_occlusion_modalities")
         c2.plotly_chart(views.occlusion_figure(rows["windows"], "Without each window"), key="chart_occlusion_windows")
         if expl.get("occlusion") is None:
-            st.caption("LLM occlusion was off: bars show the concept model only.")
+            st.caption("Occlusion was off" + (": bars show the concept model only." if expl.get("global") else "."))
     with interv:
         show_interventions(req, data)
 

@@ -82,6 +82,36 @@ def global_figure(explanation: Mapping[str, Any]) -> go.Figure:
     return _layout(fig, f"Why {g['label']}: concept importance", height=80 + 26 * max(len(concepts), 1))
 
 
+def answer_concepts_figure(explanation: Mapping[str, Any]) -> go.Figure:
+    """The answering model's concepts and text terms: Integrated Gradients of log p(answer), largest on top."""
+    m = explanation["answer_model"]
+    items = (m["concepts"] + m["text_terms"])[::-1]
+    fig = go.Figure(go.Bar(
+        x=[c["attribution"] for c in items], y=[f"{c['text']} ({c['source']})" for c in items], orientation="h",
+        marker_color=["#2ca02c" if c["attribution"] >= 0 else "#d62728" for c in items],
+        hovertext=[f"log p without it: {c['removal']:+.2f}" if c["concept"] >= 0 else "whole-video text term" for c in items],
+    ))
+    fig.update_xaxes(title="attribution to log p (Integrated Gradients)")
+    title = f"Why {m['label']}: concepts (IG gap {m['ig_gap']:+.0e})"
+    return _layout(fig, title, height=80 + 26 * max(len(items), 1))
+
+
+def answer_windows_figure(explanation: Mapping[str, Any], cursor: int | None = None) -> go.Figure:
+    """Per window: its relevance (IG summed over its concepts) and what emptying it does to log p(answer)."""
+    m = explanation["answer_model"]
+    xs = [f"{w['start_s']:.0f}-{w['end_s']:.0f} s" for w in m["windows"]]
+    fig = go.Figure([
+        go.Bar(x=xs, y=[w["relevance"] for w in m["windows"]], name="relevance (IG)", marker_color="#1f77b4",
+               hovertext=[", ".join(c["text"] for c in w["top_concepts"]) or "-" for w in m["windows"]]),
+        go.Bar(x=xs, y=[w["ablation"] for w in m["windows"]], name="log p change when emptied", marker_color="#ff7f0e"),
+    ])
+    if cursor is not None and 0 <= cursor < len(xs):
+        fig.add_vline(x=cursor, line_color="orange", line_width=2)
+    fig.update_layout(barmode="group", showlegend=True)
+    fig.update_yaxes(title="log p(answer)")
+    return _layout(fig, "When: each window's part in the answer")
+
+
 def local_heatmap(explanation: Mapping[str, Any], cursor: int | None = None) -> go.Figure:
     """Windows x top concepts contribution matrix."""
     loc = explanation["local"]

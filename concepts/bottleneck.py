@@ -244,6 +244,8 @@ class AnswerModel:
 TOP_CONCEPTS = 10
 WINDOW_CONCEPTS = 3
 BOOST = 2.0
+# Labels an intervention's result lists after re-ranking.
+TOP_AFTER = 5
 # Where an intervention that drops a modality rebuilds the model: the route read without it.
 Rebuild = Callable[[list[str]], "AnswerModel"]
 
@@ -254,9 +256,11 @@ def _logp(p: np.ndarray, k: int) -> float:
 
 def _result(spec: InterventionSpec, name: str, labels: Sequence[str], before: np.ndarray, after: np.ndarray, target: int, factor: float | None = None) -> InterventionResult:
     lb, la = int(np.argmax(before)), int(np.argmax(after))
+    ranked = np.argsort(-after, kind="stable")[:TOP_AFTER]
     return InterventionResult(
         action=spec.action, target=name, factor=factor, label_before=labels[lb], label_after=labels[la],
         probability_before=float(before[target]), probability_after=float(after[target]), changed=lb != la,
+        top_k_after=[LabelScore(labels[int(i)], round(float(after[i]), 6)) for i in ranked],
     )
 
 

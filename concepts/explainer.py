@@ -14,35 +14,35 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from vidsense.agents.describe_labels import template
 from vidsense.agents.embeddings import TextEncoder
 from vidsense.agents.evidence import TransferScorer
 from vidsense.agents.fusion import FusedReasoner
-from vidsense.agents.occlusion import ScoreFn
-from vidsense.concepts import motif, train
+from vidsense.agents.occlusion import ScoreFn, occlusion
 from vidsense.concepts.activations import ActivationCache, Activations, JointEvidence, activations_by_modality, concept_activations
 from vidsense.concepts.answer_view import answer_view
 from vidsense.concepts.bank import ConceptBank, bundled_bank, fallback_bank
 from vidsense.concepts.bottleneck import AnswerModel, Rebuild, explain_answer, intervene_answer
 from vidsense.concepts.evidence_concepts import evidence_concepts, with_evidence
-from vidsense.concepts.explanation import ExplainOptions, Explanation, InterventionResult, InterventionSpec
-from vidsense.concepts.interventions import intervene
+from vidsense.concepts.explanation import ExplainOptions, Explanation, InterventionResult, InterventionSpec, WindowInfo
 from vidsense.concepts.joint import JointConfig, JointScorer, joint_evidence, joint_scorers
 from vidsense.concepts.merge import class_specificity
-from vidsense.concepts.views import explain_timeline
 from vidsense.services.errors import InputError
 from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.schema import LabelScore, LabelSet, Prediction
 from vidsense.services.settings import Settings
 from vidsense.services.timeline import MODALITIES, Timeline
+
+if TYPE_CHECKING:  # torch loads only when the concept bank's model runs
+    from vidsense.concepts import motif
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,8 @@ class ConceptExplainer:
             return self._models[labelset.sha256]
 
     def _trained(self, labelset: LabelSet) -> ConceptModel | None:
+        from vidsense.concepts import motif
+
         folder = self.model_folder(labelset)
         if not (folder / motif.CARD_FILE).is_file() or not (folder / BANK_FILE).is_file():
             return None
@@ -207,6 +209,8 @@ class ConceptExplainer:
         return ConceptModel(bank, model, card)
 
     def _zero_shot(self, labelset: LabelSet) -> ConceptModel:
+        from vidsense.concepts import motif
+
         bank = bundled_bank(labelset.name)
         if bank is None or bank.labels != labelset.labels:
             bank = fallback_bank(labelset.labels, label_set=labelset.name, readable=labelset.readable)
@@ -225,6 +229,8 @@ class ConceptExplainer:
 
     def specificity(self, labelset: LabelSet, bank: ConceptBank) -> np.ndarray:
         """Concept-to-class specificity of the bank's text concepts from the label descriptions (names where there are none)."""
+
+
         desc = self._descriptions(labelset)
         texts = [desc.get(lab) or template(read) for lab, read in zip(labelset.labels, labelset.readable)]
         return class_specificity(bank, self.encoder.encode, texts)
@@ -258,6 +264,8 @@ class ConceptExplainer:
 
     def predict(self, timeline: Timeline, labelset: LabelSet, *, modalities: Iterable[str] | None = None) -> list[LabelScore]:
         """The concept model's own ranking of every label of ``labelset`` (probabilities, best first)."""
+        import torch
+
         cm = self.model_for(labelset)
         seen, joint = self._restricted(timeline, cm.bank, modalities)
         acts = concept_activations(seen, cm.bank, self.encoder, cache=self.cache)
@@ -301,6 +309,39 @@ class ConceptExplainer:
             modalities: restrict what the concepts read.
             options: sizes and switches.
         """
+        answering = prediction is not None and bool(prediction.evidence) and self._answering is not None
+        if options.concept_model or (options.concept_model is None and not answering):
+            expl, seen = self._concept_model_explanation(timeline, labelset, prediction, score_fn, modalities, options)
+        else:
+            # The model that answered explains it; the concept bank's model (torch, a second
+            # model) is not run. The LLM occlusion of a re-ranked answer stays.
+            seen = timeline.only(list(modalities)) if modalities is not None else timeline
+            t0 = time.perf_counter()
+            occ = occlusion(seen, score_fn, label=prediction.label) if score_fn is not None and prediction is not None else None
+            expl = Explanation(
+                label_set=labelset.name,
+                windows=[WindowInfo(index=w.index, start_s=w.start_s, end_s=w.end_s, label=w.label) for w in timeline.windows],
+                occlusion=occ,
+                timings={"occlusion": round(time.perf_counter() - t0, 4)} if occ is not None else {},
+                notes=["the concept bank's model was not run: the answering model is what answered (explain --concept-model adds that second model)"],
+            )
+        if answering:
+            assert prediction is not None and self._answering is not None
+            t0 = time.perf_counter()
+            scorers = [s for s in self._answering().scorers if isinstance(s, TransferScorer)]
+            # The answer as the route that gave it weighed it: exact push above the average label.
+            model, rebuild, mods = self.answer_model(timeline, labelset, modalities)
+            view = explain_answer(model, prediction, rebuild=rebuild, modalities=mods, top_k=options.top_k)
+            timings = {**expl.timings, "answer_model": round(time.perf_counter() - t0, 4)}
+            expl = expl.model_copy(update={"answer": answer_view(seen, labelset, prediction, scorers), "answer_model": view, "timings": timings})
+        return expl
+
+    def _concept_model_explanation(
+        self, timeline: Timeline, labelset: LabelSet, prediction: Prediction | None, score_fn: ScoreFn | None, modalities: Iterable[str] | None, options: ExplainOptions
+    ) -> tuple[Explanation, Timeline]:
+        """The concept bank's model's explanation (MoTIF views), and the timeline it read."""
+        from vidsense.concepts.views import explain_timeline
+
         cm = self.model_for(labelset)
         seen, joint = self._restricted(timeline, cm.bank, modalities)
         llm_scores = {c.label: c.score for c in prediction.candidates} if prediction is not None else None
@@ -313,15 +354,7 @@ class ConceptExplainer:
         if trained_on and expl.encoder not in str(trained_on).split("|"):
             # Activations from other encoders sit on another scale: the model reads them poorly.
             log.warning("concept model for %s was trained on activations from %s, explaining with %s", labelset.name, trained_on, expl.encoder)
-        if prediction is not None and prediction.evidence and self._evidence is not None:
-            # The answer as the route that gave it weighed it: exact, beside the concept model's view.
-            scorers, _ = self._evidence(labelset)
-            expl = expl.model_copy(update={"answer": answer_view(seen, labelset, prediction, scorers)})
-        if prediction is not None and prediction.evidence and self._answering is not None:
-            model, rebuild, mods = self.answer_model(timeline, labelset, modalities)
-            view = explain_answer(model, prediction, rebuild=rebuild, modalities=mods, top_k=options.top_k)
-            expl = expl.model_copy(update={"answer_model": view})
-        return expl
+        return expl, seen
 
     def answer_model(self, timeline: Timeline, labelset: LabelSet, modalities: Iterable[str] | None = None) -> tuple[AnswerModel, Rebuild, list[str]]:
         """The fused route on ``timeline`` in bottleneck form, how to rebuild it without a modality, and the modalities it read.
@@ -376,6 +409,10 @@ class ConceptExplainer:
             InputError: a spec names a concept, window or modality that does not exist,
                 or ``target`` is not in the label set.
         """
+        import torch
+
+        from vidsense.concepts.interventions import intervene
+
         cm = self.model_for(labelset)
         seen, joint = self._restricted(timeline, cm.bank, modalities)
         acts = concept_activations(seen, cm.bank, self.encoder, cache=self.cache)
@@ -408,6 +445,8 @@ class ConceptExplainer:
         Raises:
             InputError: no example, or a label outside the label set.
         """
+        from vidsense.concepts import motif, train
+
         bank = self.model_for(labelset).bank
         data, encoders = [], set()
         for timeline, label in examples:

@@ -45,8 +45,10 @@ SDK, dashboard) reads. Its top-level sections, in JSON (``Explanation.to_dict()`
     On the fused and cascade routes, the views of the model that answered (the route in
     bottleneck form, whose probabilities equal the answer's): Integrated Gradients per
     concept, window and text term with the completeness gap, window ablation, and
-    interventions that re-rank the real answer. The sections above are then of a second
-    model, the concept bank's; they explain the answer only on ``--reasoner concepts``.
+    interventions that re-rank the real answer. The concept bank's sections above
+    (``prediction`` to ``interventions``) are then empty unless asked for
+    (``ExplainOptions.concept_model``, ``explain --concept-model``): they are a second model's,
+    and explain the answer only on ``--reasoner concepts``.
 
 Probabilities are a softmax over the concept model's pooled logits.
 
@@ -227,6 +229,7 @@ class InterventionResult(_Frozen):
     probability_before: float = Field(description="probability of the explained label before")
     probability_after: float = Field(description="probability of the explained label after")
     changed: bool = Field(description="the top-1 label changed")
+    top_k_after: list[LabelScore] = Field(default_factory=list, description="the re-ranked labels after it (answering model only)")
 
 
 class SourceContribution(_Frozen):
@@ -305,20 +308,20 @@ class Explanation(_Frozen):
 
     schema_version: str = SCHEMA_VERSION
     label_set: str
-    bank_hash: str
+    bank_hash: str = ""
     encoder: str = Field("", description="what produced the activations: the sentence encoder, then any joint models blended in, joined by '+'")
-    model: dict[str, Any] = Field(description="trained flag, seed, config of the concept model")
-    prediction: ConceptPrediction
-    agreement: Agreement
-    windows: list[WindowInfo]
-    concepts: list[ConceptInfo]
-    global_: GlobalView = Field(alias="global")
-    local: LocalView
-    temporal: TemporalView
-    attributions: Attributions
+    model: dict[str, Any] = Field(default_factory=dict, description="trained flag, seed, config of the concept model")
+    prediction: ConceptPrediction | None = Field(None, description="the concept model's decision (None when it was not run)")
+    agreement: Agreement | None = None
+    windows: list[WindowInfo] = Field(default_factory=list)
+    concepts: list[ConceptInfo] = Field(default_factory=list)
+    global_: GlobalView | None = Field(None, alias="global")
+    local: LocalView | None = None
+    temporal: TemporalView | None = None
+    attributions: Attributions | None = None
     occlusion: Occlusion | None
-    interventions: list[InterventionResult]
-    timings: dict[str, float]
+    interventions: list[InterventionResult] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list, description="what was skipped and why (a single-window video, ...)")
     answer: AnswerView | None = Field(None, description="the answer decomposed by the route that gave it (fused and cascade routes)")
     answer_model: AnswerModelView | None = Field(None, description="the views of the model that answered (fused and cascade routes)")
@@ -382,6 +385,8 @@ class ExplainOptions:
             each attention mode).
         interventions: extra interventions to run.
         boost: factor of the standard boost intervention.
+        concept_model: run the concept bank's model too (default: only when the answer has no
+            answering model to explain it, i.e. routes llm, embedding and concepts).
     """
 
     top_k: int = 5
@@ -397,3 +402,6 @@ class ExplainOptions:
     default_interventions: bool = True
     interventions: tuple[InterventionSpec, ...] = field(default_factory=tuple)
     boost: float = 2.0
+    # None: the concept bank's model runs only when no answering model explains the answer
+    # (routes llm, embedding, concepts); True: always, as a second model beside it.
+    concept_model: bool | None = None

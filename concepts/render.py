@@ -15,6 +15,10 @@ def render_text(expl: Explanation, max_concepts: int = 6) -> str:
     lines = _answer_model_lines(expl, max_concepts) if expl.answer_model is not None else []
     if lines:
         lines += _answer_lines(expl) if expl.answer is not None else []
+    if p is None or a is None or g is None or expl.local is None or expl.temporal is None or expl.attributions is None:
+        lines += [f"Note: {n}" for n in expl.notes]
+        return "\n".join(lines + _occlusion_lines(expl))
+    if lines:
         lines.append("\nA second model, the concept bank's (it did not give the answer):")
     lines.append(f"Concept model: {p.label} ({p.probability:.2f})   top-{len(p.top_k)}: " + ", ".join(f"{s.label} {s.score:.2f}" for s in p.top_k))
     if a.llm_label is not None:
@@ -48,12 +52,7 @@ def render_text(expl: Explanation, max_concepts: int = 6) -> str:
     fa = expl.attributions.feature_ablation
     if fa is not None and fa.by_modality:
         lines.append("Without each modality: " + ", ".join(f"{m.group} {-m.delta:+.3f}" for m in fa.by_modality))
-    if expl.occlusion is not None:
-        o = expl.occlusion
-        worst = sorted(o.windows, key=lambda s: -s.drop)[:3]
-        lines.append(f"\nLLM occlusion of {o.label} (p={o.base_probability:.2f}): windows " + ", ".join(f"{expl.windows[int(s.group)].label} {-s.drop:+.2f}" for s in worst))
-        if o.modalities:
-            lines.append("  modalities: " + ", ".join(f"{s.group} {-s.drop:+.2f}" for s in o.modalities))
+    lines += _occlusion_lines(expl)
     if expl.interventions:
         lines.append("\nInterventions")
         for r in expl.interventions:
@@ -61,6 +60,18 @@ def render_text(expl: Explanation, max_concepts: int = 6) -> str:
             change = f"-> {r.label_after}" if r.changed else "(same label)"
             lines.append(f"  {what:36.36s} p({g.label}) {r.probability_before:.2f} -> {r.probability_after:.2f} {change}")
     return "\n".join(lines)
+
+
+def _occlusion_lines(expl: Explanation) -> list[str]:
+    """The route's own probability of its answer with each window and modality removed."""
+    o = expl.occlusion
+    if o is None:
+        return []
+    worst = sorted(o.windows, key=lambda s: -s.drop)[:3]
+    lines = [f"\nOcclusion of {o.label} (the route re-scored, p={o.base_probability:.2f}): windows " + ", ".join(f"{expl.windows[int(s.group)].label} {-s.drop:+.2f}" for s in worst)]
+    if o.modalities:
+        lines.append("  modalities: " + ", ".join(f"{s.group} {-s.drop:+.2f}" for s in o.modalities))
+    return lines
 
 
 def _answer_model_lines(expl: Explanation, max_concepts: int) -> list[str]:

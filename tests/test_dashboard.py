@@ -235,6 +235,27 @@ def test_explanation_views_and_interventions(monkeypatch):
     assert {"label_before", "label_after", "probability_before", "probability_after"} <= set(asked[0].columns)
 
 
+def test_the_default_route_is_explained_and_intervened_on_by_the_model_that_answered(monkeypatch):
+    """Default route (cascade = fused): the Answer model tab, no concept-bank tabs, and an intervention
+    that removes the concept behind the answer re-ranks the real answer (no perception again)."""
+    at = _app(monkeypatch)
+    at.selectbox(key="labelset").set_value("ucf101").run()
+    at.button(key="run").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, _errors(at)
+    answer = at.subheader[0].value.split(": ", 1)[1].rsplit("  (", 1)[0]
+    assert any("Explained by the model that answered" in c.value for c in at.caption)
+    keys = {c.proto.id for c in at.get("plotly_chart")}
+    assert any("chart_answer_concepts" in k for k in keys) and not any("chart_global" in k for k in keys)
+    picked = at.multiselect(key="answer_remove")
+    assert len(picked.options) <= 10  # one visual model: every concept is listed, so column 0 is among them
+    picked.set_value([0]).run()
+    at.button(key="answer_intervene").click().run()
+    assert not at.exception, at.exception
+    said = [m.value for m in at.markdown if m.value.startswith("remove_concept")]
+    assert said and f"p({answer})" in said[0]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

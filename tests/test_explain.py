@@ -97,7 +97,7 @@ def test_explanation_has_every_section_and_round_trips(parts):
     assert len(att) == 4 and all(abs(sum(r) - 1) < 1e-5 for r in att)
     assert d["windows"][0]["text"].startswith("objects: soccer ball")
     text = render_text(expl)
-    assert "soccer ball" in text and "LLM occlusion" in text
+    assert "soccer ball" in text and "Occlusion of" in text
 
 
 def test_integrated_gradients_converge(parts):

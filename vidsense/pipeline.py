@@ -311,6 +311,7 @@ class Pipeline:
         modalities: Iterable[str] | None = None,
         interventions: Iterable["InterventionSpec"] = (),
         llm_occlusion: bool = True,
+        concept_model: bool | None = None,
         reasoner: str | None = None,
         top_k: int | None = None,
         budget: str | float | None = None,
@@ -329,6 +330,10 @@ class Pipeline:
             top_k: labels to report.
             budget: pick the route by latency budget (as for :meth:`classify`).
             progress: told each stage and the fraction done (see :data:`Progress`).
+            concept_model: also run the concept bank's model (MoTIF views of a second model).
+                Default: only when no answering model explains the answer (routes llm,
+                embedding, concepts); on the fused and cascade routes the route itself in
+                bottleneck form explains its answer (``explanation.answer_model``).
         """
         from vidsense.concepts.explanation import ExplainOptions
 
@@ -341,7 +346,7 @@ class Pipeline:
         pred = result.prediction
         score_fn = self.reasoner.scorer(labelset, [c.label for c in pred.candidates], pred.reasoner) if (llm_occlusion and pred) else None
         t0 = time.perf_counter()
-        options = ExplainOptions(top_k=top_k or self.settings.top_k, interventions=tuple(interventions))
+        options = ExplainOptions(top_k=top_k or self.settings.top_k, interventions=tuple(interventions), concept_model=concept_model)
         expl = concepts.explain(result.timeline, labelset, prediction=pred, score_fn=score_fn, modalities=modalities, options=options)
         timings = dict(result.timings, explanation=time.perf_counter() - t0)
         if progress is not None:
@@ -382,7 +387,8 @@ class Pipeline:
             timeline = result.classification.timeline
             labelset = result.classification.labels if labels is None else load_labels(labels)
             answered = result.explanation.answer_model
-            target = target or (answered.label if answered is not None else result.explanation.agreement.explained_label)
+            agreement = result.explanation.agreement
+            target = target or (answered.label if answered is not None else agreement.explained_label if agreement is not None else None)
             model = model or ("answer" if answered is not None else "concepts")
         else:
             timeline, labelset = result, load_labels(labels) if labels is not None else None
