@@ -368,29 +368,6 @@ class ConceptExplainer:
         mods = list(modalities) if modalities is not None else [m for m in MODALITIES if not timeline.only([m]).is_empty]
         return AnswerModel.build(fused, timeline, labelset, modalities), (lambda keep: AnswerModel.build(fused, timeline, labelset, keep)), mods
 
-    def intervene_answer(
-        self,
-        timeline: Timeline,
-        labelset: LabelSet,
-        specs: Iterable[InterventionSpec],
-        *,
-        target: str | None = None,
-        modalities: Iterable[str] | None = None,
-    ) -> list[InterventionResult]:
-        """Run interventions on the answering model (the fused route in bottleneck form) for ``timeline``:
-        each re-ranks the answer the route gives, without perceiving again.
-
-        Args:
-            target: the label whose probability is recorded (default: the model's top-1).
-
-        Raises:
-            InputError: a spec names a concept, window, source or modality that does not exist,
-                or ``target`` is not in the label set.
-        """
-        model, rebuild, mods = self.answer_model(timeline, labelset, modalities)
-        k = model.label_index(target) if target is not None else int(np.argmax(model.probabilities()))
-        return [intervene_answer(model, spec, k, rebuild, mods) for spec in specs]
-
     def intervene(
         self,
         timeline: Timeline,
@@ -399,16 +376,24 @@ class ConceptExplainer:
         *,
         target: str | None = None,
         modalities: Iterable[str] | None = None,
+        model: str = "concepts",
     ) -> list[InterventionResult]:
-        """Run interventions on the concept model for ``timeline`` (activations come from the cache).
+        """Run interventions for ``timeline`` without perceiving again.
 
         Args:
-            target: the label whose probability is recorded (default: the concept model's top-1).
+            target: the label whose probability is recorded (default: the model's top-1).
+            model: ``concepts``, the concept bank's model (activations come from the cache), or
+                ``answer``, the answering model (the fused route in bottleneck form: each result
+                is the answer the route would give).
 
         Raises:
-            InputError: a spec names a concept, window or modality that does not exist,
+            InputError: a spec names a concept, window, source or modality that does not exist,
                 or ``target`` is not in the label set.
         """
+        if model == "answer":
+            answering, rebuild, mods = self.answer_model(timeline, labelset, modalities)
+            k = answering.label_index(target) if target is not None else int(np.argmax(answering.probabilities()))
+            return [intervene_answer(answering, spec, k, rebuild, mods) for spec in specs]
         import torch
 
         from vidsense.concepts.interventions import intervene

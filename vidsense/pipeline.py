@@ -397,9 +397,7 @@ class Pipeline:
             raise InputError("intervene: needs a timeline and its label set (pass labels=...)")
         if model not in ("answer", "concepts"):
             raise InputError(f"intervene: model {model!r} is neither 'answer' nor 'concepts'")
-        if model == "answer":
-            return self.concepts.intervene_answer(timeline, labelset, list(interventions), target=target, modalities=modalities)
-        return self.concepts.intervene(timeline, labelset, list(interventions), target=target, modalities=modalities)
+        return self.concepts.intervene(timeline, labelset, list(interventions), target=target, modalities=modalities, model=model)
 
     def concept_model(self, labels: LabelsArg) -> "ConceptModel":
         """The concept bottleneck (bank, model, card) that explains ``labels``."""
