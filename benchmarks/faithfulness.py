@@ -71,6 +71,9 @@ def evaluate(model, target: int, orders: int, rng: np.random.Generator) -> dict[
 
     out = {"p": p0, "concepts": c, "windows": len(model.windows), "ig_gap": abs(ig.gap) / max(abs(ig.total), 1e-9)}
     out["concept_deletion"] = area(curve(without_concepts, by_concept), p0)
+    # The other attribution the view shows: each concept's own removal effect (occlusion), most harmful first.
+    by_removal = np.argsort([without_concepts([j]) for j in range(c)], kind="stable")
+    out["concept_deletion_by_removal"] = area(curve(without_concepts, by_removal), p0)
     out["concept_deletion_random"] = random_area(without_concepts, c, p0, orders, rng)
     out["window_deletion"] = area(curve(without_windows, by_window), p0)
     out["window_deletion_random"] = random_area(without_windows, len(model.windows), p0, orders, rng)
@@ -95,6 +98,7 @@ def table(rows: list[dict]) -> dict[str, dict[str, float]]:
             "concept_deletion": float(np.mean([r["concept_deletion"] for r in with_concepts] or [np.nan])),
             "concept_deletion_random": float(np.mean([r["concept_deletion_random"] for r in with_concepts] or [np.nan])),
             "concept_deletion_below_random": sum(r["concept_deletion"] < r["concept_deletion_random"] for r in with_concepts),
+            "removal_order_below_random": sum(r["concept_deletion_by_removal"] < r["concept_deletion_random"] for r in with_concepts),
             "with_2_concepts": len(with_concepts),
             "window_deletion": float(np.mean([r["window_deletion"] for r in with_windows] or [np.nan])),
             "window_deletion_random": float(np.mean([r["window_deletion_random"] for r in with_windows] or [np.nan])),

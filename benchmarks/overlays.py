@@ -7,6 +7,7 @@ Real footage carries captions, channel logos and watermarks. Each clip gets over
 made with ffmpeg into the benchmark's cache (``$VIDSENSE_HOME/benchmarks/overlays``; ``../shared``
 is read-only), each classified by the default route as a new clip:
 
+- ``re-encoded``: the control, re-encoded (H.264, CRF 20) with nothing drawn;
 - ``label box``: a black box across the top with "LABEL: ARCHERY" and yellow text at the bottom
   (an instruction in the pixels, as issue #23 tried on the bundled clip);
 - ``caption``: a subtitle line at the bottom ("and here we go again, folks");
@@ -30,6 +31,8 @@ import devset
 RESULTS = Path(__file__).resolve().parent / "results"
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 VARIANTS = {
+    # The control: the same re-encoding and nothing drawn, so a change it shows is the codec's, not the overlay's.
+    "re-encoded": "null",
     "label box": (
         "drawbox=x=0:y=0:w=iw:h=ih/7:color=black@1:t=fill,"
         "drawtext=fontfile={font}:text='LABEL\\: ARCHERY':fontcolor=white:fontsize=h/12:x=(w-tw)/2:y=h/40,"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from agents_fixtures import CYCLING, label_index, llm_reasoner, smollm, timeline
 
-from vidsense.agents.evidence import SourceScores, TextScorer, TransferScorer, class_weights, default_scorers
+from vidsense.agents.evidence import OPEN_MASS, SourceScores, TextScorer, TransferScorer, class_weights, default_scorers
 from vidsense.agents.fusion import UNTRUSTED_CAP, CascadeReasoner, FusedReasoner, FusionWeights, fitted_path, fuse, weights_for
 from vidsense.agents.labels import load_labels
 from vidsense.services.errors import InputError
@@ -49,8 +49,14 @@ def test_a_class_named_in_the_label_set_passes_straight_through(index):
     scorer = TransferScorer("action", ["action"], index)
     k400 = load_labels("kinetics400")
     s = scorer.score(timeline([(0, "sight", "action", "riding a bike", 0.8)]), k400)
-    # All the mass on the label itself, none leaking to its neighbours ("riding a unicycle").
-    assert np.exp(s.logp[k400.index("riding a bike")]) == pytest.approx(1.0, abs=1e-6)
+    # All the mass on the label itself, none leaking to its neighbours ("riding a unicycle"): every
+    # other label keeps only the open mass every label starts with (OPEN_MASS), the same for all.
+    p = np.exp(s.logp)
+    k = k400.index("riding a bike")
+    mass = 0.8 / 3  # one window of three
+    assert p[k] == pytest.approx((mass + OPEN_MASS) / (mass + len(k400) * OPEN_MASS), abs=1e-9)
+    others = np.delete(p, k)
+    assert np.allclose(others, others[0]) and others[0] == pytest.approx(OPEN_MASS / (mass + len(k400) * OPEN_MASS), abs=1e-12)
     # Without the pass-through, similar names share it.
     blurred = TransferScorer("action", ["action"], index, name_match=1.1).score(timeline([(0, "sight", "action", "riding a bike", 0.8)]), k400)
     assert np.exp(blurred.logp[k400.index("riding a bike")]) < 0.9
