@@ -33,6 +33,11 @@ MAX_MATRICES = 32
 # Every vector file ends with this tag and the SHA-256 of what precedes it, so a damaged or
 # truncated file is found on reading (as the model store checks its models) and recomputed.
 CHECK_TAG = b"\nsha256:"
+# Clip texts' vectors kept on disk (about 1.7 KB each, four or five a clip): past this many the
+# least recently written go, checked every QUERY_CHECK_EVERY new ones, so a long batch does not
+# fill the disk (at most about 35 MB).
+MAX_QUERY_FILES = 20_000
+QUERY_CHECK_EVERY = 256
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +94,7 @@ class LabelIndex:
         self._vocabulary = vocabulary
         self._rows: dict[str, int] | None = None
         self._vocab_matrix: np.ndarray | None = None
+        self._queries_written = 0
 
     @property
     def encoder(self) -> TextEncoder:
@@ -170,7 +176,32 @@ class LabelIndex:
         if self.cache_dir is None:
             return self.encoder.encode([text])[0]
         key = hashlib.sha256(text.encode()).hexdigest()
-        return self._stored(f"queries/{key[:2]}/{key[2:34]}.vectors", 1, lambda: self.encoder.encode([text]))[0]
+
+        def compute() -> np.ndarray:
+            self._queries_written += 1
+            if self._queries_written % QUERY_CHECK_EVERY == 0:
+                self.prune_queries()
+            return self.encoder.encode([text])
+
+        return self._stored(f"queries/{key[:2]}/{key[2:34]}.vectors", 1, compute)[0]
+
+    def prune_queries(self, keep: int | None = None) -> int:
+        """Delete the oldest kept clip-text vectors beyond ``keep`` (default :data:`MAX_QUERY_FILES`); returns how many went."""
+        if self.cache_dir is None:
+            return 0
+        folder = self.cache_dir / re.sub(r"[^\w.-]+", "_", self.encoder_name)[-80:] / "queries"
+        files = []
+        for f in folder.glob("*/*.vectors"):
+            try:
+                files.append((f.stat().st_mtime, f))
+            except OSError:  # removed by another process meanwhile
+                continue
+        limit = MAX_QUERY_FILES if keep is None else keep
+        gone = 0
+        for _, f in sorted(files)[: max(len(files) - limit, 0)]:
+            f.unlink(missing_ok=True)
+            gone += 1
+        return gone
 
     def similarities(self, labelset: LabelSet, timeline_text: str, descriptions: dict[str, str] | None = None) -> np.ndarray:
         """Cosine similarity between the timeline and every label, shape ``[len(labelset)]``."""

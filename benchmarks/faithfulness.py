@@ -43,7 +43,7 @@ def area(curve: Sequence[float], start: float) -> float:
     return float(np.mean(curve)) / start if start > 0 else 0.0
 
 
-def curve(step: Callable[[Sequence[int]], float], order: Sequence[int], insert: bool = False) -> list[float]:
+def curve(step: Callable[[Sequence[int]], float], order: Sequence[int]) -> list[float]:
     """The answer's probability with the first 0..n of ``order`` removed (or, inserting, present)."""
     return [step(list(order[:i])) for i in range(len(order) + 1)]
 

@@ -154,5 +154,16 @@ def test_a_cached_rerun_loads_no_encoder(tmp_path):
     # A name outside the vocabulary needs the encoder.
     with pytest.raises(AssertionError, match="encoder was loaded"):
         again.embed(["bicycle", "a unicycle"])
+    # Clip texts' vectors are bounded: past the limit the least recently written go.
+    import os
+
+    queries = tmp_path / "minilm-l6-v2" / "queries"
+    os.utime(next(queries.glob("*/*.vectors")), (0, 0))  # the first clip's text, written long ago
+    for i in range(1, 6):
+        index.query(f"clip number {i}")
+        os.utime(max(queries.glob("*/*.vectors"), key=lambda f: f.stat().st_mtime_ns), (i, i))  # then one a second
+    assert again.prune_queries(keep=3) == 3
+    kept = sorted(f.stat().st_mtime for f in queries.glob("*/*.vectors"))
+    assert kept == [3, 4, 5]
     # The shipped vocabulary holds every gesture as the scorer embeds it (by its meaning).
     assert "eating, drinking or smoking" in transfer_vocabulary() and "hand to mouth" not in transfer_vocabulary()
