@@ -229,7 +229,9 @@ def test_ctrl_c_keeps_finished_rows_prints_the_summary_and_exits_at_once(tmp_pat
     env = {**os.environ, **CHEAP_ENV}
     cmd = [sys.executable, "-c", "from vidsense.app.cli import main; main()", "classify", *map(str, videos), "--labels", LABELS,
            "--reasoner", "embedding", "--output", str(out), "--workers", "2", "--no-progress"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A shell without job control starts background jobs with SIGINT ignored, and a Python started
+    # that way never raises KeyboardInterrupt: the child gets the default disposition, as in a terminal.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 1):
