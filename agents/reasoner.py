@@ -242,9 +242,11 @@ class Reasoner:
             self._added[name] = build
 
     def load(self, name: str = "llm") -> None:
-        """Load every model method ``name`` uses (before batch threads start), and the vocabulary's vectors."""
+        """Load every model method ``name`` uses (before batch threads start), and, for the routes
+        that carry perception classes into labels, the vocabulary's vectors."""
         _ = self.encoder
-        self.index.warm()
+        if name in ("fused", "cascade"):
+            self.index.warm()
         if name == "llm":
             _ = self.llm
         self.method(name)

@@ -161,10 +161,14 @@ class LabelIndex:
             return None
         return self._vocab_matrix[np.array(rows, dtype=int)] if rows else self._vocab_matrix[:0]
 
+    def _folder(self) -> Path:
+        """This encoder's folder of vector files."""
+        assert self.cache_dir is not None
+        return self.cache_dir / re.sub(r"[^\w.-]+", "_", self.encoder_name)[-80:]
+
     def _stored(self, file: str, n: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
         """The ``[n, dim]`` matrix kept in ``file`` (under the encoder's folder), computed and written when absent or damaged."""
-        assert self.cache_dir is not None
-        path = self.cache_dir / re.sub(r"[^\w.-]+", "_", self.encoder_name)[-80:] / file
+        path = self._folder() / file
         matrix = _read_vectors(path, n)
         if matrix is None:
             matrix = np.asarray(compute(), dtype=np.float32)
@@ -189,7 +193,7 @@ class LabelIndex:
         """Delete the oldest kept clip-text vectors beyond ``keep`` (default :data:`MAX_QUERY_FILES`); returns how many went."""
         if self.cache_dir is None:
             return 0
-        folder = self.cache_dir / re.sub(r"[^\w.-]+", "_", self.encoder_name)[-80:] / "queries"
+        folder = self._folder() / "queries"
         files = []
         for f in folder.glob("*/*.vectors"):
             try:

@@ -23,6 +23,7 @@ import json
 import time
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Sequence
 
 import devset
@@ -118,11 +119,9 @@ def out_of_fold(rows: Sequence[dict], folds) -> list[tuple[float, float]]:
     return picks
 
 
-class _Row:
-    """What fusion_cv's folds read of a case."""
-
-    def __init__(self, row: dict) -> None:
-        self.row = type("R", (), {"family": row["family"], "group": row["group"], "doubt": row["doubt"]})()
+def _case(row: dict) -> SimpleNamespace:
+    """What fusion_cv's folds read of a case: ``case.row.family``, ``.group``, ``.doubt``."""
+    return SimpleNamespace(row=SimpleNamespace(family=row["family"], group=row["group"], doubt=row["doubt"]))
 
 
 def print_table(title: str, results: dict[str, dict[str, dict[str, float]]]) -> None:
@@ -149,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         dev = devset.from_arguments(args)
         print(devset.summary(dev))
         rows = measure(dev, args.rerank)
-    shells = [_Row(r) for r in rows]
+    shells = [_case(r) for r in rows]
     report, verdicts = {}, {}
     for title, split in {"leave one family out": family_folds, f"{args.k}-fold by footage": lambda c: group_folds(c, args.k)}.items():
         folds = split(shells)

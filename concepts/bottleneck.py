@@ -200,7 +200,7 @@ class AnswerModel:
         cell = sum(d * (g0[0] + g1[0]) / 2 for d, g0, g1 in zip(da, grads, grads[1:]))
         text = sum(d * (g0[1] + g1[1]) / 2 for d, g0, g1 in zip(da, grads, grads[1:]))
         cells = self.activations * cell
-        texts = np.asarray(text, dtype=float) * ones if len(self.texts) else np.zeros(0)
+        texts = np.asarray(text, dtype=float)
         logp = np.log(self.probabilities()[target])
         empty = np.log(self.probabilities(np.zeros_like(self.activations), np.zeros(len(self.texts)))[target])
         total = float(logp - empty)
