@@ -62,6 +62,31 @@ def test_a_class_named_in_the_label_set_passes_straight_through(index):
     assert np.exp(blurred.logp[k400.index("riding a bike")]) < 0.9
 
 
+@pytest.mark.slow
+def test_an_open_share_spreads_what_the_label_set_does_not_name(index):
+    ucf = load_labels("ucf101")
+    plain = TransferScorer("action", ["action"], index)
+    open_ = TransferScorer("action", ["action"], index, open_share=0.1)
+    classes = ["archery", "pumping gas"]
+    raw, rows = plain.transfer(classes, ucf), open_.transfer(classes, ucf)
+    # Every row now shares its class's whole mass: the raw weights' part, and the open part evenly.
+    assert rows.sum(axis=1) == pytest.approx([1.0, 1.0])
+    expected = (raw + 0.1 / len(ucf)) / (raw.sum(axis=1, keepdims=True) + 0.1)
+    assert np.allclose(rows, expected)
+    # A class the set names (archery passes through to Archery) keeps nearly all of it; one it
+    # barely names keeps under half of it on its nearest label.
+    assert raw[0].max() == 1.0 and rows[0, ucf.index("Archery")] == pytest.approx((1 + 0.1 / len(ucf)) / 1.1)
+    assert raw[1].sum() < 0.1 and rows[1].max() < 0.5
+    # So four windows of a class no label names dilute one window of a class a label names: the
+    # source's vote for that label weakens (its log-odds against the rest fall).
+    tl = timeline([(0, "sight", "action", "punching bag", 0.3)] + [(t, "sight", "action", "pumping gas", 0.7) for t in range(1, 5)], duration_s=10.0)
+    k = ucf.index("BoxingPunchingBag")
+    lead = [s.logp[k] - np.delete(s.logp, k).max() for s in (plain.score(tl, ucf), open_.score(tl, ucf))]
+    assert lead[1] < lead[0]
+    with pytest.raises(ValueError, match="open_share"):
+        TransferScorer("action", ["action"], index, open_share=-1)
+
+
 @pytest.mark.parametrize(
     ("phrase", "label"),
     [
