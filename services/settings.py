@@ -27,12 +27,18 @@ PROFILES: dict[str, dict[str, Any]] = {
     "embedded": {
         "perception": ["speech", "audio-tags", "visual-tags", "ocr", "pose", "flow", "action"],
         "speech_model": "whisper-tiny-en",
+        # One frame a window for the COCO and ImageNet taggers: on the development set it kept every
+        # family's top-1 of two frames (37/85; top-5 59 against 57; benchmarks/routes.py --check)
+        # and cut the taggers' 0.9 s on a 10 s clip to 0.5 s. The on-screen text reader reads the
+        # same frame of a window, so it finds it decoded (Media.shared_frames).
+        "frames_per_window": 1,
         "llm_model": "qwen2.5-coder-1.5b",
         "embedding_model": "minilm-l6-v2",
     },
     "full": {
         "perception": ["blip2", "speech", "audio-tags", "clip-tagger", "clap-tagger", "ocr", "pose", "flow", "action"],
         "speech_model": "whisper-base",
+        "frames_per_window": 2,
         "llm_model": "",  # the user must point at a Llama-family GGUF
         "embedding_model": "minilm-l6-v2",
     },
@@ -67,7 +73,7 @@ class Settings(BaseSettings):
     # Timeline
     window_s: float = Field(2.0, gt=0)
     window_count: int | None = Field(None, ge=1, description="cut the video into this many windows instead")
-    frames_per_window: int = Field(2, ge=1, le=32)
+    frames_per_window: int | None = Field(None, ge=1, le=32, description="frames the frame taggers read per window (default: the profile's)")
     frame_max_side: int = Field(640, ge=64)
     perception: list[str] | None = Field(None, description="perception models to run (default: the profile's)")
     # No limit by default: memory does not grow with a video's length (motion clips and audio

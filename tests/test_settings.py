@@ -39,6 +39,10 @@ def test_profile_fills_only_unset_fields(toml_file):
     toml_file.write_text('profile = "full"\nperception = ["speech"]\n')
     s = load_settings()
     assert s.profile == "full" and s.perception == ["speech"]
+    # The frame taggers read one frame a window on CPUs (embedded), two with the full backends,
+    # unless the user says.
+    assert (load_settings(profile="embedded").frames_per_window, s.frames_per_window) == (1, 2)
+    assert load_settings(profile="embedded", frames_per_window=3).frames_per_window == 3
 
 
 def test_bad_values_are_one_line_input_errors(toml_file, monkeypatch):

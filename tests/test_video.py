@@ -129,6 +129,30 @@ def test_shared_frames_are_decoded_once_per_media_and_bounded(tmp_path, monkeypa
     assert decoded[-1] == (0.05, 2.05)
 
 
+def test_a_window_frame_read_by_two_models_is_decoded_once(tmp_path, monkeypatch):
+    p = write_video(tmp_path / "a.mp4", seconds=4.0, fps=10)
+    m = Media.open(p)
+    decoded = []
+    real = Media.frames_at
+    monkeypatch.setattr(Media, "frames_at", lambda self, times, max_side=None: decoded.append(tuple(times)) or real(self, times, max_side))
+    tags = m.sample_shared(2.0, 4.0, 1, max_side=80)  # the frame taggers, one frame a window
+    text = m.sample_shared(2.0, 4.0, 1, max_side=80)  # the text reader, the same frame
+    assert text is tags and decoded == [(3.0,)] and not text.flags.writeable
+    assert np.array_equal(tags, Media.open(p).sample(2.0, 4.0, 1, max_side=80))
+
+
+def test_decoding_forward_across_a_window_gives_the_frames_a_seek_gives(tmp_path):
+    from vidsense.services.media import video
+
+    # Frames a window apart (2 s) are read by decoding on, not by seeking; the frames are the same.
+    assert video.SEEK_GAP_S > 2.0
+    p = write_video(tmp_path / "a.mp4", seconds=6.0, fps=10)
+    times = [1.0, 3.0, 5.0]
+    on = Media.open(p).frames_at(times, max_side=80)
+    apart = np.stack([Media.open(p).frames_at([t], max_side=80)[0] for t in times])
+    assert np.array_equal(on, apart)
+
+
 def test_motion_models_share_one_decoded_clip(tmp_path, monkeypatch):
     from vidsense.services.media.motion_clip import motion_clips
     from vidsense.services.timeline import make_windows

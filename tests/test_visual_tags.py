@@ -27,7 +27,9 @@ def test_coco_labels_keep_category_ids():
 
 @pytest.fixture(scope="module")
 def tagger():
-    return create("visual-tags", PerceptionConfig.from_settings(load_settings(device="cpu")))
+    # Two frames a window (the full profile's; the embedded profile reads one): the recorded
+    # scores below were taken so.
+    return create("visual-tags", PerceptionConfig.from_settings(load_settings(device="cpu", frames_per_window=2)))
 
 
 @pytest.mark.slow

@@ -29,8 +29,10 @@ from vidsense.services.timeline import VideoInfo
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-# When the next requested frame is this close, decoding forward is cheaper than a seek.
-SEEK_GAP_S = 1.5
+# When the next requested frame is this close, decoding forward is cheaper than a seek. Above a
+# window (2 s), so one frame a window is read in one pass, not by a seek (which decodes again from
+# the last keyframe) per window.
+SEEK_GAP_S = 2.5
 # Frame stacks a Media keeps for models that read the same frames (the motion
 # models' clips): at most this many, and no more bytes than SHARED_BYTES (two 16:9
 # motion clips; the perceiver hands each clip to every motion model itself, so a
@@ -200,6 +202,11 @@ class Media:
     def sample(self, start_s: float, end_s: float, k: int, max_side: int | None = None) -> np.ndarray:
         """``k`` frames spread evenly over ``[start_s, end_s)`` (centres of k equal slices)."""
         return self.frames_at(sample_times(start_s, end_s, k), max_side=max_side)
+
+    def sample_shared(self, start_s: float, end_s: float, k: int, max_side: int | None = None) -> np.ndarray:
+        """:meth:`sample` through :meth:`shared_frames` (read-only): the frame taggers and the text
+        reader read the same frame of a window, and the second finds it decoded."""
+        return self.shared_frames(sample_times(start_s, end_s, k), max_side=max_side)
 
     def audio(self) -> np.ndarray:
         """The whole audio track as 16 kHz mono float32 in [-1, 1] (empty if none).

@@ -169,7 +169,7 @@ class ScreenText:
         last_thumb: np.ndarray | None = None
         on_screen: set[str] = set()
         for w in windows[:: frame_stride(len(windows), self.tuning.max_frames)]:
-            frame = media.sample(w.start_s, w.end_s, 1, self.frame_max_side)[0]
+            frame = media.sample_shared(w.start_s, w.end_s, 1, self.frame_max_side)[0]
             thumb = thumbnail(frame)
             if last_thumb is not None and changed_fraction(thumb, last_thumb) < self.tuning.change_threshold:
                 continue

@@ -212,7 +212,7 @@ class VisualTagger:
             return Perception()
         out: list[Observation] = []
         for w in windows:
-            frames = media.sample(w.start_s, w.end_s, self.frames_per_window, self.frame_max_side)
+            frames = media.sample_shared(w.start_s, w.end_s, self.frames_per_window, self.frame_max_side)
             out += self._objects(w, frames)
             out += self._scene(w, frames)
         return Perception(out)
