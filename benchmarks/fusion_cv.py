@@ -194,17 +194,23 @@ def ships(results: dict[str, dict[str, dict[str, float]]], name: str) -> bool:
     return all(mine[f]["top1"] >= prior[f]["top1"] for f in fams) and mine["all"]["top1"] > prior["all"]["top1"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cv_arguments(doc: str, out: str, argv: list[str] | None = None) -> tuple[argparse.Namespace, list[devset.DevRow]]:
+    """The flags every out-of-fold benchmark takes (the development set, ``--k``, ``--out``), and its rows, printed."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     devset.add_arguments(ap)
     ap.add_argument("--k", type=int, default=5, help="folds of the grouped k-fold split")
-    ap.add_argument("--out", default=str(RESULTS / "fusion_cv.json"))
+    ap.add_argument("--out", default=str(RESULTS / out))
     args = ap.parse_args(argv)
+    rows = devset.from_arguments(args)
+    print(devset.summary(rows))
+    return args, rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, rows = cv_arguments(__doc__, "fusion_cv.json", argv)
 
     import vidsense
 
-    rows = devset.from_arguments(args)
-    print(devset.summary(rows))
     cs = cases(rows, vidsense.Pipeline())
     seconds = float(np.mean([c.seconds for c in cs]))
     splits = {"leave one family out": family_folds, f"{args.k}-fold by footage": lambda x: group_folds(x, args.k)}

@@ -21,7 +21,6 @@ and the bundled clip's answer. Rows in doubt are scored, never fitted on. Writes
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,16 +130,10 @@ def bundled_clip(pipe, share: float, temperature: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    devset.add_arguments(ap)
-    ap.add_argument("--k", type=int, default=5, help="folds of the grouped k-fold split")
-    ap.add_argument("--out", default=str(RESULTS / "transfer_cv.json"))
-    args = ap.parse_args(argv)
+    args, rows = fusion_cv.cv_arguments(__doc__, "transfer_cv.json", argv)
 
     import vidsense
 
-    rows = devset.from_arguments(args)
-    print(devset.summary(rows))
     pipe = vidsense.Pipeline()
     cases = all_cases(rows, pipe)
     seconds = float(np.mean([c.seconds for c in cases[ACTION_OPEN_SHARE if ACTION_OPEN_SHARE in cases else 0.0]]))

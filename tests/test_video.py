@@ -107,14 +107,20 @@ def test_sample_times():
     assert sample_times(0, 2, 0) == []
 
 
-def test_shared_frames_are_decoded_once_per_media_and_bounded(tmp_path, monkeypatch):
+@pytest.fixture
+def decoded(monkeypatch):
+    """The times of every decode through ``Media.frames_at``, in order."""
+    times: list[tuple[float, ...]] = []
+    real = Media.frames_at
+    monkeypatch.setattr(Media, "frames_at", lambda self, ts, max_side=None: times.append(tuple(ts)) or real(self, ts, max_side))
+    return times
+
+
+def test_shared_frames_are_decoded_once_per_media_and_bounded(tmp_path, decoded):
     from vidsense.services.media import video
 
     p = write_video(tmp_path / "a.mp4", seconds=4.0, fps=10)
     m = Media.open(p)
-    decoded = []
-    real = Media.frames_at
-    monkeypatch.setattr(Media, "frames_at", lambda self, times, max_side=None: decoded.append(tuple(times)) or real(self, times, max_side))
     first = m.shared_frames((0.05, 2.05), max_side=80)
     assert first.shape == (2, 60, 80, 3) and not first.flags.writeable
     assert m.shared_frames([0.05, 2.05], max_side=80) is first and len(decoded) == 1
@@ -129,12 +135,9 @@ def test_shared_frames_are_decoded_once_per_media_and_bounded(tmp_path, monkeypa
     assert decoded[-1] == (0.05, 2.05)
 
 
-def test_a_window_frame_read_by_two_models_is_decoded_once(tmp_path, monkeypatch):
+def test_a_window_frame_read_by_two_models_is_decoded_once(tmp_path, decoded):
     p = write_video(tmp_path / "a.mp4", seconds=4.0, fps=10)
     m = Media.open(p)
-    decoded = []
-    real = Media.frames_at
-    monkeypatch.setattr(Media, "frames_at", lambda self, times, max_side=None: decoded.append(tuple(times)) or real(self, times, max_side))
     tags = m.sample_shared(2.0, 4.0, 1, max_side=80)  # the frame taggers, one frame a window
     text = m.sample_shared(2.0, 4.0, 1, max_side=80)  # the text reader, the same frame
     assert text is tags and decoded == [(3.0,)] and not text.flags.writeable
