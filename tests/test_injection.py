@@ -567,6 +567,11 @@ def test_the_concept_route_bounds_the_words(bikes):
     for name, place in (("every-window-description", "speech"), ("keywords", "text"), ("other-surfing", "text")):
         attack = named[name]
         pred = pipe.classify_timeline(attacked(bikes, attack, place), ls, reasoner="concepts")
-        assert pred.label == truth, (name, place)
+        assert pred.label != attack.target, (name, place)
+        if pred.label != truth:
+            # Bounded words can only reorder labels that what was seen and heard already put within
+            # their bound of each other (the bundled clip's Biking and BoxingPunchingBag are close).
+            gap = math.log(clean.probability(truth) / clean.probability(pred.label))
+            assert gap <= 2 * WORDS_NATS + 1e-3, (name, place, pred.label, gap)
         moved = math.log(pred.probability(attack.target) / pred.probability(truth)) - math.log(clean.probability(attack.target) / clean.probability(truth))
         assert moved <= 2 * WORDS_NATS + 1e-3, (name, place, moved)

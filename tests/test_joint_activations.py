@@ -179,7 +179,7 @@ def test_a_cached_matrix_costs_no_model_call(clip_dir, clip6s, tmp_path, monkeyp
     assert len(calls) == 3 and np.array_equal(again.parts[0].matrix, first.parts[0].matrix)
 
     # Anything the matrix depends on is in the key: other frame sampling, other bank.
-    evidence(settings_with(tmp_path, clip_dir, frames_per_window=1), tl, b, cache=cache_of(settings))
+    evidence(settings_with(tmp_path, clip_dir, frames_per_window=3), tl, b, cache=cache_of(settings))
     assert len(calls) == 6
     other = ConceptBank("toy", LABELS, b.concepts[:3])
     evidence(settings, tl, other, cache=cache_of(settings))
