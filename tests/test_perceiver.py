@@ -248,3 +248,52 @@ def test_notes_a_model_returns_survive_a_cache_hit(tmp_path):
     assert noting.calls == 1 and silent.calls == 0
     assert "speech language: en (0.98)" in first.notes and "speech language: en (0.98)" in again.notes
     assert first.notes == again.notes
+
+
+class SlowLoading:
+    """A model whose weights take ``seconds`` to load; it records where and how often they load."""
+
+    def __init__(self, name, seconds=0.0, fails=False):
+        self.card = ModelCard(name=name, version="1", modalities=("text",))
+        self.seconds, self.fails = seconds, fails
+        self.loads: list[str] = []
+        self.loaded = False
+
+    def params(self):
+        return {}
+
+    def load(self):
+        import threading
+        import time
+
+        if self.loaded:
+            return
+        self.loads.append(threading.current_thread().name)
+        time.sleep(self.seconds)
+        if self.fails:
+            raise RuntimeError("weights missing")
+        self.loaded = True
+
+    def describe(self, media, windows):
+        self.load()
+        return Perception([Observation(w.index, w.start_s, w.end_s, "text", self.card.name, f"{self.card.name} ran", 0.5, "ocr") for w in windows])
+
+
+def test_later_models_load_while_the_first_runs(tmp_path):
+    video = write_video(tmp_path / "square.mp4", seconds=2.0)
+    first, second, third = SlowLoading("first", 0.3), SlowLoading("second", 0.3), SlowLoading("third")
+    p = Perceiver(_config(["first", "second", "third"], cache=False), models={"first": first, "second": second, "third": third})
+    tl = p.describe(video)
+    assert tl.models == ("first", "second", "third") and not tl.failures
+    # The first loads as it runs; the second on the preload thread while the first loads (a run
+    # waits for a load in progress rather than loading again); each loads once.
+    assert first.loads == ["MainThread"] and second.loads == ["perception-preload"]
+    assert len(third.loads) == 1
+
+
+def test_a_model_that_fails_to_load_early_still_fails_when_it_runs(tmp_path):
+    video = write_video(tmp_path / "square.mp4", seconds=2.0)
+    ok, broken = SlowLoading("ok", 0.2), SlowLoading("broken", fails=True)
+    p = Perceiver(_config(["ok", "broken"], cache=False), models={"ok": ok, "broken": broken})
+    tl = p.describe(video)
+    assert tl.models == ("ok",) and len(tl.failures) == 1 and "broken" in tl.failures[0] and "weights missing" in tl.failures[0]

@@ -122,6 +122,10 @@ class KineticsActions:
             self._runtime = i3d.load_runtime(self.home, self.backend, self.clip_frames, self.device)
         return self._runtime
 
+    def load(self) -> None:
+        """Load the recogniser's runtime now (idempotent; the perceiver calls it under the model's lock)."""
+        _ = self.runtime
+
     def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """Per window, one ``action`` observation per likely Kinetics class (text = class name, score = probability)."""
         return Perception(o for clip in motion_clips(media, windows, self.clip_frames, self.group_s) for o in self.describe_clip(clip))
