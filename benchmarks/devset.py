@@ -40,6 +40,8 @@ EVAL_FAMILY = "eval-set"
 POOLED = "other"
 # Fewest clips a family needs to be reported (and left out in cross-validation) on its own.
 MIN_CLIPS = 5
+# Bundled sets that have a plain-words variant (benchmarks/plain_labels.py).
+PLAIN_SETS = ("ucf101", "hmdb51", "kinetics400")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class DevRow:
         origin: the family as the source wrote it (``ntu60``, ``eval-set``, ...).
         group: the footage it comes from: rows of one group are always on one side of a split.
         doubt: the label is uncertain (counted apart, never fitted on).
+        plain: the row asks again for a bundled set's row against that set's plain-words variant
+            (:func:`plain_rows`): it is tallied on its own, never in ``all``, never fitted on.
     """
 
     path: Path
@@ -63,6 +67,7 @@ class DevRow:
     origin: str
     group: str
     doubt: bool = False
+    plain: bool = False
 
 
 def clips_csv_rows(folder: Path, other_labels: Path = OTHER_LABELS) -> list[DevRow]:
@@ -125,6 +130,25 @@ def build(shared: Path | None = DEFAULT_SHARED, eval_manifest: Path | None = DEF
     else:
         notes.append(f"no eval-set manifest at {eval_manifest} (build it with benchmarks/eval_set.py)")
     return pool(rows)
+
+
+def plain_rows(rows: list[DevRow], sets: tuple[str, ...] = PLAIN_SETS) -> list[DevRow]:
+    """The rows ranked against UCF-101, HMDB-51 or Kinetics-400, again against the set's plain-words
+    variant (``agents/labelsets/<name>.plain.txt``, line for line; ``benchmarks/plain_labels.py``).
+
+    Their family is ``plain <set>``: a user who types "putting on eye makeup" for ApplyEyeMakeup.
+    """
+    from vidsense.agents.labels import load_labels
+
+    out = []
+    for name in sets:
+        path = ROOT / "agents" / "labelsets" / f"{name}.plain.txt"
+        if not path.is_file():
+            continue
+        index = {lab: i for i, lab in enumerate(load_labels(name).labels)}
+        plain = path.read_text(encoding="utf-8").splitlines()
+        out += [DevRow(r.path, plain[index[r.label]], str(path), f"plain {name}", r.origin, r.group, r.doubt, plain=True) for r in rows if r.labelset == name]
+    return out
 
 
 def write_manifest(rows: list[DevRow], path: Path) -> Path:

@@ -32,15 +32,40 @@ class Tally:
 
 
 def tally(rows: Sequence[DevRow], ranks: Sequence[float | None]) -> dict[str, Tally]:
-    """``{family: Tally}`` of the rows not in doubt, plus ``all`` and ``doubt`` (a failed row counts as a miss)."""
+    """``{family: Tally}`` of the rows not in doubt, plus ``all`` and ``doubt`` (a failed row counts as a miss).
+
+    Plain-words rows (``row.plain``) ask again for clips already counted, so they are tallied
+    under their own family and ``all plain`` (``doubt plain``), never in ``all``.
+    """
     acc: dict[str, list[int]] = {}
     for row, r in zip(rows, ranks):
-        for key in ((DOUBT,) if row.doubt else (row.family, "all")):
+        if row.plain:
+            keys: tuple[str, ...] = (f"{DOUBT} plain",) if row.doubt else (row.family, "all plain")
+        else:
+            keys = (DOUBT,) if row.doubt else (row.family, "all")
+        for key in keys:
             t = acc.setdefault(key, [0, 0, 0])
             t[0] += 1
             t[1] += r is not None and r == 1
             t[2] += r is not None and r <= 5
     return {k: Tally(*v) for k, v in sorted(acc.items())}
+
+
+def named_and_plain(rows: Sequence[DevRow], ranks: Sequence[float | None]) -> dict[str, tuple[Tally, Tally]]:
+    """For each set with a plain-words variant: its rows' hits with the set's names and in plain words
+    (the same clips, rows in doubt left out)."""
+    plain = {row.labelset: row.family.removeprefix("plain ") for row in rows if row.plain}
+    names = set(plain.values())
+    acc: dict[tuple[str, bool], list[int]] = {}
+    for row, r in zip(rows, ranks):
+        name = plain.get(row.labelset, row.labelset)
+        if row.doubt or name not in names:
+            continue
+        t = acc.setdefault((name, row.plain), [0, 0, 0])
+        t[0] += 1
+        t[1] += r is not None and r == 1
+        t[2] += r is not None and r <= 5
+    return {n: (Tally(*acc.get((n, False), [0, 0, 0])), Tally(*acc.get((n, True), [0, 0, 0]))) for n in sorted(names)}
 
 
 def format_tally(t: dict[str, Tally]) -> str:
@@ -60,7 +85,7 @@ def check(path: Path, t: dict[str, Tally], rows: Sequence[DevRow], ranks: Sequen
     base = json.loads(path.read_text(encoding="utf-8"))
     failures = []
     for fam, b in base["families"].items():
-        if fam == DOUBT:
+        if fam.startswith(DOUBT):
             continue
         now = t.get(fam)
         if now is None or now.n != b["n"]:

@@ -13,7 +13,8 @@ mean rank, shortlist recall, mean reasoning seconds, share of rows the cascade
 sent to the LLM, mean prompt tokens) and writes ``benchmarks/results/routes.json``.
 Without ``--manifest`` the rows are the development set (``benchmarks/devset.py``: the shared
 development clips and ``benchmarks/eval_set.py``'s) and each route also prints top-1 / top-5 per
-family. ``--check`` and ``--save-baseline`` run the default route (the settings' reasoner) on
+family, and the rows of UCF-101, HMDB-51 and Kinetics-400 again against each set's plain-words
+variant (``plain <set>``, ``all plain``; ``benchmarks/plain_labels.py``). ``--check`` and ``--save-baseline`` run the default route (the settings' reasoner) on
 the development set only: see ``benchmarks/gate.py``. Never point this at the holdout.
 """
 
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.manifest:
             ap.error("--check and --save-baseline read the development set, not --manifest")
         dev = devset.from_arguments(args)
+        # UCF-101, HMDB-51 and Kinetics-400 rows again, against their plain-words variants.
+        dev += devset.plain_rows(dev)
         args.manifest = str(devset.write_manifest(dev, RESULTS / "devset_manifest.csv"))
     if args.check or args.save_baseline:
         args.routes = [pipe.settings.reasoner]
@@ -100,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
               f"recall={row['shortlist_recall']:.3f} reasoning={row['reasoning_s']} s llm_share={row['llm_share']} wall={row['wall_s']} s", flush=True)
         if dev:
             print(gate.format_tally(gate.tally(dev, row["ranks"])), flush=True)
+            pairs = gate.named_and_plain(dev, row["ranks"])
+            row["named_and_plain"] = {n: {"named": vars(a), "plain": vars(b)} for n, (a, b) in pairs.items()}
+            for n, (a, b) in pairs.items():
+                print(f"{n} rows, names -> plain words: top1 {a.top1} -> {b.top1} / {a.n}, top5 {a.top5} -> {b.top5} / {a.n}", flush=True)
     sweep = margin_sweep(pipe, timelines, evals["fused"], evals["cascade"]) if {"fused", "cascade"} <= set(evals) else []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,23 @@ def test_bundled_sets_have_their_size_and_no_duplicates(name, n):
     assert len(ls) == n == len(set(ls.labels)) == len(ls.readable)
 
 
+@pytest.mark.parametrize("name", ["ucf101", "hmdb51", "kinetics400"])
+def test_plain_words_variants_match_their_sets_line_for_line(name):
+    from importlib import resources
+
+    # The benchmarks rank each bundled row's label again in plain words (benchmarks/plain_labels.py),
+    # found by its line: a missing, empty or repeated line would pair a clip with another label.
+    path = resources.files("vidsense.agents").joinpath(f"labelsets/{name}.plain.txt")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    original = load_labels(name)
+    assert len(lines) == len(original) and all(ln.strip() == ln and ln for ln in lines)
+    assert len({ln.lower() for ln in lines}) == len(lines)
+    with resources.as_file(path) as file:
+        assert len(load_labels(str(file))) == len(original)
+    # Written as a user would, not the names again: most lines differ from the readable names.
+    assert sum(ln.lower() != r.lower() for ln, r in zip(lines, original.readable)) >= 0.6 * len(lines)
+
+
 def test_bundled_sets_keep_exact_spelling():
     assert "SoccerJuggling" in load_labels("ucf101").labels
     assert "draw_sword" in load_labels("hmdb51").labels
