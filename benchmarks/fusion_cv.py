@@ -167,7 +167,9 @@ def tally(cs: Sequence[Case], weights: Sequence[FusionWeights]) -> dict[str, dic
     out: dict[str, dict[str, float]] = {}
     for c, w in zip(cs, weights):
         r = rank(c, w)
-        for key in ((DOUBT,) if c.row.doubt else (c.row.family, "all")):
+        # Plain-words rows (devset.plain_rows) ask again for clips already counted: apart from "all".
+        plain = " plain" if c.row.plain else ""
+        for key in ((DOUBT + plain,) if c.row.doubt else (c.row.family, "all" + plain)):
             t = out.setdefault(key, {"n": 0, "top1": 0, "top5": 0})
             t["n"] += 1
             t["top1"] += r == 1
@@ -177,20 +179,23 @@ def tally(cs: Sequence[Case], weights: Sequence[FusionWeights]) -> dict[str, dic
 
 def print_table(title: str, results: dict[str, dict[str, dict[str, float]]], seconds: float) -> None:
     """One line per variant: ``top1/top5 of n`` per family, overall, doubt, and seconds per clip."""
-    fams = sorted({f for t in results.values() for f in t} - {"all", DOUBT})
-    cols = [*fams, "all", DOUBT]
+    extra = ["all", DOUBT, "all plain", DOUBT + " plain"]
+    fams = sorted({f for t in results.values() for f in t} - set(extra))
+    cols = [*fams, *(c for c in extra if any(c in t for t in results.values()))]
     first = next(iter(results.values()))
+    heads = [f"{c} ({int(first.get(c, {}).get('n', 0))})" for c in cols]
+    widths = [max(17, len(h) + 2) for h in heads]
     print(f"\n{title}")
-    print(f"{'variant':<14}" + "".join(f"{c + ' (' + str(int(first.get(c, {}).get('n', 0))) + ')':>17}" for c in cols) + "   s/clip")
+    print(f"{'variant':<14}" + "".join(f"{h:>{w}}" for h, w in zip(heads, widths)) + "   s/clip")
     for name, t in results.items():
-        cells = "".join(f"{'%d / %d' % (t[c]['top1'], t[c]['top5']) if c in t else '-':>17}" for c in cols)
+        cells = "".join(f"{'%d / %d' % (t[c]['top1'], t[c]['top5']) if c in t else '-':>{w}}" for c, w in zip(cols, widths))
         print(f"{name:<14}{cells}   {seconds:.2f}")
 
 
 def ships(results: dict[str, dict[str, dict[str, float]]], name: str) -> bool:
     """Top-1 at least the prior's on every family and above it overall."""
     mine, prior = results[name], results["prior"]
-    fams = [f for f in prior if f not in ("all", DOUBT)]
+    fams = [f for f in prior if f not in ("all", DOUBT) and not f.endswith(" plain") and not f.startswith("plain ")]
     return all(mine[f]["top1"] >= prior[f]["top1"] for f in fams) and mine["all"]["top1"] > prior["all"]["top1"]
 
 

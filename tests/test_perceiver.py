@@ -279,7 +279,7 @@ class SlowLoading:
         return Perception([Observation(w.index, w.start_s, w.end_s, "text", self.card.name, f"{self.card.name} ran", 0.5, "ocr") for w in windows])
 
 
-def test_later_models_load_while_the_first_runs(tmp_path):
+def test_later_models_load_while_the_first_runs(tmp_path, monkeypatch):
     video = write_video(tmp_path / "square.mp4", seconds=2.0)
     first, second, third = SlowLoading("first", 0.3), SlowLoading("second", 0.3), SlowLoading("third")
     p = Perceiver(_config(["first", "second", "third"], cache=False), models={"first": first, "second": second, "third": third})
@@ -289,6 +289,14 @@ def test_later_models_load_while_the_first_runs(tmp_path):
     # waits for a load in progress rather than loading again); each loads once.
     assert first.loads == ["MainThread"] and second.loads == ["perception-preload"]
     assert len(third.loads) == 1
+    # Again: the models are loaded, and no preload thread starts for them.
+    import threading
+
+    started = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self.name) or real_start(self))
+    p.describe(video)
+    assert "perception-preload" not in started and len(second.loads) == 1
 
 
 def test_a_model_that_fails_to_load_early_still_fails_when_it_runs(tmp_path):

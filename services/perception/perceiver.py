@@ -66,6 +66,7 @@ class Perceiver:
         self._cache = cache
         self._lock = threading.Lock()
         self._load_failures: dict[str, str] = {}
+        self._preloaded: set[str] = set()  # models whose weights a preload thread loaded
         unknown = [n for n in config.models if n not in self._models and n not in perception.PERCEPTION_MODELS]
         if unknown:
             perception.card_of(unknown[0], config)  # raises the one-line InputError
@@ -115,6 +116,7 @@ class Perceiver:
             models = [m for n, m in self._models.items() if n not in self._injected]
             self._models = {n: m for n, m in self._models.items() if n in self._injected}
             self._model_locks = {n: threading.Lock() for n in self._models}
+            self._preloaded = set()
         for model in models:
             close = getattr(model, "close", None)
             if callable(close):
@@ -260,7 +262,8 @@ class Perceiver:
         the run waits for a load in progress rather than loading twice. A model that fails to load
         here fails again when it runs, which reports it.
         """
-        pending = [j for j in jobs if callable(getattr(j.model, "load", None))]
+        # A model loaded once stays loaded (a server, a batch): no thread for it again.
+        pending = [j for j in jobs if j.name not in self._preloaded and callable(getattr(j.model, "load", None))]
         if not pending:
             return
 
@@ -271,6 +274,8 @@ class Perceiver:
                         warm(job.model)
                     except Exception:  # noqa: BLE001 - reported when the model runs
                         log.debug("preloading %s failed", job.name, exc_info=True)
+                    else:
+                        self._preloaded.add(job.name)
 
         threading.Thread(target=load_all, name="perception-preload", daemon=True).start()
 
