@@ -196,7 +196,9 @@ def pose_tracks(clip: Clip, env: Any) -> Tracks:
     from vidsense.services.timeline import make_windows
 
     describer = pose.PoseDescriber(env)
-    key = hashlib.sha256(json.dumps([str(clip.path), clip.path.stat().st_size, MAX_SECONDS, describer.params()], sort_keys=True).encode()).hexdigest()[:16]
+    # The tracks come before the rules: the rules' digest (which the sweeps change) is not in the key.
+    params = {k: v for k, v in describer.params().items() if k != "rules"}
+    key = hashlib.sha256(json.dumps([str(clip.path), clip.path.stat().st_size, MAX_SECONDS, params], sort_keys=True).encode()).hexdigest()[:16]
     cached = CACHE / "tracks" / f"{clip.path.stem}-{clip.variant.replace(' ', '_')}-{key}.pkl"
     if cached.is_file():
         return _load(cached)

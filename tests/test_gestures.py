@@ -313,3 +313,14 @@ def test_walking_away_seen_from_behind_steps_by_foot_height() -> None:
     assert g.walking_or_running(track(frames)).detail == "away from the camera"
     still = [body(torso=T * 0.88 ** (i / 4)) for i in range(8)]  # a zoom out, feet planted
     assert g.walking_or_running(track(still)) is None
+
+
+def test_the_rules_digest_follows_the_thresholds(monkeypatch):
+    # Pose results are cached under a key holding this digest (PoseDescriber.params): results made
+    # under other thresholds must not be served after an upgrade or a sweep.
+    before = g.rules_digest()
+    assert g.rules_digest() == before and len(before) == 16
+    monkeypatch.setattr(g, "NEAR_MOUTH", g.NEAR_MOUTH + 0.1)
+    assert g.rules_digest() != before
+    monkeypatch.undo()
+    assert g.rules_digest() == before

@@ -23,8 +23,12 @@ what it stands for in a label's words.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import sys
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -858,3 +862,20 @@ def worth_a_closer_look(tracks: Sequence[Track]) -> bool:
             if _touching(a, b) or _touching(b, a):
                 return True
     return False
+
+
+@lru_cache(maxsize=None)
+def _source_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def rules_digest() -> str:
+    """A digest of the rules as they run: this module's and :mod:`motion_words`' code and their
+    thresholds' current values. It is part of the pose model's cache key, so results cached
+    under other rules or thresholds are never served for these."""
+    h = hashlib.sha256()
+    for module in (sys.modules[__name__], mw):
+        h.update(_source_digest(str(module.__file__)).encode())
+        constants = sorted((k, v) for k, v in vars(module).items() if k.isupper() and isinstance(v, (int, float)))
+        h.update(repr(constants).encode())
+    return h.hexdigest()[:16]

@@ -303,6 +303,9 @@ class PoseDescriber:
             "person_score": PERSON_SCORE,
             "dense": self.dense,
             "dense_fps": self.dense_fps,
+            # The gesture and motion-word rules read the tracks inside this model: another rule or
+            # threshold is another result.
+            "rules": gestures.rules_digest(),
         }
 
     def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
