@@ -66,7 +66,6 @@ class Perceiver:
         self._cache = cache
         self._lock = threading.Lock()
         self._load_failures: dict[str, str] = {}
-        self._preloaded: set[str] = set()  # models whose weights a preload thread loaded
         unknown = [n for n in config.models if n not in self._models and n not in perception.PERCEPTION_MODELS]
         if unknown:
             perception.card_of(unknown[0], config)  # raises the one-line InputError
@@ -116,7 +115,6 @@ class Perceiver:
             models = [m for n, m in self._models.items() if n not in self._injected]
             self._models = {n: m for n, m in self._models.items() if n in self._injected}
             self._model_locks = {n: threading.Lock() for n in self._models}
-            self._preloaded = set()
         for model in models:
             close = getattr(model, "close", None)
             if callable(close):
@@ -216,7 +214,6 @@ class Perceiver:
             return finished(self._run_together(unit, media, windows, video))
 
         units = _units(jobs)
-        self._preload([j for u in units[1:] for j in u])
         # With ``perception_threads`` > 1 units run side by side (their runtimes
         # release the GIL); it pays only on machines with spare cores. Media
         # decodes under its own locks, so sharing ``media`` is safe.
@@ -252,32 +249,6 @@ class Perceiver:
             timings=timings,
             failures=tuple(failures),
         )
-
-    def _preload(self, jobs: "list[_Job]") -> None:
-        """Load the weights of the models that run after the first, on a thread, while the first runs.
-
-        A new process spends a second or more reading weights and building runtimes (the COCO graph
-        alone 0.4 s, then its first pass); much of it is one core's work, while decoding and the
-        first model leave the other core idle part of the time. Each load holds the model's lock, so
-        the run waits for a load in progress rather than loading twice. A model that fails to load
-        here fails again when it runs, which reports it.
-        """
-        # A model loaded once stays loaded (a server, a batch): no thread for it again.
-        pending = [j for j in jobs if j.name not in self._preloaded and callable(getattr(j.model, "load", None))]
-        if not pending:
-            return
-
-        def load_all() -> None:
-            for job in pending:
-                with self._model_locks.setdefault(job.name, threading.Lock()):
-                    try:
-                        warm(job.model)
-                    except Exception:  # noqa: BLE001 - reported when the model runs
-                        log.debug("preloading %s failed", job.name, exc_info=True)
-                    else:
-                        self._preloaded.add(job.name)
-
-        threading.Thread(target=load_all, name="perception-preload", daemon=True).start()
 
     def _prepare(self, name: str, media: Media, windows: tuple[Window, ...]) -> "_Outcome | _Job":
         """A model's outcome when it needs no run (skipped, cannot load, cached), else the job to run."""

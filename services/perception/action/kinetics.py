@@ -123,7 +123,7 @@ class KineticsActions:
         return self._runtime
 
     def load(self) -> None:
-        """Load the recogniser's runtime now (idempotent; the perceiver calls it under the model's lock)."""
+        """Load the recogniser's runtime now (idempotent): ``Perceiver.load`` calls it, so a server builds it before its first request."""
         _ = self.runtime
 
     def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
