@@ -40,6 +40,8 @@ EVAL_FAMILY = "eval-set"
 POOLED = "other"
 # Fewest clips a family needs to be reported (and left out in cross-validation) on its own.
 MIN_CLIPS = 5
+# The table line of rows whose label is in doubt.
+DOUBT = "doubt"
 # Bundled sets that have a plain-words variant (benchmarks/plain_labels.py).
 PLAIN_SETS = ("ucf101", "hmdb51", "kinetics400")
 
@@ -149,6 +151,16 @@ def plain_rows(rows: list[DevRow], sets: tuple[str, ...] = PLAIN_SETS) -> list[D
         plain = path.read_text(encoding="utf-8").splitlines()
         out += [DevRow(r.path, plain[index[r.label]], str(path), f"plain {name}", r.origin, r.group, r.doubt, plain=True) for r in rows if r.labelset == name]
     return out
+
+
+def tally_keys(row: DevRow) -> tuple[str, ...]:
+    """The lines of a per-family table a row counts in: its family and ``all``, or ``doubt``.
+
+    Plain-words rows (:func:`plain_rows`) ask again for clips already counted, so they count in
+    their own family and ``all plain`` (``doubt plain``), never in ``all``.
+    """
+    plain = " plain" if row.plain else ""
+    return (DOUBT + plain,) if row.doubt else (row.family, "all" + plain)
 
 
 def write_manifest(rows: list[DevRow], path: Path) -> Path:

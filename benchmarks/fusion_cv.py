@@ -44,7 +44,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 L2_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 DEFAULT_L2 = 0.1  # fit_weights' own default
 BALANCE_ROWS = 32  # rows each family is repeated to in the balanced fit (the largest family's)
-DOUBT = "doubt"
+DOUBT = devset.DOUBT
 # The weights bundled until #23: fitted at L2 0.3 toward the prior on eval_set.py's 32 rows.
 BEFORE = {"action": 0.09, "objects": 0.77, "scene": 0.22, "sound": 0.69, "gesture": 0.70, "body": 0.11, "speech": 0.5, "text": 0.4, "timeline": 0.35}
 
@@ -163,13 +163,11 @@ def nested(split: Callable[[Sequence[Case]], list[Fold]], grid: Sequence[float] 
 
 
 def tally(cs: Sequence[Case], weights: Sequence[FusionWeights]) -> dict[str, dict[str, float]]:
-    """``{family: {n, top1, top5}}`` (counts) over rows not in doubt, plus ``all`` and ``doubt``."""
+    """``{family: {n, top1, top5}}`` (counts) over rows not in doubt, plus ``all`` and ``doubt`` (plain-words rows apart: :func:`devset.tally_keys`)."""
     out: dict[str, dict[str, float]] = {}
     for c, w in zip(cs, weights):
         r = rank(c, w)
-        # Plain-words rows (devset.plain_rows) ask again for clips already counted: apart from "all".
-        plain = " plain" if c.row.plain else ""
-        for key in ((DOUBT + plain,) if c.row.doubt else (c.row.family, "all" + plain)):
+        for key in devset.tally_keys(c.row):
             t = out.setdefault(key, {"n": 0, "top1": 0, "top5": 0})
             t["n"] += 1
             t["top1"] += r == 1

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import devset
 from devset import DevRow
 
 # Clips a family may lose before the gate fails: one clip's answer may flip on a tie or a
 # cache rebuilt on another machine; two is a change.
 SLACK = 1
-DOUBT = "doubt"
+DOUBT = devset.DOUBT
 
 
 @dataclass(frozen=True)
@@ -32,18 +33,11 @@ class Tally:
 
 
 def tally(rows: Sequence[DevRow], ranks: Sequence[float | None]) -> dict[str, Tally]:
-    """``{family: Tally}`` of the rows not in doubt, plus ``all`` and ``doubt`` (a failed row counts as a miss).
-
-    Plain-words rows (``row.plain``) ask again for clips already counted, so they are tallied
-    under their own family and ``all plain`` (``doubt plain``), never in ``all``.
-    """
+    """``{family: Tally}`` of the rows not in doubt, plus ``all`` and ``doubt`` (a failed row counts as
+    a miss; plain-words rows apart, see :func:`devset.tally_keys`)."""
     acc: dict[str, list[int]] = {}
     for row, r in zip(rows, ranks):
-        if row.plain:
-            keys: tuple[str, ...] = (f"{DOUBT} plain",) if row.doubt else (row.family, "all plain")
-        else:
-            keys = (DOUBT,) if row.doubt else (row.family, "all")
-        for key in keys:
+        for key in devset.tally_keys(row):
             t = acc.setdefault(key, [0, 0, 0])
             t[0] += 1
             t[1] += r is not None and r == 1

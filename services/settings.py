@@ -30,7 +30,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         # One frame a window for the COCO and ImageNet taggers: on the development set it kept every
         # family's top-1 of two frames (37/85; top-5 59 against 57; benchmarks/routes.py --check)
         # and cut the taggers' 0.9 s on a 10 s clip to 0.5 s. The on-screen text reader reads the
-        # same frame of a window, so it finds it decoded (Media.shared_frames).
+        # same frame of a window, so it finds it decoded (Media.sample_shared).
         "frames_per_window": 1,
         "llm_model": "qwen2.5-coder-1.5b",
         "embedding_model": "minilm-l6-v2",

@@ -248,4 +248,3 @@ def test_notes_a_model_returns_survive_a_cache_hit(tmp_path):
     assert noting.calls == 1 and silent.calls == 0
     assert "speech language: en (0.98)" in first.notes and "speech language: en (0.98)" in again.notes
     assert first.notes == again.notes
-
