@@ -11,9 +11,10 @@ the timeline's observations.
 
 Its zero-shot class weights are the reasoning cascade's own transfer
 (:class:`vidsense.agents.evidence.TransferScorer`: ConSE by label-name
-similarity, an exact name passing straight through), so the concept model
-weighs a recognised class toward a label exactly as the fast route does, and
-each source is scaled by the fast route's fusion weight for it. Supports below
+similarity, an exact name passing straight through; on its own sharpness scale,
+:data:`SUPPORT_SHARPNESS`), so the concept model weighs a recognised class toward
+the labels the fast route carries it to, and each source is scaled by the fast
+route's fusion weight for it. Supports below
 :data:`MIN_SUPPORT` are dropped: a class that resembles no label (most ImageNet
 dog breeds against UCF-101) stays in the bank, shown when it fires, but votes for nothing.
 """
@@ -24,7 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from vidsense.agents.evidence import TransferScorer, class_name
+from vidsense.agents.evidence import SHARPNESS, TransferScorer, class_name
 from vidsense.agents.vocabulary import vocabulary
 from vidsense.concepts.bank import Concept, ConceptBank, make_concept, normalise_text
 from vidsense.services.perception.motion.gestures import gesture_name
@@ -33,6 +34,11 @@ from vidsense.services.timeline import Timeline
 
 # The bank's kind of each source's concepts.
 KIND_OF_SOURCE: dict[str, str] = {"action": "sub-action", "objects": "object", "scene": "scene", "sound": "sound", "gesture": "sub-action"}
+# The transfer's sharpness for supports: the concept model's thresholds below (and its route's
+# accuracy) were set on the prior's scale, 10. The fast route's own values (action 7.5, tags 15,
+# chosen out of fold for fusion) cost the concept route 7 top-1 of the development set's 158 rows
+# when its supports followed them (benchmarks/routes.py --routes concepts: 0.462 -> 0.418).
+SUPPORT_SHARPNESS = SHARPNESS
 # Transfer weight below which a class does not support a label: exp(10 * (cos - 1)) < 0.02
 # is a cosine under 0.61, names that share a word at most ("playing cello" vs "PlayingDaf").
 MIN_SUPPORT = 0.02
@@ -63,7 +69,7 @@ def evidence_concepts(labelset: LabelSet, scorers: Iterable[TransferScorer]) -> 
             names = vocabulary(scorer.name)
         except KeyError:
             continue
-        weights = scorer.transfer([scorer.name_of(n) for n in names], labelset)
+        weights = scorer.transfer([scorer.name_of(n) for n in names], labelset, SUPPORT_SHARPNESS)
         for name, row in zip(names, weights):
             text = normalise_text(name)
             if (scorer.name, text) in seen:

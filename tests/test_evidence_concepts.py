@@ -105,6 +105,10 @@ def test_evidence_concepts_carry_the_fast_routes_transfer():
     assert concepts[("action", "archery")].support == {"Archery": 1.0}  # the label itself passes straight through
     assert concepts[("objects", "toaster")].support == {}  # resembles no label: shown when it fires, votes for nothing
     assert all(c.kind in ("sub-action", "object") for c in concepts.values())
+    # Supports are read on the concept model's own scale, whatever sharpness the fast route fuses with.
+    sharp = [TransferScorer("action", ["action"], label_index(), sharpness=30.0), TransferScorer("objects", ["objects"], label_index(), sharpness=3.0)]
+    assert {(c.source, c.text): c.support for c in evidence_concepts(labelset, sharp)} == {k: c.support for k, c in concepts.items()}
+    assert sharp[0].transfer(["riding a bike"], labelset)[0, 0] < scorers[0].transfer(["riding a bike"], labelset)[0, 0]
 
 
 def test_explanation_names_the_answer_its_route_and_the_concept_models_view():
