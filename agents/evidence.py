@@ -49,9 +49,10 @@ SHARPNESS = 10.0
 # least training NLL of the true label in each fold): top-1 40/85 against the prior's 37 with one
 # family left out and with 5 folds by footage, at least the prior's on every family under both.
 # A softer action transfer lets a Kinetics class reach a label worded differently ("filling
-# eyebrows" -> ApplyEyeMakeup); a sharper one for tags keeps a scene's parts ("person", "chair")
-# from voting for every label that mentions people. Picking by top-1 count instead chose 5 in
-# some folds and lost an HMDB-51 clip: docs/routes-and-accuracy.md "Transfer sharpness".
+# eyebrows" carries 0.022 of its mass to ApplyEyeMakeup at 7.5, 0.006 at 10); a sharper one keeps
+# a generic tag from voting ("person" carries 0.001 of its mass into UCF-101 at 15, 0.033 at 10).
+# Picking by top-1 count instead chose 5 in some folds and lost an HMDB-51 clip:
+# docs/routes-and-accuracy.md "Transfer sharpness".
 ACTION_SHARPNESS = 7.5
 TAG_SHARPNESS = 15.0
 # Cosine above which a class name is the label itself ("riding a bike" in a
