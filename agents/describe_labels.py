@@ -353,6 +353,24 @@ def _pool(folder: Path, exclude: str = "") -> dict[str, str]:
     return pool
 
 
+def is_bundled(labelset: LabelSet) -> bool:
+    """Whether ``labelset`` is a bundled set, or part of one (occlusion re-scores a shortlist)."""
+    return labelset.name in BUNDLED and set(labelset.labels) <= set(load_labels(labelset.name).labels)
+
+
+def bundled_descriptions(labelset: LabelSet) -> dict[str, str]:
+    """The shipped descriptions of ``labelset``'s labels (``{}`` for a user's set).
+
+    The routes without an LLM read only these: a user set's generated descriptions exist only
+    after the ``llm`` route ran on it, and a route whose answer depended on which route ran
+    before would give one user two answers for one video.
+    """
+    if not is_bundled(labelset):
+        return {}
+    bundled = _read_json(bundled_path(labelset.name))
+    return {lab: bundled[lab] for lab in labelset.labels if lab in bundled}
+
+
 def label_descriptions(
     labelset: LabelSet,
     home: Path,
@@ -374,10 +392,8 @@ def label_descriptions(
     Returns:
         ``{label: description}``; labels without one are absent.
     """
-    if labelset.name in BUNDLED and set(labelset.labels) <= set(load_labels(labelset.name).labels):
-        # A bundled set, or part of one (occlusion re-scores a shortlist): its bundled descriptions.
-        bundled = _read_json(bundled_path(labelset.name))
-        return {lab: bundled[lab] for lab in labelset.labels if lab in bundled}
+    if is_bundled(labelset):
+        return bundled_descriptions(labelset)
     path = cache_path(home, labelset)
     cached = _read_json(path)
     if len(cached) >= len(labelset) or not generate or llm is None:

@@ -295,3 +295,35 @@ def test_the_fast_and_embedding_routes_never_load_the_llm_even_for_a_users_label
     assert room._llm is None
     with pytest.raises(Exception, match="no-such-llm"):
         room.classify(timeline(CYCLING), mine, method="llm")
+
+
+@pytest.mark.slow
+def test_a_users_generated_descriptions_do_not_change_the_routes_without_an_llm(tmp_path):
+    import json
+
+    from agents_fixtures import encoder
+
+    from vidsense.agents.describe_labels import cache_path
+    from vidsense.agents.llm import LLMConfig
+    from vidsense.agents.reasoner import Reasoner, ReasonerConfig
+    from vidsense.services.model_store import ModelEnv
+
+    def answers() -> dict[str, dict[str, float]]:
+        room = Reasoner(ReasonerConfig(llm=LLMConfig(model="no-such-llm")), ModelEnv(tmp_path, "cpu", False), encoder=encoder())
+        return {m: {c.label: c.score for c in room.classify(timeline(CYCLING), mine, method=m).candidates} for m in ("embedding", "fused")}
+
+    mine = load_labels(["riding a bike", "swimming", "cooking"])
+    before = answers()
+    # What the llm route leaves behind for a user's set, here swapped so that it would mislead.
+    path = cache_path(tmp_path, mine)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "riding a bike": "A cook stirs a pot of soup on a kitchen stove.",
+        "swimming": "A person reads a book quietly in a library.",
+        "cooking": "A cyclist pedals a bicycle fast along a road in traffic.",
+    }))
+    room = Reasoner(ReasonerConfig(llm=LLMConfig(model="no-such-llm")), ModelEnv(tmp_path, "cpu", False), encoder=encoder())
+    assert room.descriptions(mine, generate=False) == {}
+    assert room.descriptions(mine)["cooking"].startswith("A cyclist")  # the llm route still reads them
+    assert answers() == before
+    assert before["embedding"]["riding a bike"] == max(before["embedding"].values())
