@@ -80,12 +80,13 @@ class Settings(BaseSettings):
     # are read group by group), so a long video costs only time, which its owner chose to spend.
     # Services taking videos from others set one.
     max_duration_s: float | None = Field(None, gt=0, description="refuse videos longer than this many seconds (default: no limit)")
-    # Each embedded runtime already uses every core of a small machine: on 2 cores
-    # two models side by side took 6.3 s for a 10 s clip against 5.9 s one after another.
+    # Two lanes: the light models one thread each side by side, a heavy one (I3D) alone on every
+    # core in its turn (services/perception/turns.py). On 2 cores the bundled clip's warm
+    # perception took 3.36 s against 3.75 s one model after another (medians of 20, interleaved).
     perception_threads: int = Field(
-        default_factory=lambda: 1 if (os.cpu_count() or 1) < 8 else 2,
+        default_factory=lambda: 1 if (os.cpu_count() or 1) < 2 else 2,
         ge=1,
-        description="perception models run side by side on this many threads (default: 1 below 8 cores, else 2)",
+        description="perception models run side by side on this many threads (default: 2, 1 on a single core)",
     )
     cache: bool = True
     # About 15 KB a video with the embedded profile: 2 GB holds ~130k videos (several full eval

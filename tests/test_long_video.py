@@ -92,6 +92,21 @@ def test_clip_models_run_together_one_decode_per_group_same_observations(tmp_pat
     assert list(broken.observations) == [o for o in together.observations if o.source_model == "flow"]
 
 
+def test_side_by_side_the_clip_models_of_a_one_group_video_share_one_decode(tmp_path, monkeypatch):
+    clip = write_video(tmp_path / "a.mp4", seconds=8.0, fps=4)
+    # The Media keeps nothing between requests: the clip the separate units share is kept for them.
+    monkeypatch.setattr(video, "SHARED_FRAMES", 1)
+    decoded = []
+    real = Media.frames_at
+    monkeypatch.setattr(Media, "frames_at", lambda self, times, max_side=None: decoded.append(times[0]) or real(self, times, max_side))
+    models = {"flow": FlowDescriber(clip_frames=8), "brightness": Brightness()}
+    config = PerceptionConfig.from_settings(load_settings(perception=list(models), cache=False))
+    side = Perceiver(replace(config, perception_threads=2), models=models).describe(clip)
+    assert len(decoded) == 1, "one decode for both models, each in its own lane"
+    one = Perceiver(replace(config, perception_threads=1), models=models).describe(clip)
+    assert side.observations == one.observations and side.models == one.models
+
+
 def test_shared_frames_stay_under_their_byte_budget(tmp_path, monkeypatch):
     m = Media.open(write_video(tmp_path / "a.mp4", seconds=4.0, fps=10))
     one = m.shared_frames((0.05, 1.05), max_side=80)

@@ -1,5 +1,6 @@
 """The Perceiver: models over windows, caching, partial timelines, bad input."""
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -223,17 +224,69 @@ def test_registry_builds_models_from_the_config():
     pose = perception.create("pose", config)
     assert isinstance(pose, PoseDescriber) and str(pose.home) == "/tmp/some-home"
     assert perception.card_of("flow", config) is FlowDescriber.card
+    # Side by side on two cores the light models are built with one thread each; one at a time,
+    # their runtimes keep their own defaults.
+    lanes = replace(config, perception_threads=2)
+    assert lanes.light_threads == (1 if (os.cpu_count() or 1) <= 3 else (os.cpu_count() or 1) // 2)
+    for name in ("pose", "flow", "visual-tags", "ocr"):
+        assert perception.create(name, lanes).threads == lanes.light_threads, name
+        assert perception.create(name, replace(config, perception_threads=1)).threads is None, name
+    assert perception.card_of("action", config).heavy and not perception.card_of("pose", config).heavy
 
 
 @pytest.mark.slow
 def test_models_side_by_side_give_the_same_timeline(tmp_path):
     video = write_video(tmp_path / "tone.mp4", seconds=4.0, fps=10, audio_hz=440.0)
-    names = ["flow", "audio-tags", "visual-tags"]
+    names = ["flow", "audio-tags", "visual-tags", "pose", "action"]
     one = _perceiver(names, cache=False, perception_threads=1).describe(video)
     two = _perceiver(names, cache=False, perception_threads=3).describe(video)
     assert two.models == one.models == tuple(names)
     assert two.observations == one.observations and two.notes == one.notes
     assert set(two.timings) == set(names)
+
+
+class Stepper:
+    """A fake model that works in timed steps, heavy (one run, alone) or light (steps in light turns)."""
+
+    def __init__(self, name, *, heavy, steps, step_s, log):
+        self.card = ModelCard(name=name, version="1", modalities=("sight",), cost=2.0 if heavy else 1.0, heavy=heavy)
+        self.steps, self.step_s, self.log = steps, step_s, log
+
+    def params(self):
+        return {}
+
+    def describe(self, media, windows):
+        import time
+
+        from vidsense.services.perception.turns import TURNS
+
+        for _ in range(self.steps):
+            if self.card.heavy:  # the Perceiver holds its heavy turn around the whole run
+                self.log.append((self.card.name, time.perf_counter(), time.sleep(self.step_s) or time.perf_counter()))
+                continue
+            with TURNS.light():
+                self.log.append((self.card.name, time.perf_counter(), time.sleep(self.step_s) or time.perf_counter()))
+        return Perception([Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, self.card.name, 1.0, "objects") for w in windows])
+
+
+def test_side_by_side_a_heavy_model_runs_alone_and_the_light_ones_fill_the_rest(tmp_path):
+    video = write_video(tmp_path / "square.mp4", seconds=2.0)
+    log: list[tuple[str, float, float]] = []
+    models = {
+        "heavy": Stepper("heavy", heavy=True, steps=1, step_s=0.4, log=log),
+        "light1": Stepper("light1", heavy=False, steps=10, step_s=0.02, log=log),
+        "light2": Stepper("light2", heavy=False, steps=10, step_s=0.02, log=log),
+    }
+    config = replace(_config(list(models), cache=False), perception_threads=2)
+    tl = Perceiver(config, models=models).describe(video)
+    assert tl.models == tuple(models) and not tl.failures
+    (_, h0, h1), = [e for e in log if e[0] == "heavy"]
+    light = [e for e in log if e[0] != "heavy"]
+    assert len(light) == 20
+    assert all(end <= h0 or start >= h1 for _, start, end in light), "no light step while the heavy model runs"
+    assert any(a[0] != b[0] and a[1] < b[2] and b[1] < a[2] for a in light for b in light), "the light models overlap"
+    # A model's time is its own: the light one that waited out the heavy run is not charged for it.
+    assert tl.timings["heavy"] >= 0.4 and all(tl.timings[n] < 0.35 for n in ("light1", "light2"))
 
 
 def test_notes_a_model_returns_survive_a_cache_hit(tmp_path):

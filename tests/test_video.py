@@ -144,6 +144,89 @@ def test_a_window_frame_read_by_two_models_is_decoded_once(tmp_path, decoded):
     assert np.array_equal(tags, Media.open(p).sample(2.0, 4.0, 1, max_side=80))
 
 
+def test_frames_two_threads_ask_for_at_once_are_decoded_once(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    p = write_video(tmp_path / "a.mp4", seconds=4.0, fps=10)
+    m = Media.open(p)
+    calls: list[tuple[float, ...]] = []
+    real = Media.frames_at
+
+    def slow(self, ts, max_side=None):
+        calls.append(tuple(ts))
+        time.sleep(0.2)  # long enough for the second thread to ask meanwhile
+        return real(self, ts, max_side)
+
+    monkeypatch.setattr(Media, "frames_at", slow)
+    got: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda: got.append(m.shared_frames((0.05, 2.05), max_side=80))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert calls == [(0.05, 2.05)] and len(got) == 2 and got[0] is got[1]
+
+
+def test_a_failed_shared_decode_lets_the_next_caller_decode_again(tmp_path, monkeypatch):
+    p = write_video(tmp_path / "a.mp4", seconds=4.0, fps=10)
+    m = Media.open(p)
+    real = Media.frames_at
+    monkeypatch.setattr(Media, "frames_at", lambda self, ts, max_side=None: (_ for _ in ()).throw(ProcessingError("boom")))
+    with pytest.raises(ProcessingError, match="boom"):
+        m.shared_frames((0.05,), max_side=80)
+    monkeypatch.setattr(Media, "frames_at", real)
+    assert m.shared_frames((0.05,), max_side=80).shape == (1, 60, 80, 3)  # not stuck waiting on the failed one
+
+
+class _MisstampedAvi:
+    """A stand-in container whose frames come out in display order stamped 1, 4, 3, 5, 7, 6, ...
+    (an AVI with packed B-frames, as HMDB-51's), a keyframe every 30 frames."""
+
+    KEY = 30
+
+    def __init__(self, n=60, fps=10.0):
+        from types import SimpleNamespace
+
+        stamps = [1]
+        while len(stamps) < n:  # 1, 4, 3, 5, 7, 6, 8, 10, 9, ...
+            k = stamps[-1]
+            stamps += [k + 3, k + 2, k + 4] if len(stamps) % 3 == 1 else [k + 1]
+        self.frames = [SimpleNamespace(time=t / fps, index=i, planes=[SimpleNamespace(buffer_size=1)]) for i, t in enumerate(stamps[:n])]
+        self.fps = fps
+        self.pos = 0
+        self.streams = SimpleNamespace(video=[SimpleNamespace(time_base=1 / 1000, start_time=0, thread_type=None)])
+
+    def seek(self, ts, stream=None, backward=True, any_frame=False):
+        t = ts / 1000
+        self.pos = max(i for i in range(0, len(self.frames), self.KEY) if i == 0 or self.frames[i].time <= t)
+
+    def decode(self, stream):
+        while self.pos < len(self.frames):
+            self.pos += 1
+            yield self.frames[self.pos - 1]
+
+    def close(self):
+        pass
+
+
+def test_frames_picked_for_a_time_do_not_depend_on_what_the_reader_did_before(monkeypatch):
+    from vidsense.services.media import video
+
+    monkeypatch.setattr(video, "_open_av", lambda path: _MisstampedAvi())
+    times = [0.12 + 0.09 * i for i in range(60) if 0.12 + 0.09 * i < 5.5]
+    fresh = [video._PyAVReader("x").frame_at(t).index for t in times]
+    one_pass = video._PyAVReader("x")
+    assert [one_pass.frame_at(t).index for t in times] == fresh
+    # After other requests (a frame tagger's, window by window), the same times give the same frames,
+    # whether the reader decodes on, seeks back, or finds them among the frames it kept.
+    for before in ([1.0], [1.0, 3.0, 5.0], [2.5], [0.3, 0.6]):
+        r = video._PyAVReader("x")
+        for t in before:
+            r.frame_at(t)
+        assert [r.frame_at(t).index for t in times] == fresh, before
+
+
 def test_decoding_forward_across_a_window_gives_the_frames_a_seek_gives(tmp_path):
     from vidsense.services.media import video
 

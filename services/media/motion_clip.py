@@ -78,8 +78,10 @@ class MotionClips:
     frames).
     """
 
-    def __init__(self, media: Media, windows: tuple[Window, ...], frames: int = CLIP_FRAMES, group_s: float = GROUP_S) -> None:
+    def __init__(self, media: Media, windows: tuple[Window, ...], frames: int = CLIP_FRAMES, group_s: float = GROUP_S, keep: bool = False) -> None:
         info = media.info
+        # keep: every clip decoded stays here (for models that read a one-group video's clip in turn).
+        self._kept: dict[int, MotionClip] | None = {} if keep else None
         long_side = max(info.width, info.height)
         short_side = max(1, min(info.width, info.height))
         self.media = media
@@ -99,18 +101,24 @@ class MotionClips:
 
     def clip(self, index: int) -> MotionClip:
         """The clip of group ``index`` (decoded now unless the Media still holds its frames)."""
+        if self._kept is not None and index in self._kept:
+            return self._kept[index]
         group = self.groups[index]
         times = tuple(round(t, 4) for t in sample_times(group[0].start_s, group[-1].end_s, self.frames))
-        return MotionClip(group, times, self.media.shared_frames(times, max_side=self.max_side))
+        clip = MotionClip(group, times, self.media.shared_frames(times, max_side=self.max_side))
+        if self._kept is not None:
+            self._kept[index] = clip
+        return clip
 
     def __iter__(self) -> Iterator[MotionClip]:
         for i in range(len(self.groups)):
             yield self.clip(i)
 
 
-def motion_clips(media: Media, windows: tuple[Window, ...], frames: int = CLIP_FRAMES, group_s: float = GROUP_S) -> MotionClips:
-    """The :class:`MotionClip` of each group of ``windows``, decoded lazily, one group at a time."""
-    return MotionClips(media, windows, frames, group_s)
+def motion_clips(media: Media, windows: tuple[Window, ...], frames: int = CLIP_FRAMES, group_s: float = GROUP_S, keep: bool = False) -> MotionClips:
+    """The :class:`MotionClip` of each group of ``windows``, decoded lazily, one group at a time
+    (``keep``: each clip, once decoded, stays with the returned object)."""
+    return MotionClips(media, windows, frames, group_s, keep)
 
 
 @runtime_checkable

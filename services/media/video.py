@@ -33,6 +33,9 @@ SAMPLE_RATE = 16000
 # window (2 s), so one frame a window is read in one pass, not by a seek (which decodes again from
 # the last keyframe) per window.
 SEEK_GAP_S = 2.5
+# Which frames a request returns; part of every cached observation's key. 2: a frame's time only
+# moves forward (out-of-order stamps no longer make the picked frame depend on earlier requests).
+FRAME_PICKING = 2
 # Frame stacks a Media keeps for models that read the same frames (the motion
 # models' clips): at most this many, and no more bytes than SHARED_BYTES (two 16:9
 # motion clips; the perceiver hands each clip to every motion model itself, so a
@@ -117,6 +120,8 @@ class Media:
     )
     # Block number -> its samples, most recent last; guarded by _audio_lock (audio
     # decodes do not wait for frame decodes).
+    # Keys of _shared being decoded now, each with the event its decoder sets when done; guarded by _lock.
+    _decoding: "dict[tuple[tuple[float, ...], int | None], threading.Event]" = field(default_factory=dict, repr=False, compare=False)
     _audio_blocks: "OrderedDict[int, np.ndarray]" = field(default_factory=OrderedDict, repr=False, compare=False)
     _audio_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -179,25 +184,38 @@ class Media:
 
         The result is read-only (it is shared). The last :data:`SHARED_FRAMES`
         requests are kept, fewer when they would exceed :data:`SHARED_BYTES`
-        (the newest always stays); two threads asking at once may both decode,
-        and the later result replaces the earlier.
+        (the newest always stays). A thread asking for frames another is decoding
+        waits for them (models side by side ask for the same clip at once).
         """
         key = (tuple(float(t) for t in times), max_side)
-        with self._lock:
-            frames = self._shared.get(key)
-            if frames is not None:
-                self._shared.move_to_end(key)
-                return frames
-        # Decoded outside the lock: frames_at takes it itself.
-        frames = self.frames_at(list(key[0]), max_side=max_side)
-        frames.setflags(write=False)
-        with self._lock:
-            self._shared[key] = frames
-            while len(self._shared) > 1 and (
-                len(self._shared) > SHARED_FRAMES or sum(f.nbytes for f in self._shared.values()) > SHARED_BYTES
-            ):
-                self._shared.popitem(last=False)
-        return frames
+        while True:
+            with self._lock:
+                frames = self._shared.get(key)
+                if frames is not None:
+                    self._shared.move_to_end(key)
+                    return frames
+                busy = self._decoding.get(key)
+                if busy is None:
+                    self._decoding[key] = done = threading.Event()
+                    break
+            # Another thread decodes them: wait, then look again (if its decode failed, or the
+            # frames were evicted meanwhile, this thread decodes them itself).
+            busy.wait()
+        try:
+            # Decoded outside the lock: frames_at takes it itself.
+            frames = self.frames_at(list(key[0]), max_side=max_side)
+            frames.setflags(write=False)
+            with self._lock:
+                self._shared[key] = frames
+                while len(self._shared) > 1 and (
+                    len(self._shared) > SHARED_FRAMES or sum(f.nbytes for f in self._shared.values()) > SHARED_BYTES
+                ):
+                    self._shared.popitem(last=False)
+            return frames
+        finally:
+            with self._lock:
+                del self._decoding[key]
+            done.set()
 
     def sample(self, start_s: float, end_s: float, k: int, max_side: int | None = None) -> np.ndarray:
         """``k`` frames spread evenly over ``[start_s, end_s)`` (centres of k equal slices)."""
@@ -458,6 +476,12 @@ class _PyAVReader:
         else:
             for frame in self.decoder:
                 ft = (frame.time - self.offset) if frame.time is not None else (prev[0] if prev else 0.0)
+                if prev is not None and ft < prev[0]:
+                    # Out of order: some AVIs (packed B-frames) stamp frames with their packets'
+                    # times while the decoder hands them out in display order. Time only moves
+                    # forward here, so the frame picked for a time is the same whether the
+                    # reader decodes on, seeks, or finds it kept (models side by side make any).
+                    ft = prev[0]
                 if not self.kept_times or ft >= self.kept_times[-1]:
                     self._keep(ft, frame)
                 if ft + 1e-6 >= t:

@@ -37,6 +37,9 @@ class ModelCard:
             (e.g. "trained on Kinetics-400").
         cost: rough CPU seconds per 10 s of video; when models run side by
             side the costly ones start first so the cheap ones fill the gaps.
+        heavy: its runtime uses every core well (I3D, Whisper, torch models): it runs
+            alone (:meth:`~vidsense.services.perception.turns.Turns.heavy`) while the
+            light models, one thread each, share the cores around it.
     """
 
     name: str
@@ -46,6 +49,7 @@ class ModelCard:
     needs_audio: bool = False
     note: str = ""
     cost: float = 1.0
+    heavy: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ class PerceptionConfig:
         window_s / window_count: how the video is cut (``window_count`` wins when set).
         frames_per_window: frames the frame-based taggers sample per window.
         frame_max_side: frames are scaled so their long side is at most this.
-        perception_threads: models run side by side on this many threads.
+        perception_threads: models run side by side on this many threads (the light
+            models' runtimes then share the cores: :attr:`light_threads`).
         max_duration_s: longer videos are refused with an :class:`~vidsense.services.errors.InputError`
             (None: no limit).
         cache: keep each model's observations in the perception cache.
@@ -105,6 +110,14 @@ class PerceptionConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
+
+    @property
+    def light_threads(self) -> int | None:
+        """Threads of each light model's runtime: the cores shared among the models side by side
+        (None, the runtime's own choice, when models run one at a time)."""
+        from vidsense.services.perception.turns import light_threads
+
+        return light_threads(self.perception_threads)
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "PerceptionConfig":

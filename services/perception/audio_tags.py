@@ -25,6 +25,7 @@ from vidsense.services.errors import ModelError
 from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
+from vidsense.services.perception.turns import TURNS
 from vidsense.services.timeline import Observation, Window
 
 log = logging.getLogger(__name__)
@@ -332,7 +333,9 @@ class YamnetTagger:
         out = []
         for patch in patches(audio):
             q = self._in_q.quantise(patch)[None, None]
-            logits = self._out_q.dequantise(self._session.run([self._output], {self._input: q})[0][0])
+            with TURNS.light():
+                raw = self._session.run([self._output], {self._input: q})[0][0]
+            logits = self._out_q.dequantise(raw)
             out.append(_sigmoid(logits))
         return np.stack(out)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vidsense.services.errors import ProcessingError
+from vidsense.services.media.video import FRAME_PICKING
 from vidsense.services.perception import ModelCard
 from vidsense.services.timeline import Observation, Window
 
@@ -123,6 +124,7 @@ def cache_key(
     """
     recipe = {
         "schema": SCHEMA_VERSION,
+        "frames": FRAME_PICKING,
         "video": video_sha256,
         "model": {"name": card.name, "version": card.version, "modalities": list(card.modalities)},
         "params": params,

@@ -48,7 +48,7 @@ class CaptionParams:
 class Blip2Captioner:
     """The ``blip2`` perception model: one caption per window."""
 
-    card = ModelCard(name="blip2", version="1", modalities=("sight",), note="BLIP-2 captions (transformers)", cost=8.0)
+    card = ModelCard(name="blip2", version="1", modalities=("sight",), note="BLIP-2 captions (transformers)", cost=8.0, heavy=True)
 
     def __init__(self, model: str | None, env: ModelEnv, tuning: CaptionParams | None = None, *, frame_max_side: int = 640) -> None:
         """Load the BLIP-2 model ``model``.

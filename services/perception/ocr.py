@@ -35,6 +35,7 @@ from vidsense.services.errors import ModelError
 from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
+from vidsense.services.perception.turns import TURNS
 from vidsense.services.timeline import Observation, Window
 
 STORE_NAME = "ppocr-v4"
@@ -96,7 +97,7 @@ class ScreenText:
 
     card = ModelCard(name="ocr", version="1", modalities=("text",), note="PP-OCRv4 (Chinese + English recogniser)", cost=0.7)
 
-    def __init__(self, env: ModelEnv, tuning: OcrParams | None = None, *, frame_max_side: int = 640) -> None:
+    def __init__(self, env: ModelEnv, tuning: OcrParams | None = None, *, frame_max_side: int = 640, threads: int | None = None) -> None:
         """PP-OCRv4 comes from the model store (assembled on first use, never downloaded) and loads
         on :meth:`load`, or on the first frame read: a run answered from the perception cache never
         loads it.
@@ -105,8 +106,10 @@ class ScreenText:
             env: where the model store is.
             tuning: thresholds and sampling.
             frame_max_side: frames are scaled so their long side is at most this.
+            threads: ONNX Runtime's threads (None: the cores, up to 4).
         """
         self.tuning = tuning or OcrParams()
+        self.threads = threads
         self.frame_max_side = frame_max_side
         self._home = env.home
         self._reader: Any = None
@@ -133,13 +136,13 @@ class ScreenText:
             # frame into 1732x736: 5-10x slower and no better on video text. Cap the long side.
             det_limit_type="max",
             det_limit_side_len=self.tuning.det_max_side,
-            intra_op_num_threads=max(1, min(4, os.cpu_count() or 1)),
+            intra_op_num_threads=self.threads or max(1, min(4, os.cpu_count() or 1)),
         )
 
     @classmethod
     def from_config(cls, config: PerceptionConfig) -> "ScreenText":
         """The registry's ``ocr`` model."""
-        return cls(config.env, frame_max_side=config.frame_max_side)
+        return cls(config.env, frame_max_side=config.frame_max_side, threads=config.light_threads)
 
     def params(self) -> dict[str, Any]:
         """Weights, thresholds and sampling: everything that changes the output."""
@@ -153,7 +156,8 @@ class ScreenText:
         """Lines ``(text, score)`` read in one RGB uint8 frame, top to bottom."""
         self.load()
         # RapidOCR follows OpenCV and takes BGR.
-        result, _ = self._reader(np.ascontiguousarray(rgb[:, :, ::-1]))
+        with TURNS.light():
+            result, _ = self._reader(np.ascontiguousarray(rgb[:, :, ::-1]))
         lines = []
         for _box, text, score in result or []:
             text = " ".join(str(text).split())

@@ -413,6 +413,7 @@ class SpeechRecognizer:
         needs_video=False,
         needs_audio=True,
         cost=2.0,
+        heavy=True,
     )
 
     def __init__(self, engine: SpeechEngine, *, gate: SpeechGate | None = None, vad: VadSettings | None = None) -> None:

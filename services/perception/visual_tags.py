@@ -39,6 +39,7 @@ from vidsense.services import model_store
 from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
+from vidsense.services.perception.turns import TURNS, set_cv2_threads
 from vidsense.services.timeline import Observation, Window
 
 DETECTOR = "coco-ssd"
@@ -79,16 +80,17 @@ def coco_labels() -> dict[int, str]:
     return table
 
 
-def _threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+def _threads(threads: int | None) -> int:
+    return threads or max(1, min(4, os.cpu_count() or 1))
 
 
 class CocoDetector:
-    """SSD MobileNet v2 (COCO) through OpenCV's DNN module."""
+    """SSD MobileNet v2 (COCO) through OpenCV's DNN module (``threads``: OpenCV's; None: its default)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, threads: int | None = None) -> None:
         import cv2
 
+        set_cv2_threads(threads)
         self._cv2 = cv2
         self._net = cv2.dnn.readNetFromTensorflow(str(folder / "frozen_inference_graph.pb"), str(folder / "graph.pbtxt"))
         self._names = coco_labels()
@@ -99,7 +101,8 @@ class CocoDetector:
         # already, so no channel swap (swapRB is for OpenCV's BGR images).
         blob = self._cv2.dnn.blobFromImages(list(frames), size=DETECTOR_INPUT, swapRB=False)
         self._net.setInput(blob)
-        rows = self._net.forward().reshape(-1, 7)  # image_id, class_id, score, x1, y1, x2, y2
+        with TURNS.light():
+            rows = self._net.forward().reshape(-1, 7)  # image_id, class_id, score, x1, y1, x2, y2
         found: list[list[tuple[str, float]]] = [[] for _ in range(len(frames))]
         for image_id, class_id, score, *_ in rows:
             name = self._names.get(int(class_id))
@@ -109,15 +112,15 @@ class CocoDetector:
 
 
 class ImageNetClassifier:
-    """EfficientNet-Lite3 (ImageNet-1k, int8) through the LiteRT interpreter."""
+    """EfficientNet-Lite3 (ImageNet-1k, int8) through the LiteRT interpreter (``threads``: its; None: up to 4)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, threads: int | None = None) -> None:
         import cv2
 
         from vidsense.services.quiet import litert_interpreter
 
         self._cv2 = cv2
-        self._interp = litert_interpreter(folder / "model.tflite", threads=_threads())
+        self._interp = litert_interpreter(folder / "model.tflite", threads=_threads(threads))
         self._input = self._interp.get_input_details()[0]
         self._output = self._interp.get_output_details()[0]
         _, height, width, _ = self._input["shape"]
@@ -131,7 +134,8 @@ class ImageNetClassifier:
         # Squash, not centre-crop: video frames are wide and the edges carry the scene.
         x = self._cv2.resize(rgb, self._size, interpolation=self._cv2.INTER_AREA)
         self._interp.set_tensor(self._input["index"], x[None].astype(self._input["dtype"]))
-        self._interp.invoke()
+        with TURNS.light():
+            self._interp.invoke()
         q = self._interp.get_tensor(self._output["index"])[0]
         scale, zero = self._output["quantization"]
         return (q.astype(np.float32) - zero) * scale if scale else q.astype(np.float32)
@@ -155,6 +159,7 @@ class VisualTagger:
         *,
         frames_per_window: int = 2,
         frame_max_side: int = 640,
+        threads: int | None = None,
     ) -> None:
         """Both models come from the model store (assembled on first use, never downloaded) and
         load on :meth:`load`, or on the first :meth:`describe`: a run answered from the perception
@@ -165,8 +170,10 @@ class VisualTagger:
             tuning: thresholds.
             frames_per_window: frames looked at per window.
             frame_max_side: frames are scaled so their long side is at most this.
+            threads: each runtime's threads (None: theirs).
         """
         self.tuning = tuning or VisualTagParams()
+        self.threads = threads
         self.frames_per_window = frames_per_window
         self.frame_max_side = frame_max_side
         self._home = env.home
@@ -177,7 +184,10 @@ class VisualTagger:
         """Load the detector and the classifier now (idempotent)."""
         with self._load_lock:
             if self._nets is None:
-                self._nets = (CocoDetector(model_store.ensure(DETECTOR, self._home)), ImageNetClassifier(model_store.ensure(CLASSIFIER, self._home)))
+                self._nets = (
+                    CocoDetector(model_store.ensure(DETECTOR, self._home), self.threads),
+                    ImageNetClassifier(model_store.ensure(CLASSIFIER, self._home), self.threads),
+                )
 
     @property
     def _detector(self) -> CocoDetector:
@@ -194,7 +204,7 @@ class VisualTagger:
     @classmethod
     def from_config(cls, config: PerceptionConfig) -> "VisualTagger":
         """The registry's ``visual-tags`` model."""
-        return cls(config.env, frames_per_window=config.frames_per_window, frame_max_side=config.frame_max_side)
+        return cls(config.env, frames_per_window=config.frames_per_window, frame_max_side=config.frame_max_side, threads=config.light_threads)
 
     def params(self) -> dict[str, Any]:
         """Weights, thresholds and sampling: everything that changes the output."""

@@ -77,6 +77,7 @@ class KineticsActions:
         note="action: an Inception-I3D recogniser trained on Kinetics-400 contributed "
         "(results on Kinetics-400 itself are not zero-shot)",
         cost=2.3,
+        heavy=True,
     )
 
     def __init__(self, env: ModelEnv, top_k: int = 3, min_prob: float = 0.05, backend: str = "onnx", clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):

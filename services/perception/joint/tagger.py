@@ -403,14 +403,14 @@ def _tagger_sampling(config: PerceptionConfig) -> dict[str, int]:
 def make_clip_tagger(config: PerceptionConfig, vocabulary: Vocabulary | None = None, tuning: TagParams | None = None) -> JointEmbeddingTagger:
     """``clip-tagger``: frames against the visual vocabulary with ``config.clip_model``."""
     encoder = HfClipEncoder(pretrained.locate(config.clip_model, config.env, role="clip", setting="clip_model"))
-    card = ModelCard(name="clip-tagger", version="1", modalities=("sight",), note="CLIP zero-shot tags")
+    card = ModelCard(name="clip-tagger", version="1", modalities=("sight",), note="CLIP zero-shot tags", heavy=True)
     return JointEmbeddingTagger(card, encoder, [Channel("sight", vocabulary or visual_vocabulary())], tuning, **_tagger_sampling(config))
 
 
 def make_clap_tagger(config: PerceptionConfig, vocabulary: Vocabulary | None = None, tuning: TagParams | None = None) -> JointEmbeddingTagger:
     """``clap-tagger``: audio against the AudioSet names with ``config.clap_model``."""
     encoder = HfClapEncoder(pretrained.locate(config.clap_model, config.env, role="clap", setting="clap_model"))
-    card = ModelCard(name="clap-tagger", version="1", modalities=("sound",), needs_video=False, needs_audio=True, note="CLAP zero-shot audio tags")
+    card = ModelCard(name="clap-tagger", version="1", modalities=("sound",), needs_video=False, needs_audio=True, note="CLAP zero-shot audio tags", heavy=True)
     channels = [Channel("sound", vocabulary or audioset_vocabulary(config.env.home))]
     return JointEmbeddingTagger(card, encoder, channels, tuning, **_tagger_sampling(config))
 
@@ -437,6 +437,6 @@ def make_imagebind_tagger(
         ModelError: the checkpoint does not load.
     """
     encoder = ImageBindEncoder(locate_imagebind(config.imagebind_model, config.env))
-    card = ModelCard(name="imagebind-tagger", version="2", modalities=("sight", "sound"), note="ImageBind zero-shot tags")
+    card = ModelCard(name="imagebind-tagger", version="2", modalities=("sight", "sound"), note="ImageBind zero-shot tags", heavy=True)
     channels = [Channel("sight", sight or visual_vocabulary()), Channel("sound", sound or audioset_vocabulary(config.env.home, template="{}"))]
     return JointEmbeddingTagger(card, encoder, channels, tuning, **_tagger_sampling(config))

@@ -20,6 +20,7 @@ import numpy as np
 from vidsense.services.media.motion_clip import CLIP_FRAMES, GROUP_S, MotionClip, motion_clips
 from vidsense.services.media.video import Media
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
+from vidsense.services.perception.turns import TURNS, set_cv2_threads
 from vidsense.services.timeline import Observation, Window
 
 FLOW_WIDTH = 160
@@ -97,7 +98,8 @@ def pair_motion(a: np.ndarray, b: np.ndarray, t: float, dt: float) -> PairMotion
 
     if is_cut(a, b):
         return PairMotion(t=t, cut=True)
-    flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    with TURNS.light():
+        flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
     h, w = a.shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     rx, ry = xs - (w - 1) / 2, ys - (h - 1) / 2
@@ -209,21 +211,23 @@ class FlowDescriber:
 
     card: ClassVar[ModelCard] = ModelCard(name="flow", version="1", modalities=("sight",), cost=0.4)
 
-    def __init__(self, pairs_per_s: float = 5.0, clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):
+    def __init__(self, pairs_per_s: float = 5.0, clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S, threads: int | None = None):
         """Flow needs no model file: only its sampling.
 
         Args:
             pairs_per_s: frame pairs measured per second of video.
             clip_frames / group_s: the shared motion clips (see :mod:`vidsense.services.media.motion_clip`).
+            threads: OpenCV's threads (None: its default).
         """
+        self.threads = threads
         self.pairs_per_s = pairs_per_s
         self.clip_frames = clip_frames
         self.group_s = group_s
 
     @classmethod
     def from_config(cls, config: PerceptionConfig) -> "FlowDescriber":
-        """The registry's ``flow`` model (it reads nothing from the config)."""
-        return cls()
+        """The registry's ``flow`` model (it reads only the threads it may use from the config)."""
+        return cls(threads=config.light_threads)
 
     def params(self) -> dict[str, Any]:
         import cv2
@@ -243,6 +247,7 @@ class FlowDescriber:
 
     def describe_clip(self, clip: MotionClip) -> list[Observation]:
         """The ``motion`` observations of one clip's windows."""
+        set_cv2_threads(self.threads)
         pairs = clip_pairs(clip, self.pairs_per_s)
         out = []
         for w in clip.windows:

@@ -25,6 +25,7 @@ from vidsense.services.media.video import Media
 from vidsense.services.model_store import ModelEnv
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.perception.motion import flow, gestures, motion_words
+from vidsense.services.perception.turns import TURNS, set_cv2_threads
 from vidsense.services.timeline import Observation, Window
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,10 @@ class Person:
 # --------------------------------------------------------------------------- detectors
 
 
-def _interpreter(path: Path) -> Any:
+def _interpreter(path: Path, threads: int | None) -> Any:
     from vidsense.services.quiet import litert_interpreter
 
-    return litert_interpreter(path, threads=2)
+    return litert_interpreter(path, threads=threads or 2)
 
 
 class MultiPoseDetector:
@@ -71,8 +72,8 @@ class MultiPoseDetector:
 
     model_name = "movenet-multipose"
 
-    def __init__(self, path: Path, long_side: int):
-        self.it = _interpreter(path)
+    def __init__(self, path: Path, long_side: int, threads: int | None = None):
+        self.it = _interpreter(path, threads)
         self.input = self.it.get_input_details()[0]["index"]
         self.output = self.it.get_output_details()[0]["index"]
         self.long_side = long_side
@@ -92,7 +93,8 @@ class MultiPoseDetector:
             self.it.allocate_tensors()
             self.shape = shape
         self.it.set_tensor(self.input, cv2.resize(frame, size, interpolation=cv2.INTER_AREA)[None])
-        self.it.invoke()
+        with TURNS.light():
+            self.it.invoke()
         people = []
         for row in self.it.get_tensor(self.output)[0]:
             if row[55] < PERSON_SCORE:
@@ -109,8 +111,8 @@ class SinglePoseDetector:
     model_name = "movenet-lightning"
     SIDE = 192
 
-    def __init__(self, path: Path, long_side: int):
-        self.it = _interpreter(path)
+    def __init__(self, path: Path, long_side: int, threads: int | None = None):
+        self.it = _interpreter(path, threads)
         self.it.allocate_tensors()
         self.input = self.it.get_input_details()[0]["index"]
         self.output = self.it.get_output_details()[0]["index"]
@@ -124,7 +126,8 @@ class SinglePoseDetector:
         square = np.zeros((side, side, 3), np.uint8)
         square[:h, :w] = frame
         self.it.set_tensor(self.input, cv2.resize(square, (self.SIDE, self.SIDE), interpolation=cv2.INTER_AREA)[None])
-        self.it.invoke()
+        with TURNS.light():
+            self.it.invoke()
         yx = self.it.get_tensor(self.output)[0, 0]
         kp = np.stack([yx[:, 1] * side / h, yx[:, 0] * side / h, yx[:, 2]], axis=1)
         score = float(np.mean(yx[:, 2]))
@@ -135,8 +138,8 @@ class SinglePoseDetector:
 DETECTORS: tuple[type, ...] = (MultiPoseDetector, SinglePoseDetector)
 
 
-def load_detector(home: Path, long_side: int) -> Any:
-    """The first detector of :data:`DETECTORS` whose model loads.
+def load_detector(home: Path, long_side: int, threads: int | None = None) -> Any:
+    """The first detector of :data:`DETECTORS` whose model loads (``threads``: its runtime's; None: 2).
 
     Raises:
         CorruptModelError: a detector's model is installed but damaged.
@@ -147,7 +150,7 @@ def load_detector(home: Path, long_side: int) -> Any:
     problems = []
     for cls in DETECTORS:
         try:
-            return cls(Path(model_store.ensure(cls.model_name, home)), long_side)
+            return cls(Path(model_store.ensure(cls.model_name, home)), long_side, threads)
         except model_store.CorruptModelError:
             raise  # damaged weights must be repaired, not quietly swapped for the next model
         except Exception as exc:  # noqa: BLE001 - try the next model, report all if none loads
@@ -258,6 +261,7 @@ class PoseDescriber:
         group_s: float = GROUP_S,
         dense: bool = True,
         dense_fps: float = 8.0,
+        threads: int | None = None,
     ):
         """Remember where the MoveNet models are; the detector loads on first use.
 
@@ -269,8 +273,10 @@ class PoseDescriber:
             dense_fps: at most this many pose frames per second there (a 2 Hz wave needs 4 or more).
             long_side: frames are scaled to this long side for MultiPose.
             clip_frames / group_s: the shared motion clips (see :mod:`vidsense.services.media.motion_clip`).
+            threads: the detector runtime's threads (None: 2); also OpenCV's, for the camera path.
         """
         self.home = Path(env.home)
+        self.threads = threads
         self.pose_fps = pose_fps
         self.long_side = long_side
         self.clip_frames = clip_frames
@@ -282,13 +288,14 @@ class PoseDescriber:
     @property
     def detector(self) -> Any:
         if self._detector is None:
-            self._detector = load_detector(self.home, self.long_side)
+            set_cv2_threads(self.threads)
+            self._detector = load_detector(self.home, self.long_side, self.threads)
         return self._detector
 
     @classmethod
     def from_config(cls, config: PerceptionConfig) -> "PoseDescriber":
         """The registry's ``pose`` model."""
-        return cls(config.env)
+        return cls(config.env, threads=config.light_threads)
 
     def params(self) -> dict[str, Any]:
         from vidsense.services import model_store
