@@ -56,12 +56,18 @@ print(json.dumps({"warm_mb": warm_mb, "long_mb": peak_mb(), "models": list(tl.mo
 """
 
 
-def test_motion_clips_decode_one_group_at_a_time(tmp_path, monkeypatch):
+@pytest.fixture
+def decoded(monkeypatch):
+    """The first time of every decode through ``Media.frames_at``, in order."""
+    firsts: list[float] = []
+    real = Media.frames_at
+    monkeypatch.setattr(Media, "frames_at", lambda self, times, max_side=None: firsts.append(times[0]) or real(self, times, max_side))
+    return firsts
+
+
+def test_motion_clips_decode_one_group_at_a_time(tmp_path, decoded):
     m = Media.open(write_video(tmp_path / "a.mp4", seconds=25.0, fps=4))
     windows = make_windows(m.info.duration_s)
-    decoded = []
-    real = Media.frames_at
-    monkeypatch.setattr(Media, "frames_at", lambda self, times, max_side=None: decoded.append(times[0]) or real(self, times, max_side))
     clips = motion_clips(m, windows, frames=8)
     assert len(clips) == 3 and len(decoded) == 1, "only the first group is decoded up front"
     it = iter(clips)
@@ -72,13 +78,10 @@ def test_motion_clips_decode_one_group_at_a_time(tmp_path, monkeypatch):
     assert [c.start_s for c in it] == [20.0] and len(decoded) == 3
 
 
-def test_clip_models_run_together_one_decode_per_group_same_observations(tmp_path, monkeypatch):
+def test_clip_models_run_together_one_decode_per_group_same_observations(tmp_path, monkeypatch, decoded):
     clip = write_video(tmp_path / "a.mp4", seconds=35.0, fps=4)
     # The Media keeps one stack only: sharing must come from running the models together.
     monkeypatch.setattr(video, "SHARED_FRAMES", 1)
-    decoded = []
-    real = Media.frames_at
-    monkeypatch.setattr(Media, "frames_at", lambda self, times, max_side=None: decoded.append(times[0]) or real(self, times, max_side))
     config = PerceptionConfig.from_settings(load_settings(perception=["flow", "brightness"], cache=False))
     models = {"flow": FlowDescriber(clip_frames=8), "brightness": Brightness()}
     together = Perceiver(config, models=models).describe(clip)
@@ -92,13 +95,10 @@ def test_clip_models_run_together_one_decode_per_group_same_observations(tmp_pat
     assert list(broken.observations) == [o for o in together.observations if o.source_model == "flow"]
 
 
-def test_side_by_side_the_clip_models_of_a_one_group_video_share_one_decode(tmp_path, monkeypatch):
+def test_side_by_side_the_clip_models_of_a_one_group_video_share_one_decode(tmp_path, monkeypatch, decoded):
     clip = write_video(tmp_path / "a.mp4", seconds=8.0, fps=4)
     # The Media keeps nothing between requests: the clip the separate units share is kept for them.
     monkeypatch.setattr(video, "SHARED_FRAMES", 1)
-    decoded = []
-    real = Media.frames_at
-    monkeypatch.setattr(Media, "frames_at", lambda self, times, max_side=None: decoded.append(times[0]) or real(self, times, max_side))
     models = {"flow": FlowDescriber(clip_frames=8), "brightness": Brightness()}
     config = PerceptionConfig.from_settings(load_settings(perception=list(models), cache=False))
     side = Perceiver(replace(config, perception_threads=2), models=models).describe(clip)
