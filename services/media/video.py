@@ -118,10 +118,10 @@ class Media:
     _shared: "OrderedDict[tuple[tuple[float, ...], int | None], np.ndarray]" = field(
         default_factory=OrderedDict, repr=False, compare=False
     )
-    # Block number -> its samples, most recent last; guarded by _audio_lock (audio
-    # decodes do not wait for frame decodes).
     # Keys of _shared being decoded now, each with the event its decoder sets when done; guarded by _lock.
     _decoding: "dict[tuple[tuple[float, ...], int | None], threading.Event]" = field(default_factory=dict, repr=False, compare=False)
+    # Block number -> its samples, most recent last; guarded by _audio_lock (audio
+    # decodes do not wait for frame decodes).
     _audio_blocks: "OrderedDict[int, np.ndarray]" = field(default_factory=OrderedDict, repr=False, compare=False)
     _audio_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
