@@ -1,7 +1,8 @@
 """Gesture rules on real footage: hits and false alarms per gesture, thresholds judged out of fold.
 
     .venv/bin/python benchmarks/gestures_real.py
-    .venv/bin/python benchmarks/gestures_real.py --shared DIR --eval-set none --k 5
+    .venv/bin/python benchmarks/gestures_real.py --shared DIR --eval-set none --k 5 --shuffles 5
+    .venv/bin/python benchmarks/gestures_real.py --grids "small people" "face to face"   # judge one change alone
 
 The rules of :mod:`vidsense.services.perception.motion.gestures` were tuned on synthetic tracks.
 This benchmark runs them on the development set (``benchmarks/devset.py``): the clips whose
@@ -21,8 +22,10 @@ most :data:`BUDGET`.
 Then the thresholds: for each rule with clips that show its gesture, a small grid of its module
 constants (:data:`GRIDS`) is searched on the training clips of every fold (leave one family out;
 k folds by footage), the held-out clips scored with what their fold chose, and the result
-compared with the shipped constants on the same clips. A choice may ship only if it gains hits
-out of fold under both splits and keeps the false gestures within the budget.
+compared with the shipped constants on the same clips. A choice may ship only if, out of fold
+under both splits, it gains hits and keeps the false gestures within the budget, or it is better
+on one count and no worse on the other (more hits at no new false gesture on the clips that show
+none, or fewer false gestures at no lost hit).
 
 Pose is the costly part, so each clip's per-window tracks (as :class:`~vidsense.services.perception.motion.pose.PoseDescriber`
 hands them to the rules: camera motion taken out) are cached under
@@ -123,12 +126,21 @@ GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
     "falling": {"FALL_DROP": (0.5, 0.75, 1.0), "FALL_SPEED": (1.0, 1.5, 2.0), "FALL_LOW": (0.6, 0.8)},
     "jumping": {"JUMP": (0.3, 0.4, 0.5)},
     "kicking": {"KICK_FRAMES": (1, 2, 3)},
-    "bending down": {"BENT_DEG": (40.0, 50.0, 60.0), "UPRIGHT_DEG": (25.0, 35.0)},
+    "bending down": {"BENT_DEG": (40.0, 50.0, 60.0, 70.0, 80.0), "UPRIGHT_DEG": (25.0, 35.0)},
     "hugging": {"HUG_DISTANCE": (0.8, 1.0, 1.2), "HUG_REACH": (0.5, 0.7)},
     "punching": {"STRIKE_SPEED": (2.0, 3.0), "STRIKE_END": (0.6, 0.8)},
+    # Constants every hand, foot or pair rule reads (0: off, the value before they were measured).
+    "small people": {"MIN_TORSO": (0.0, 0.04, 0.06, 0.08)},
+    "face to face": {"FACE_TURN": (0.0, 0.1, 0.15, 0.2)},
 }
-# Rules that share constants are scored on all the gestures they name.
-NAMES_OF_GRID: dict[str, frozenset[str]] = {"sitting down": frozenset({"sitting down", "standing up"})}
+# What the rule, or the rules, a grid's constants change can name: it is scored on those gestures.
+FINE = frozenset({"waving", "clapping", "pointing", "hand to mouth", "hands on face", "raising arms", "jumping jacks",
+                  "jumping", "kicking", "hugging", "shaking hands", "punching", "pushing"})
+NAMES_OF_GRID: dict[str, frozenset[str]] = {
+    "sitting down": frozenset({"sitting down", "standing up"}),
+    "small people": FINE,
+    "face to face": frozenset({"hugging", "shaking hands", "punching", "pushing"}),
+}
 
 
 @dataclass(frozen=True)
@@ -315,14 +327,14 @@ def shipped(grid: Mapping[str, Sequence[float]]) -> dict[str, float]:
 Sweep = dict[str, list[tuple[dict[str, float], list[frozenset[str]]]]]
 
 
-def sweep(tracks: Sequence[Tracks]) -> Sweep:
+def sweep(tracks: Sequence[Tracks], grids: Sequence[str] = tuple(GRIDS)) -> Sweep:
     """What every clip names under every candidate of every rule (the other rules at their shipped values).
 
     Rules are swept one at a time from the shipped constants, not jointly: the joint grid is
     too large to search on 20 clips that show a gesture, and a rule's constants change only
     what that rule (and the few names it silences) says.
     """
-    return {gesture: [(cand, [named(t, cand) for t in tracks]) for cand in candidates(grid)] for gesture, grid in GRIDS.items()}
+    return {g: [(cand, [named(t, cand) for t in tracks]) for cand in candidates(GRIDS[g])] for g in grids}
 
 
 def choose(clips: Sequence[Clip], swept: Sweep, train: Sequence[int], budget: float) -> dict[str, float]:
@@ -428,7 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     devset.add_arguments(ap)
     ap.add_argument("--k", type=int, default=5, help="folds of the grouped k-fold split")
+    ap.add_argument("--shuffles", type=int, default=5, help="shuffles of the k-fold split (each scored; the verdict sums them)")
     ap.add_argument("--out", default=str(RESULTS / "gestures_real.json"))
+    ap.add_argument("--grids", nargs="+", choices=list(GRIDS), default=list(GRIDS),
+                    help="search only these grids (the others keep their shipped values): judges one change on its own")
     args = ap.parse_args(argv)
 
     from vidsense.services.settings import load_settings
@@ -462,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Thresholds chosen out of fold on the originals; variants scored with their original's fold's choice.
     t0 = time.perf_counter()
-    swept = sweep(tracks["original"])
+    swept = sweep(tracks["original"], args.grids)
     print(f"\n(swept {sum(len(o) for o in swept.values())} candidates in {time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     front = frontier(originals, swept)
     print("\nIn sample, what each rule's grid can reach on the original clips (hits of its gestures -> fewest false alarms of"
@@ -475,28 +490,46 @@ def main(argv: list[str] | None = None) -> int:
         print(line + "".join(f"; {p['hits']} hit: {p['false']} / {p['false_none']} {p['values']}" for p in points if p["values"] != base))
     oof: dict[str, Any] = {}
     verdicts: list[bool] = []
-    for split, folds in (("leave one family out", family_folds(originals)), (f"{args.k}-fold by footage", group_folds(originals, args.k))):
-        per_clip, record = out_of_fold(originals, swept, folds)
-        tallies = {}
-        for v in every:
-            tallies[f"shipped {v}"] = shipped_tallies[f"shipped {v}"]
-            tallies[f"chosen {v}"] = tally(every[v], [named(t, per_clip[i]) for i, t in enumerate(tracks[v])])
-        print(f"\nOut of fold, {split}: shipped vs chosen on the training clips of each fold\n")
-        print(table(tallies))
-        for r in record:
-            if r["changed"]:
-                print(f"  {r['fold']}: {r['changed']}")
-        gain = sum(tallies["chosen original"].hits.values()) - sum(tallies["shipped original"].hits.values())
-        ok = gain > 0 and tallies["chosen original"].false_none <= BUDGET
+    # One k-fold shuffle puts each clip's own false alarm in one fold: whether a constant's choice
+    # holds out of fold then depends on which clips share a fold, so the split is shuffled again.
+    splits = {"leave one family out": [family_folds(originals)],
+              f"{args.k}-fold by footage": [group_folds(originals, args.k, seed) for seed in range(args.shuffles)]}
+    for split, shuffles in splits.items():
+        gain = before = after = 0
+        budget_kept = True
+        for n, folds in enumerate(shuffles):
+            per_clip, record = out_of_fold(originals, swept, folds)
+            tallies = {}
+            for v in every:
+                tallies[f"shipped {v}"] = shipped_tallies[f"shipped {v}"]
+                tallies[f"chosen {v}"] = tally(every[v], [named(t, per_clip[i]) for i, t in enumerate(tracks[v])])
+            gained = sum(tallies["chosen original"].hits.values()) - sum(tallies["shipped original"].hits.values())
+            gain += gained
+            before += tallies["shipped original"].false_none
+            after += tallies["chosen original"].false_none
+            budget_kept &= tallies["chosen original"].false_none <= BUDGET
+            label = split if len(shuffles) == 1 else f"{split}, shuffle {n + 1}/{len(shuffles)}"
+            if n == 0:
+                print(f"\nOut of fold, {label}: shipped vs chosen on the training clips of each fold\n")
+                print(table(tallies))
+                for r in record:
+                    if r["changed"]:
+                        print(f"  {r['fold']}: {r['changed']}")
+            print(f"  {label}: hits gained {gained:+d}; false gestures on clips showing none "
+                  + ", ".join(f"{v} {tallies[f'shipped {v}'].false_none} -> {tallies[f'chosen {v}'].false_none}" for v in every))
+            oof[label] = {"folds": record, "tallies": {k: tally_json(t) for k, t in tallies.items()}, "hits_gained": gained}
+        # Ships when it gains hits within the budget, or when it is better on one count and no worse on
+        # the other: hits gained at no new false gesture, or false gestures cut at no lost hit (summed
+        # over the shuffles).
+        ok = (gain > 0 and budget_kept) or (gain >= 0 and after <= before and (gain > 0 or after < before))
         verdicts.append(ok)
-        print(f"  hits gained out of fold: {gain:+d}; false gestures on clips showing none: {tallies['chosen original'].false_none}"
-              f" (budget {BUDGET}) -> {'may ship' if ok else 'does not ship'}")
-        oof[split] = {"folds": record, "tallies": {k: tally_json(t) for k, t in tallies.items()}, "hits_gained": gain, "ships": ok}
+        print(f"  {split}: hits gained {gain:+d}, false gestures on clips showing none {before} -> {after}"
+              f" (budget {BUDGET} per run) -> {'may ship' if ok else 'does not ship'}")
     everything = choose(originals, swept, list(range(len(originals))), BUDGET)
     changed = {k: v for k, v in everything.items() if v != getattr(gestures, k)}
     print(f"\nChosen on all original clips (in sample, shown only): {changed or 'the shipped values'}")
-    print("Verdict: " + ("the chosen thresholds may ship (hits gained, budget kept, under both splits)" if all(verdicts)
-                         else "keep the shipped thresholds (no gain in hits within the budget under both splits)"))
+    print("Verdict: " + ("the chosen thresholds may ship (more hits within the budget, or better on hits or false gestures and worse on neither, under both splits)" if all(verdicts)
+                         else "keep the shipped thresholds (not better out of fold under both splits)"))
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -214,9 +214,22 @@ def test_turning_around_flips_the_shoulders() -> None:
     assert g.turning(track([front] * 3 + [swapped] * 3, FPS)) is None
 
 
+def _bent(deg: float, torso: float = T) -> np.ndarray:
+    """A person bent ``deg`` at the hips: the upper body rotated about them, the legs upright."""
+    kp = body(angle_deg=deg, torso=torso)
+    legs = [mw.L_KNEE, mw.R_KNEE, mw.L_ANKLE, mw.R_ANKLE]
+    kp[legs] = body(torso=torso)[legs]
+    return kp
+
+
 def test_bending_down_from_upright() -> None:
-    assert g.bending(track([body()] * 3 + [body(angle_deg=a) for a in (30, 45, 55)], FPS)).detail == "to 55 deg"
-    assert g.bending(track([body(angle_deg=50)] * 6, FPS)) is None  # bent throughout: a posture, not a bend
+    # Bending to the floor: the torso tips past 70 deg about the hips, the legs stay straight under them.
+    assert g.bending(track([body()] * 3 + [_bent(a) for a in (40, 60, 80)], FPS)).detail == "to 80 deg"
+    assert g.bending(track([_bent(80)] * 6, FPS)) is None  # bent throughout: a posture, not a bend
+    # A crouch (a skater's, a batter's) tips the torso less than a bend to the floor.
+    assert g.bending(track([body()] * 3 + [_bent(a) for a in (30, 45, 60)], FPS)) is None
+    # Lying down: the torso goes flat and the legs with it, so the hips are not up.
+    assert g.bending(track([body()] * 3 + [body(angle_deg=a) for a in (40, 70, 85)], FPS)) is None
 
 
 def test_kicking_lifts_an_ankle_above_the_other_thigh() -> None:
@@ -233,6 +246,12 @@ def test_waving_silences_the_raised_arm_it_explains() -> None:
 # ---------------------------------------------------------------------------- two people
 
 
+# Two people acting on each other face each other: A, on the left, has the head turned right
+# (toward B), B has it turned left (see g.FACE_TURN).
+TO_B = {"nose": (0.3, 0.0)}
+TO_A = {"nose": (-0.3, 0.0)}
+
+
 def _pair(a: list[np.ndarray], b: list[np.ndarray], fps: float = FPS) -> list[mw.Track]:
     ta, tb = track(a, fps), track(b, fps)
     return [mw.Track(ta.times, ta.keypoints, person=1), mw.Track(tb.times, tb.keypoints, person=2)]
@@ -243,37 +262,73 @@ def _kinds(tracks: list[mw.Track]) -> list[str]:
 
 
 def test_hugging_is_close_with_arms_around() -> None:
-    a = body(cx=1.0)
+    a = body(cx=1.0, **TO_B)
     a[[mw.L_WRIST, mw.R_WRIST], 2] = 0.0  # arms behind the other's back
-    b = body(cx=1.0 + 0.6 * T)
+    b = body(cx=1.0 + 0.6 * T, **TO_A)
     assert _kinds(_pair([a] * 6, [b] * 6)) == ["hugging"]
     # Standing that close with arms hanging is not a hug, nor is standing 1.5 torsos apart.
-    assert _kinds(_pair([body(cx=1.0)] * 6, [b] * 6)) == []
-    assert _kinds(_pair([a] * 6, [body(cx=1.0 + 1.5 * T)] * 6)) == []
+    assert _kinds(_pair([body(cx=1.0, **TO_B)] * 6, [b] * 6)) == []
+    assert _kinds(_pair([a] * 6, [body(cx=1.0 + 1.5 * T, **TO_A)] * 6)) == []
+
+
+def _handshake(a_moves: dict, b_moves: dict) -> list[str]:
+    a = body(cx=1.0, l_wrist=(0.7, -0.55), **a_moves)  # A's left hand reaches 1 torso to the right
+    b = body(cx=1.0 + 2 * T, r_wrist=(-0.7, -0.55), **b_moves)
+    return _kinds(_pair([a] * 4, [b] * 4))
 
 
 def test_shaking_hands_at_reach() -> None:
-    a = body(cx=1.0, l_wrist=(0.7, -0.55))  # A's left hand reaches 1 torso to the right
-    b = body(cx=1.0 + 2 * T, r_wrist=(-0.7, -0.55))
+    assert _handshake(TO_B, TO_A) == ["shaking hands"]
+    assert _kinds(_pair([body(cx=1.0, **TO_B)] * 4, [body(cx=1.0 + 2 * T, **TO_A)] * 4)) == []
+
+
+def test_people_side_by_side_facing_the_camera_do_not_interact() -> None:
+    # Dancers in a line holding hands: both face the camera, heads straight.
+    assert _handshake({}, {}) == []
+    # One head turned to the other is enough; so is one front and one back (shoulders swapped, face unseen).
+    assert _handshake(TO_B, {}) == ["shaking hands"]
+    back = {"l_shoulder": (-0.5, 0), "r_shoulder": (0.5, 0)}
+    a = body(cx=1.0, l_wrist=(0.7, -0.55))
+    b = body(cx=1.0 + 2 * T, r_wrist=(-0.7, -0.55), **back)
+    b[mw.NOSE, 2] = 0.1
     assert _kinds(_pair([a] * 4, [b] * 4)) == ["shaking hands"]
-    assert _kinds(_pair([body(cx=1.0)] * 4, [body(cx=1.0 + 2 * T)] * 4)) == []
+    # With the check off (FACE_TURN 0), side by side is read as before.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(g, "FACE_TURN", 0.0)
+        assert _handshake({}, {}) == ["shaking hands"]
 
 
 def test_punching_is_a_fast_strike_and_a_slow_reach_is_not() -> None:
-    b = body(cx=1.5)
+    b = body(cx=1.5, **TO_A)
     # A's left wrist goes from the chest to B's face (2.5 torsos to the right, at nose height).
-    strike = [body(cx=1.0, l_wrist=(0.0, -0.6))] * 3 + [body(cx=1.0, l_wrist=(2.2, -1.4))] * 2
+    strike = [body(cx=1.0, l_wrist=(0.0, -0.6), **TO_B)] * 3 + [body(cx=1.0, l_wrist=(2.2, -1.4), **TO_B)] * 2
     assert _kinds(_pair(strike, [b] * 5, fps=8.0)) == ["punching"]
-    reach = [body(cx=1.0, l_wrist=(2.2 * k / 9, -0.6 - 0.8 * k / 9)) for k in range(10)]
+    reach = [body(cx=1.0, l_wrist=(2.2 * k / 9, -0.6 - 0.8 * k / 9), **TO_B) for k in range(10)]
     assert _kinds(_pair(reach, [b] * 10, fps=4.0)) == []
 
 
 def test_pushing_moves_the_other_away() -> None:
-    on = {"l_wrist": (0.95, -0.95), "r_wrist": (1.55, -0.95)}  # both hands on B's shoulders
-    a = [body(cx=1.0, **on)] * 2 + [body(cx=1.0)] * 3
-    b = [body(cx=1.3)] * 2 + [body(cx=1.3 + d) for d in (0.08, 0.15, 0.15)]
+    on = {"l_wrist": (0.95, -0.95), "r_wrist": (1.55, -0.95), **TO_B}  # both hands on B's shoulders
+    a = [body(cx=1.0, **on)] * 2 + [body(cx=1.0, **TO_B)] * 3
+    b = [body(cx=1.3, **TO_A)] * 2 + [body(cx=1.3 + d, **TO_A) for d in (0.08, 0.15, 0.15)]
     assert _kinds(_pair(a, b)) == ["pushing"]
-    assert _kinds(_pair(a, [body(cx=1.3)] * 5)) == []  # hands on, nobody moves
+    assert _kinds(_pair(a, [body(cx=1.3, **TO_A)] * 5)) == []  # hands on, nobody moves
+
+
+def test_hands_and_feet_of_a_small_person_are_not_read() -> None:
+    # The same wave and jump on a person whose torso spans 0.04 frame heights (under g.MIN_TORSO):
+    # a few pixels of keypoint noise there are a third of a torso, so the hand rules stay silent.
+    t = np.arange(13) / FPS
+    wave = [body(torso=0.04, r_wrist=(-0.3 + 0.3 * np.sin(2 * np.pi * 2.0 * ti), -1.4)) for ti in t]
+    assert g.waving(track(wave, FPS)) is None
+    assert g.waving(track([body(torso=T, r_wrist=(-0.3 + 0.3 * np.sin(2 * np.pi * 2.0 * ti), -1.4)) for ti in t], FPS)) is not None
+    # What the trunk alone says still holds at that size: the bend is read.
+    bend = [body(torso=0.04)] * 3 + [_bent(a, torso=0.04) for a in (40, 60, 80)]
+    assert g.bending(track(bend, FPS)).detail == "to 80 deg"
+    # Two small people at a handshake's reach are not read either.
+    a = body(cx=1.0, torso=0.04, l_wrist=(0.7, -0.55), **TO_B)
+    b = body(cx=1.0 + 2 * 0.04, torso=0.04, r_wrist=(-0.7, -0.55), **TO_A)
+    assert _kinds(_pair([a] * 4, [b] * 4)) == []
 
 
 def test_window_gestures_number_people_and_phrase_them() -> None:
