@@ -1,22 +1,28 @@
-"""The action recogniser's open share and the fused temperature, chosen out of fold on the development set.
+"""A transfer source's open share and the fused temperature, chosen out of fold on the development set.
 
-    .venv/bin/python benchmarks/transfer_cv.py
+    .venv/bin/python benchmarks/transfer_cv.py                   # the action recogniser's
+    .venv/bin/python benchmarks/transfer_cv.py --source gesture  # the pose gestures'
     .venv/bin/python benchmarks/transfer_cv.py --shared DIR --eval-set none --k 5
 
-The action source carries each Kinetics class into a label set by name similarity. With an
-open share ``s`` a class's row becomes ``(w + s / L) / (sum(w) + s)``: what the label set does
-not name stays open, spread evenly (``vidsense.agents.evidence.ACTION_OPEN_SHARE``). ``s = 0``
-is the transfer before it (raw similarities, the prior). The temperature of the fused softmax
-changes no ranking, only the probabilities the product prints and its ``low confidence`` flag.
+Each transfer source (the action recogniser, the objects, scenes, sounds and gestures) carries
+its classes into a label set by name similarity. With an open share ``s`` a class's row becomes
+``(w + s / L) / (sum(w) + s)``: what the label set does not name stays open, spread evenly
+(``vidsense.agents.evidence.ACTION_OPEN_SHARE``, ``GESTURE_OPEN_SHARE``). ``s = 0`` is the
+transfer without it (raw similarities, the prior). The temperature of the fused softmax changes
+no ranking, only the probabilities the product prints and its ``low confidence`` flag.
 
 For every split (leave one family out; k folds grouped by footage) and every fold, the share is
 chosen on the training rows (most top-1, then top-5; ties to the smallest share, the nearest to
 the prior), and then the temperature that minimises the training rows' negative log-likelihood of
-the true label. Every row is scored with the values its fold chose. Printed: top-1 / top-5 per
+the true label. Every row is scored with the values its fold chose; the plain-words rows
+(``devset.plain_rows``: the same clips against the label sets in a user's words) are never fitted
+on and are scored with the choice of the fold that held their clip out. A share ships when its
+top-1 is at least the prior's on every family, names and plain words, and above it on all rows of
+one kind, under both splits (``fusion_cv.ships(..., plain=True)``). Printed: top-1 / top-5 per
 family for each fixed share (shown, not chosen from) and the chosen one, the out-of-fold mean
 negative log-likelihood and mean probability of the true label, the values chosen on every row,
 and the bundled clip's answer. Rows in doubt are scored, never fitted on. Writes
-``benchmarks/results/transfer_cv.json``.
+``benchmarks/results/transfer_cv.json`` (``transfer_cv_<source>.json`` for another source).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import devset
 import fusion_cv
 import numpy as np
 
-from vidsense.agents.evidence import ACTION_OPEN_SHARE, TransferScorer
+from vidsense.agents.evidence import TransferScorer
 from vidsense.agents.fusion import DEFAULT_WEIGHTS, FusionWeights, fuse
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -46,14 +52,18 @@ class Choice:
     temperature: float
 
 
-def action_scorer(pipe) -> TransferScorer:
-    """The fused route's action scorer (its open share is set in place for each share measured)."""
-    return next(s for s in pipe.reasoner.fused_method().scorers if isinstance(s, TransferScorer) and s.name == "action")
+# The sources that carry classes into a label set by name (TransferScorer).
+SOURCES = ("action", "objects", "scene", "sound", "gesture")
 
 
-def all_cases(rows: Sequence[devset.DevRow], pipe, shares: Sequence[float] = SHARES) -> dict[float, list[fusion_cv.Case]]:
-    """Every row's evidence at every open share."""
-    scorer = action_scorer(pipe)
+def source_scorer(pipe, source: str = "action") -> TransferScorer:
+    """The fused route's scorer of ``source`` (its open share is set in place for each share measured)."""
+    return next(s for s in pipe.reasoner.fused_method().scorers if isinstance(s, TransferScorer) and s.name == source)
+
+
+def all_cases(rows: Sequence[devset.DevRow], pipe, shares: Sequence[float] = SHARES, source: str = "action") -> dict[float, list[fusion_cv.Case]]:
+    """Every row's evidence at every open share of ``source``."""
+    scorer = source_scorer(pipe, source)
     kept = scorer.open_share
     try:
         out = {}
@@ -109,12 +119,12 @@ def calibration(cs: Sequence[fusion_cv.Case], ws: Sequence[FusionWeights]) -> di
     return {"nll": round(float(np.mean(losses)), 3), "p_true": round(float(np.mean(np.exp(-np.array(losses)))), 3)}
 
 
-def bundled_clip(pipe, share: float, temperature: float) -> str:
-    """The bundled cycling clip's top two labels in UCF-101 at ``share`` and ``temperature``."""
+def bundled_clip(pipe, share: float, temperature: float, source: str = "action") -> str:
+    """The bundled cycling clip's top two labels in UCF-101 at ``source``'s ``share`` and ``temperature``."""
     import vidsense
     from vidsense import load_labels
 
-    scorer = action_scorer(pipe)
+    scorer = source_scorer(pipe, source)
     kept = scorer.open_share
     scorer.open_share = share
     try:
@@ -130,30 +140,48 @@ def bundled_clip(pipe, share: float, temperature: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, rows = fusion_cv.cv_arguments(__doc__, "transfer_cv.json", argv)
+    def more(ap) -> None:
+        ap.add_argument("--source", choices=SOURCES, default="action", help="whose open share (default: the action recogniser's)")
+
+    args, rows = fusion_cv.cv_arguments(__doc__, "transfer_cv.json", argv, more)
+    if args.source != "action" and Path(args.out).name == "transfer_cv.json":
+        args.out = str(Path(args.out).with_name(f"transfer_cv_{args.source}.json"))
 
     import vidsense
 
     pipe = vidsense.Pipeline()
-    cases = all_cases(rows, pipe)
-    seconds = float(np.mean([c.seconds for c in cases[ACTION_OPEN_SHARE if ACTION_OPEN_SHARE in cases else 0.0]]))
+    shipped = source_scorer(pipe, args.source).open_share
+    cases = all_cases(rows, pipe, source=args.source)
+    # The plain-words rows are scored, never fitted on: each with the choice of the fold that held its clip out.
+    plain = devset.plain_rows(rows)
+    plain_cases = all_cases(plain, pipe, source=args.source) if plain else {s: [] for s in SHARES}
+    seconds = float(np.mean([c.seconds for c in cases[shipped if shipped in cases else 0.0]]))
+
+    def with_plain(choices: Sequence[Choice]) -> tuple[list[fusion_cv.Case], list[FusionWeights]]:
+        cs, ws = scored(cases, choices)
+        of_clip = {c.row.path: ch for c, ch in zip(cases[0.0], choices)}
+        for i, c in enumerate(plain_cases[0.0]):
+            ch = of_clip.get(c.row.path, Choice(0.0, 1.0))
+            cs.append(plain_cases[ch.share][i])
+            ws.append(FusionWeights(DEFAULT_WEIGHTS, ch.temperature))
+        return cs, ws
+
     splits = {"leave one family out": fusion_cv.family_folds, f"{args.k}-fold by footage": lambda x: fusion_cv.group_folds(x, args.k)}
     report: dict = {}
     for title, split in splits.items():
         results, calib = {}, {}
         for s in SHARES:
-            ws = [FusionWeights(DEFAULT_WEIGHTS)] * len(rows)
+            ws = [FusionWeights(DEFAULT_WEIGHTS)] * (len(rows) + len(plain))
             name = "prior (share 0)" if s == 0 else f"share {s}"
-            results[name] = fusion_cv.tally(cases[s], ws)
+            results[name] = fusion_cv.tally(cases[s] + plain_cases[s], ws)
             calib[name] = calibration(cases[s], ws)
         # The temperature alone (share held at the prior's 0), then the share and the temperature.
-        cs, ws = scored(cases, out_of_fold({0.0: cases[0.0]}, split))
-        results["prior, T chosen"] = fusion_cv.tally(cs, ws)
-        calib["prior, T chosen"] = calibration(cs, ws)
+        temperature_only = out_of_fold({0.0: cases[0.0]}, split)
+        results["prior, T chosen"] = fusion_cv.tally(*with_plain(temperature_only))
+        calib["prior, T chosen"] = calibration(*scored(cases, temperature_only))
         choices = out_of_fold(cases, split)
-        cs, ws = scored(cases, choices)
-        results["chosen"] = fusion_cv.tally(cs, ws)
-        calib["chosen"] = calibration(cs, ws)
+        results["chosen"] = fusion_cv.tally(*with_plain(choices))
+        calib["chosen"] = calibration(*scored(cases, choices))
         # ships() compares with the variant named "prior".
         results["prior"] = results["prior (share 0)"]
         fusion_cv.print_table(f"{title} (top-1 / top-5 out of fold; rows in doubt apart)", {k: v for k, v in results.items() if k != "prior"}, seconds)
@@ -162,15 +190,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {k:<16} nll {v['nll']:.3f}  p {v['p_true']:.3f}")
         print("chosen per fold: " + ", ".join(sorted({f"share {c.share} T {c.temperature}" for c in choices})))
         report[title] = {"results": {k: v for k, v in results.items() if k != "prior"}, "calibration": calib,
-                         "ships": fusion_cv.ships(results, "chosen"), "choices": sorted({(c.share, c.temperature) for c in choices})}
+                         "ships": fusion_cv.ships(results, "chosen", plain=True), "choices": sorted({(c.share, c.temperature) for c in choices})}
     everything = choose(cases, [i for i, c in enumerate(cases[0.0]) if not c.row.doubt])
-    print(f"\nthe chosen share beats the prior on every family under both splits: {all(r['ships'] for r in report.values())}")
+    print(f"\nthe chosen share beats the prior (every family at least, names and plain words; one overall above) under both splits: {all(r['ships'] for r in report.values())}")
     print(f"chosen on every row: share {everything.share}, temperature {everything.temperature}")
-    demo = {"prior": bundled_clip(pipe, 0.0, 1.0), "chosen": bundled_clip(pipe, everything.share, everything.temperature)}
+    demo = {"prior": bundled_clip(pipe, 0.0, 1.0, args.source), "chosen": bundled_clip(pipe, everything.share, everything.temperature, args.source)}
     print(f"bundled clip (ucf101): prior {demo['prior']}; chosen {demo['chosen']}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": len(rows), "reasoning_s_per_clip": round(seconds, 4), "shares": SHARES, "temperatures": TEMPERATURES,
+    out.write_text(json.dumps({"source": args.source, "rows": len(rows), "reasoning_s_per_clip": round(seconds, 4), "shares": SHARES, "temperatures": TEMPERATURES,
                                "splits": report, "chosen_on_all": {"share": everything.share, "temperature": everything.temperature},
                                "bundled_clip": demo}, indent=1))
     print(f"wrote {out}")

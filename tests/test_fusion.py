@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 import numpy as np
 import pytest
 from agents_fixtures import CYCLING, label_index, llm_reasoner, smollm, timeline
 
-from vidsense.agents.evidence import OPEN_MASS, SourceScores, TextScorer, TransferScorer, class_weights, default_scorers
+from vidsense.agents.evidence import (
+    GESTURE_OPEN_SHARE,
+    OPEN_MASS,
+    TAG_SHARPNESS,
+    SourceScores,
+    TextScorer,
+    TransferScorer,
+    class_weights,
+    default_scorers,
+)
 from vidsense.agents.fusion import UNTRUSTED_CAP, CascadeReasoner, FusedReasoner, FusionWeights, fitted_path, fuse, weights_for
 from vidsense.agents.labels import load_labels
+from vidsense.agents.vocabulary import gesture_meaning
 from vidsense.services.errors import InputError
 
 LABELS = ["riding a bike", "swimming", "playing guitar", "archery", "cooking"]
@@ -107,6 +119,28 @@ def test_gestures_vote_for_the_labels_kinetics_has_no_class_for(index, phrase, l
     assert s.weight == pytest.approx(0.5)  # one window of two
     top5 = [hmdb.labels[i] for i in np.argsort(-s.logp)[:5]]
     assert label in top5, top5
+
+
+@pytest.mark.slow
+def test_a_gait_word_no_label_names_votes_for_no_label(index):
+    # UCF-101 in a user's words has no label for walking, only "walking on hands" (a handstand):
+    # a walker seen in a bowling clip must not put its gesture vote there.
+    text = resources.files("vidsense.agents").joinpath("labelsets", "ucf101.plain.txt").read_text(encoding="utf-8")
+    ucf_plain = load_labels([line for line in text.splitlines() if line.strip()])
+    scorer = next(s for s in default_scorers(index, lambda ls: {}) if s.name == "gesture")
+    assert scorer.open_share == GESTURE_OPEN_SHARE > 0
+    walker = timeline([(0, "sight", "gesture", "person 2 walking (away from the camera)", 1.0)], duration_s=2.0)
+    lead = {}
+    closed = TransferScorer("gesture", ["gesture"], index, name_of=gesture_meaning, sharpness=TAG_SHARPNESS)
+    for name, s in (("open", scorer), ("closed", closed)):
+        logp = s.score(walker, ucf_plain).logp
+        lead[name] = float(logp.max() - np.median(logp))  # the vote's top label against a typical one
+    # Without the open share, the nearest label took the vote far above the rest (5.9 nats: a
+    # walker's "walking" made a bowling clip "walking on hands"); with it, 2.5 nats less.
+    assert lead["closed"] > 5 and lead["open"] < lead["closed"] - 2, lead
+    # A label set that names walking still gets it.
+    hmdb = load_labels("hmdb51")
+    assert hmdb.labels[int(np.argmax(scorer.score(walker, hmdb).logp))] == "walk"
 
 
 @pytest.mark.slow
