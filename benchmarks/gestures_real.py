@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         line = f"  {gesture:<14} shipped {sum(t.hits[n] for n in names)} hit / {sum(v for k, v in t.false.items() if k not in GAIT)} false / {t.false_none} on none"
         print(line + "".join(f"; {p['hits']} hit: {p['false']} / {p['false_none']} {p['values']}" for p in points if p["values"] != base))
     oof: dict[str, Any] = {}
-    verdicts: list[bool] = []
+    verdicts: dict[str, bool] = {}
     # One k-fold shuffle puts each clip's own false alarm in one fold: whether a constant's choice
     # holds out of fold then depends on which clips share a fold, so the split is shuffled again.
     splits = {"leave one family out": [family_folds(originals)],
@@ -522,13 +522,13 @@ def main(argv: list[str] | None = None) -> int:
         # the other: hits gained at no new false gesture, or false gestures cut at no lost hit (summed
         # over the shuffles).
         ok = (gain > 0 and budget_kept) or (gain >= 0 and after <= before and (gain > 0 or after < before))
-        verdicts.append(ok)
+        verdicts[split] = ok
         print(f"  {split}: hits gained {gain:+d}, false gestures on clips showing none {before} -> {after}"
               f" (budget {BUDGET} per run) -> {'may ship' if ok else 'does not ship'}")
     everything = choose(originals, swept, list(range(len(originals))), BUDGET)
     changed = {k: v for k, v in everything.items() if v != getattr(gestures, k)}
     print(f"\nChosen on all original clips (in sample, shown only): {changed or 'the shipped values'}")
-    print("Verdict: " + ("the chosen thresholds may ship (more hits within the budget, or better on hits or false gestures and worse on neither, under both splits)" if all(verdicts)
+    print("Verdict: " + ("the chosen thresholds may ship (more hits within the budget, or better on hits or false gestures and worse on neither, under both splits)" if all(verdicts.values())
                          else "keep the shipped thresholds (not better out of fold under both splits)"))
 
     out = Path(args.out)
@@ -543,7 +543,8 @@ def main(argv: list[str] | None = None) -> int:
         "frontier_in_sample": front,
         "out_of_fold": oof,
         "chosen_in_sample": changed,
-        "ships": all(verdicts),
+        "ships_by_split": verdicts,
+        "ships": all(verdicts.values()),
     }, indent=2))
     print(f"wrote {out}")
     return 0
