@@ -126,7 +126,8 @@ GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
     "falling": {"FALL_DROP": (0.5, 0.75, 1.0), "FALL_SPEED": (1.0, 1.5, 2.0), "FALL_LOW": (0.6, 0.8)},
     "jumping": {"JUMP": (0.3, 0.4, 0.5)},
     "kicking": {"KICK_FRAMES": (1, 2, 3)},
-    "bending down": {"BENT_DEG": (40.0, 50.0, 60.0, 70.0, 80.0), "UPRIGHT_DEG": (25.0, 35.0)},
+    # BEND_RATE inf: no speed limit, the rule before it was measured.
+    "bending down": {"BENT_DEG": (40.0, 50.0, 60.0, 70.0, 80.0), "UPRIGHT_DEG": (25.0, 35.0), "BEND_RATE": (200.0, 300.0, float("inf"))},
     "hugging": {"HUG_DISTANCE": (0.8, 1.0, 1.2), "HUG_REACH": (0.5, 0.7)},
     "punching": {"STRIKE_SPEED": (2.0, 3.0), "STRIKE_END": (0.6, 0.8)},
     # Constants every hand, foot or pair rule reads (0: off, the value before they were measured).

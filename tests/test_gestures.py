@@ -232,6 +232,14 @@ def test_bending_down_from_upright() -> None:
     assert g.bending(track([body()] * 3 + [body(angle_deg=a) for a in (40, 70, 85)], FPS)) is None
 
 
+def test_a_torso_tipping_too_fast_for_a_bend_is_not_bending() -> None:
+    # Upright to 80 deg between two frames 0.16 s apart: 500 deg/s, a flip's landing (see g.BEND_RATE).
+    frames = [body()] * 3 + [_bent(80)] * 3
+    assert g.bending(track(frames, FPS)) is None
+    # The same two postures 0.4 s apart (200 deg/s) are a bend.
+    assert g.bending(track(frames, 2.5)).detail == "to 80 deg"
+
+
 def test_kicking_lifts_an_ankle_above_the_other_thigh() -> None:
     kick = body(r_ankle=(0.3, -1.3))
     assert g.kicking(track([body(), kick, body(), kick])).detail == "right leg"
@@ -269,6 +277,17 @@ def test_hugging_is_close_with_arms_around() -> None:
     # Standing that close with arms hanging is not a hug, nor is standing 1.5 torsos apart.
     assert _kinds(_pair([body(cx=1.0, **TO_B)] * 6, [b] * 6)) == []
     assert _kinds(_pair([a] * 6, [body(cx=1.0 + 1.5 * T, **TO_A)] * 6)) == []
+
+
+def test_people_turned_the_same_way_do_not_hug() -> None:
+    # Dancers in a line, all turned right: A faces B's back, B faces away from A.
+    a = body(cx=1.0, **TO_B)
+    a[[mw.L_WRIST, mw.R_WRIST], 2] = 0.0
+    b = body(cx=1.0 + 0.6 * T, **TO_B)
+    assert _kinds(_pair([a] * 6, [b] * 6)) == []
+    # B turned back toward A: face to face, the same bodies hug.
+    assert _kinds(_pair([a] * 6, [body(cx=1.0 + 0.6 * T, **TO_A)] * 6)) == ["hugging"]
+    assert not g.facing(*_pair([a] * 6, [b] * 6))
 
 
 def _handshake(a_moves: dict, b_moves: dict) -> list[str]:

@@ -132,6 +132,10 @@ TURN_SWING = 0.4
 # under both splits, with the hips-up check in place of the 60-deg stop.
 UPRIGHT_DEG = 25.0
 BENT_DEG = 70.0
+# A bend is a controlled movement: the torso tips at most BEND_RATE deg/s on its way down (the NTU
+# pick-up: 107). Faster is a flip, a dive or a fall (a backflip's landing tips 23 -> 72 deg in
+# 0.11 s: 445 deg/s), which have rules of their own or none.
+BEND_RATE = 300.0
 # Kicking: an ankle above the other leg's mid-thigh in 2 frames or more, torso not lying.
 KICK_FRAMES = 2
 # Two people: close when their shoulder centres are within 0.8 torsos (hug), at hand's reach
@@ -152,6 +156,8 @@ PUSH_MOVE = 0.3
 # other's side; a quarter turn puts it about 0.3 off) or they show the camera opposite sides (one
 # front, one back: signed shoulder widths of opposite signs, each TURN_SWING / 2 from zero).
 # People side by side facing the camera -- dancers in a line holding hands, a crowd -- do neither.
+# Nor is a pair face to face where one has the head turned away from the other (the same
+# FACE_TURN the other way): dancers in a line all turned one way, a queue.
 FACE_TURN = 0.1
 # A closer look (dense pose frames) when a wrist comes this near (torsos) another person.
 TOUCH = 0.6
@@ -657,9 +663,9 @@ def bending(track: Track) -> Gesture | None:
 
     From within :data:`UPRIGHT_DEG` of vertical to :data:`BENT_DEG` or more, with
     the hips still up where it is bent: the ankles :data:`FALL_LOW` torsos or
-    more below them (a body lying on the floor has its legs flat too). Where the
-    ankles are unseen, a torso tipped past :data:`motion_words.LYING_DEG` is
-    taken for lying. The angle alone cannot tell: a bend to the floor tips the
+    more below them (a body lying on the floor has its legs flat too), tipping
+    no faster than :data:`BEND_RATE`. Where the ankles are unseen, a torso
+    tipped past :data:`motion_words.LYING_DEG` is taken for lying. The angle alone cannot tell: a bend to the floor tips the
     torso as far as lying does, with the legs still straight under the hips.
     """
     scale = _usable(track, (L_HIP, R_HIP, L_SHOULDER, R_SHOULDER), fine=False)
@@ -672,10 +678,21 @@ def bending(track: Track) -> Gesture | None:
         return None
     with np.errstate(invalid="ignore"):
         bent = angles >= BENT_DEG
+    if _tip_rate(track.times, angles, int(np.argmax(bent))) > BEND_RATE:
+        return None
     legs = _median((track.mid(L_ANKLE, R_ANKLE)[:, 1] - track.mid(L_HIP, R_HIP)[:, 1])[bent] / scale)
     if not (legs >= FALL_LOW if np.isfinite(legs) else peak < mw.LYING_DEG):
         return None
     return Gesture("bending down", f"to {peak:.0f} deg", min(1.0, peak / 90))
+
+
+def _tip_rate(times: np.ndarray, angles: np.ndarray, until: int) -> float:
+    """The fastest the torso tips forward (deg/s) between seen frames up to frame ``until``."""
+    seen = np.flatnonzero(np.isfinite(angles[: until + 1]))
+    if len(seen) < 2:
+        return 0.0
+    t, a = times[seen], angles[seen]
+    return float(np.max(np.diff(a) / np.maximum(np.diff(t), 1e-3)))
 
 
 def kicking(track: Track) -> Gesture | None:
@@ -762,7 +779,7 @@ def _wrists(t: Track) -> tuple[np.ndarray, np.ndarray]:
 
 
 def facing(a: Track, b: Track) -> bool:
-    """Whether the two face each other (see :data:`FACE_TURN`); always true when it is 0."""
+    """Whether the two face each other, neither turned away (see :data:`FACE_TURN`); always true when it is 0."""
     if FACE_TURN <= 0:
         return True
     scale = _pair_scale(a, b)
@@ -771,6 +788,8 @@ def facing(a: Track, b: Track) -> bool:
     ca, cb = a.mid(L_SHOULDER, R_SHOULDER), b.mid(L_SHOULDER, R_SHOULDER)
     toward = np.sign(cb[:, 0] - ca[:, 0])  # +1 where b stands right of a
     turns = (_median((a.point(NOSE)[:, 0] - ca[:, 0]) * toward), _median((b.point(NOSE)[:, 0] - cb[:, 0]) * -toward))
+    if any(t <= -FACE_TURN * scale for t in turns):
+        return False  # one faces away from the other: a line of people all turned the same way
     if any(t >= FACE_TURN * scale for t in turns):
         return True
     wa, wb = (_median(t.point(L_SHOULDER)[:, 0] - t.point(R_SHOULDER)[:, 0]) / scale for t in (a, b))
