@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import itertools
 import json
 import pickle
@@ -210,7 +211,10 @@ def pose_tracks(clip: Clip, env: Any) -> Tracks:
 
     describer = pose.PoseDescriber(env)
     # The tracks come before the rules: the rules' digest (which the sweeps change) is not in the key.
+    # One rule comes before the tracks: which windows get dense pose frames
+    # (gestures.worth_a_closer_look); its code and constants are.
     params = {k: v for k, v in describer.params().items() if k != "rules"}
+    params["closer_look"] = [inspect.getsource(gestures.worth_a_closer_look), inspect.getsource(gestures._touching), gestures.MIN_TORSO, gestures.TOUCH]
     key = hashlib.sha256(json.dumps([str(clip.path), clip.path.stat().st_size, MAX_SECONDS, params], sort_keys=True).encode()).hexdigest()[:16]
     cached = CACHE / "tracks" / f"{clip.path.stem}-{clip.variant.replace(' ', '_')}-{key}.pkl"
     if cached.is_file():

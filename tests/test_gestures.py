@@ -370,6 +370,10 @@ def test_closer_look_only_where_arms_are_busy_or_people_meet() -> None:
     touch = _pair([body(cx=1.0, l_wrist=(1.6, 0.0))] * 3, [body(cx=1.0 + 2 * T)] * 3)
     side_by_side = _pair([body(cx=1.0)] * 3, [body(cx=1.0 + 1.5 * T)] * 3)
     assert g.worth_a_closer_look(touch) and not g.worth_a_closer_look(side_by_side)
+    # A person too small for the rules to read their hands (under g.MIN_TORSO) buys no closer look.
+    small = 0.04
+    assert not g.worth_a_closer_look([track([body(r_wrist=(0, -0.8), torso=small)] * 3)])
+    assert not g.worth_a_closer_look(_pair([body(cx=1.0, l_wrist=(1.6, 0.0), torso=small)] * 3, [body(cx=1.0 + 2 * small, torso=small)] * 3))
 
 
 def test_jumping_jacks_open_and_close_arms_and_legs() -> None:

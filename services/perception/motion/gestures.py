@@ -938,12 +938,11 @@ def worth_a_closer_look(tracks: Sequence[Track]) -> bool:
     chest height or higher: waves, claps, points, hands to the face), or a
     wrist within :data:`TOUCH` torsos of another person's head, shoulders or
     hips. A walker's hanging arms are not busy and neither are two people
-    walking side by side, so a street scene costs no extra pose frames.
+    walking side by side, so a street scene costs no extra pose frames. Nor
+    do people under :data:`MIN_TORSO`: the rules do not read their hands.
     """
+    tracks = [t for t in tracks if mw.torso_length(t) >= MIN_TORSO]
     for t in tracks:
-        scale = mw.torso_length(t)
-        if not np.isfinite(scale):
-            continue
         for _, shoulder, _, wrist, hip in ARMS:
             chest = (t.point(shoulder)[:, 1] + t.point(hip)[:, 1]) / 2
             with np.errstate(invalid="ignore"):
