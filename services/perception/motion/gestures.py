@@ -133,8 +133,8 @@ TURN_SWING = 0.4
 UPRIGHT_DEG = 25.0
 BENT_DEG = 70.0
 # A bend is a controlled movement: the torso tips at most BEND_RATE deg/s on its way down (the NTU
-# pick-up: 107). Faster is a flip, a dive or a fall (a backflip's landing tips 23 -> 72 deg in
-# 0.11 s: 445 deg/s), which have rules of their own or none.
+# pick-up: 108; the staged NTU falls: 127-143). Faster is a flip, a dive or a fall (a backflip's
+# landing tips 23 -> 72 deg in 0.11 s: 444 deg/s), which have rules of their own or none.
 BEND_RATE = 300.0
 # Kicking: an ankle above the other leg's mid-thigh in 2 frames or more, torso not lying.
 KICK_FRAMES = 2
@@ -665,8 +665,9 @@ def bending(track: Track) -> Gesture | None:
     the hips still up where it is bent: the ankles :data:`FALL_LOW` torsos or
     more below them (a body lying on the floor has its legs flat too), tipping
     no faster than :data:`BEND_RATE`. Where the ankles are unseen, a torso
-    tipped past :data:`motion_words.LYING_DEG` is taken for lying. The angle alone cannot tell: a bend to the floor tips the
-    torso as far as lying does, with the legs still straight under the hips.
+    tipped past :data:`motion_words.LYING_DEG` is taken for lying. The angle
+    alone cannot tell: a bend to the floor tips the torso as far as lying does,
+    with the legs still straight under the hips.
     """
     scale = _usable(track, (L_HIP, R_HIP, L_SHOULDER, R_SHOULDER), fine=False)
     if scale is None:
