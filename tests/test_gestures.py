@@ -401,6 +401,18 @@ def test_walking_away_seen_from_behind_steps_by_foot_height() -> None:
     assert g.walking_or_running(track(still)) is None
 
 
+def test_a_torso_shortening_alone_is_not_walking_away() -> None:
+    # The torso as seen shrinks 12% a second while the feet take turns: walking away, as above...
+    frames = [body(torso=T * 0.88 ** (i / 4), l_ankle=(0, -0.2 * (i % 2)), r_ankle=(0, -0.2 * ((i + 1) % 2))) for i in range(8)]
+    # ...but with the shoulders as wide as ever it is a posture (standing up, leaning back to kick).
+    for kp in frames:
+        kp[mw.L_SHOULDER, 0], kp[mw.R_SHOULDER, 0] = 1.0 + 0.25 * T, 1.0 - 0.25 * T
+    assert g.walking_or_running(track(frames)) is None
+    # A torso tipping forward shortens as seen too: not walking either.
+    tipping = [body(angle_deg=6 * i, l_ankle=(0, -0.2 * (i % 2)), r_ankle=(0, -0.2 * ((i + 1) % 2))) for i in range(8)]
+    assert g.walking_or_running(track(tipping)) is None
+
+
 def test_the_rules_digest_follows_the_thresholds(monkeypatch):
     # Pose results are cached under a key holding this digest (PoseDescriber.params): results made
     # under other thresholds must not be served after an upgrade or a sweep.

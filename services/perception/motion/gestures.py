@@ -610,8 +610,11 @@ def walking_or_running(track: Track) -> Gesture | None:
     :data:`motion_words.STILL_SPEED` body heights/s or more: walking, running
     from :data:`motion_words.RUN_SPEED`. Stepping while the torso grows or
     shrinks by :data:`APPROACH` per second (log-size slope) is walking towards
-    or away from the camera. Still legs are not a gait (gliding is described
-    by the pose words).
+    or away from the camera, if the torso stays within :data:`UPRIGHT_DEG` of
+    upright and the shoulders' width changes the same way, at least half as
+    fast (standing up, leaning back to kick or tipping in a fall shortens the
+    torso as seen, not the shoulders). Still legs are not a gait (gliding is
+    described by the pose words).
     """
     if _usable(track, (L_HIP, R_HIP, L_ANKLE, R_ANKLE), fine=False) is None or not stepping(track):
         return None
@@ -621,14 +624,27 @@ def walking_or_running(track: Track) -> Gesture | None:
         gait = "running" if speed >= mw.RUN_SPEED else "walking"
         side = "right" if vx > 0 else "left"
         return Gesture(gait, f"{side}, {speed:.1f} body heights/s", min(1.0, speed / mw.RUN_SPEED))
-    torso = _dist(track.mid(L_SHOULDER, R_SHOULDER), track.mid(L_HIP, R_HIP))
-    ok = np.isfinite(torso) & (torso > 0)
-    if ok.sum() < MIN_FRAMES or np.ptp(track.times[ok]) <= 0:
+    growth = _log_slope(track.times, _dist(track.mid(L_SHOULDER, R_SHOULDER), track.mid(L_HIP, R_HIP)))
+    if not abs(growth) >= APPROACH:
         return None
-    growth = float(np.polyfit(track.times[ok], np.log(torso[ok]), 1)[0])
-    if abs(growth) < APPROACH:
+    # Distance changes every size alike; a posture changes the torso's seen length alone. So the
+    # torso stays upright, and the shoulders' width (where seen) changes the same way, at least
+    # half as fast (alike would be as fast; half leaves room for keypoint noise).
+    with np.errstate(invalid="ignore"):
+        if np.nanmax(mw.torso_angles(track)) > UPRIGHT_DEG:
+            return None
+    width = _log_slope(track.times, np.abs(track.point(L_SHOULDER)[:, 0] - track.point(R_SHOULDER)[:, 0]))
+    if np.isfinite(width) and width / growth < 0.5:
         return None
     return Gesture("walking", "towards the camera" if growth > 0 else "away from the camera", min(1.0, abs(growth) / (2 * APPROACH)))
+
+
+def _log_slope(times: np.ndarray, size: np.ndarray) -> float:
+    """Per second, the slope of ``log(size)`` over the frames where it is seen (NaN with too few)."""
+    ok = np.isfinite(size) & (size > 0)
+    if ok.sum() < MIN_FRAMES or np.ptp(times[ok]) <= 0:
+        return float("nan")
+    return float(np.polyfit(times[ok], np.log(size[ok]), 1)[0])
 
 
 def turning(track: Track) -> Gesture | None:
