@@ -121,8 +121,12 @@ JACK_ARMS = 1.2
 JACK_STROKES = 3
 # Walking / running: stepping legs and hip speed in body heights per second (see motion_words);
 # walking towards or away from the camera: stepping while the torso grows or shrinks by 7% a second
-# (a walker at 1.2 m/s, 17 m away; nearer walkers change faster).
+# (a walker at 1.2 m/s, 17 m away; nearer walkers change faster). Distance scales every size alike,
+# so the shoulders' width must change the same way at APPROACH_ALIKE of the torso's rate or more
+# (alike would be 1; the half leaves room for keypoint noise): a posture -- standing up, leaning
+# back to kick -- changes the torso's seen length alone.
 APPROACH = 0.07
+APPROACH_ALIKE = 0.5
 # Turning: the shoulders' left-right order flips (their signed width swings by 0.4 torsos).
 TURN_SWING = 0.4
 # Bending: the torso goes from within 25 deg of upright to 70 deg or more while the hips stay up
@@ -611,9 +615,9 @@ def walking_or_running(track: Track) -> Gesture | None:
     from :data:`motion_words.RUN_SPEED`. Stepping while the torso grows or
     shrinks by :data:`APPROACH` per second (log-size slope) is walking towards
     or away from the camera, if the torso stays within :data:`UPRIGHT_DEG` of
-    upright and the shoulders' width changes the same way, at least half as
-    fast (standing up, leaning back to kick or tipping in a fall shortens the
-    torso as seen, not the shoulders). Still legs are not a gait (gliding is
+    upright and the shoulders' width changes the same way, at least
+    :data:`APPROACH_ALIKE` as fast (standing up, leaning back to kick or tipping
+    in a fall shortens the torso as seen, not the shoulders). Still legs are not a gait (gliding is
     described by the pose words).
     """
     if _usable(track, (L_HIP, R_HIP, L_ANKLE, R_ANKLE), fine=False) is None or not stepping(track):
@@ -627,14 +631,13 @@ def walking_or_running(track: Track) -> Gesture | None:
     growth = _log_slope(track.times, _dist(track.mid(L_SHOULDER, R_SHOULDER), track.mid(L_HIP, R_HIP)))
     if not abs(growth) >= APPROACH:
         return None
-    # Distance changes every size alike; a posture changes the torso's seen length alone. So the
-    # torso stays upright, and the shoulders' width (where seen) changes the same way, at least
-    # half as fast (alike would be as fast; half leaves room for keypoint noise).
+    # A tipping torso shortens as seen too, so it stays upright; and the shoulders' width (where
+    # seen) changes with it (APPROACH_ALIKE).
     with np.errstate(invalid="ignore"):
         if np.nanmax(mw.torso_angles(track)) > UPRIGHT_DEG:
             return None
     width = _log_slope(track.times, np.abs(track.point(L_SHOULDER)[:, 0] - track.point(R_SHOULDER)[:, 0]))
-    if np.isfinite(width) and width / growth < 0.5:
+    if np.isfinite(width) and width / growth < APPROACH_ALIKE:
         return None
     return Gesture("walking", "towards the camera" if growth > 0 else "away from the camera", min(1.0, abs(growth) / (2 * APPROACH)))
 
