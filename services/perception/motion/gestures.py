@@ -521,10 +521,7 @@ def falling(track: Track) -> Gesture | None:
     tail = max(1, len(track.times) // 3)
     angles = mw.torso_angles(track)[-tail:]
     legs = (track.mid(L_ANKLE, R_ANKLE)[:, 1] - track.mid(L_HIP, R_HIP)[:, 1])[-tail:] / scale
-    with np.errstate(invalid="ignore"):
-        low = bool(np.nanmedian(angles) >= mw.LYING_DEG) if np.any(np.isfinite(angles)) else False
-        low = low or (bool(np.nanmedian(legs) <= FALL_LOW) if np.any(np.isfinite(legs)) else False)
-    if not low:
+    if not (_median(angles) >= mw.LYING_DEG or _median(legs) <= FALL_LOW):
         return None
     return Gesture("falling", f"in {best[1]:.1f} s", min(1.0, best[0] / (2 * FALL_DROP)))
 
@@ -617,8 +614,8 @@ def walking_or_running(track: Track) -> Gesture | None:
     or away from the camera, if the torso stays within :data:`UPRIGHT_DEG` of
     upright and the shoulders' width changes the same way, at least
     :data:`APPROACH_ALIKE` as fast (standing up, leaning back to kick or tipping
-    in a fall shortens the torso as seen, not the shoulders). Still legs are not a gait (gliding is
-    described by the pose words).
+    in a fall shortens the torso as seen, not the shoulders). Still legs are not
+    a gait (gliding is described by the pose words).
     """
     if _usable(track, (L_HIP, R_HIP, L_ANKLE, R_ANKLE), fine=False) is None or not stepping(track):
         return None
