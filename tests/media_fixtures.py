@@ -23,8 +23,10 @@ def moving_square_frames(n: int, w: int = 160, h: int = 120) -> list[np.ndarray]
     return frames
 
 
-def write_video(path: Path, seconds: float = 3.0, fps: int = 10, audio_hz: float | None = None, size=(160, 120), codec: str = "mpeg4", faststart: bool = False) -> Path:
+def write_video(path: Path, seconds: float = 3.0, fps: int = 10, audio_hz: float | None = None, size=(160, 120), codec: str = "mpeg4", faststart: bool = False, pix_fmt: str = "yuv420p") -> Path:
     """An mp4 with a moving square, optionally a sine tone as audio.
+
+    ``codec="gif", pix_fmt="rgb8"`` writes an animated GIF instead.
 
     ``faststart`` puts the index at the front, as streaming files do, so a file cut
     short keeps its header and loses only its tail.
@@ -33,7 +35,7 @@ def write_video(path: Path, seconds: float = 3.0, fps: int = 10, audio_hz: float
     with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as c:
         vs = c.add_stream(codec, rate=fps)
         vs.width, vs.height = size
-        vs.pix_fmt = "yuv420p"
+        vs.pix_fmt = pix_fmt
         ast = None
         if audio_hz is not None:
             ast = c.add_stream("aac", rate=16000)

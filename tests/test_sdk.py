@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from batch_fixtures import LABELS, batch_folder
+from media_fixtures import write_video
 
 import vidsense
 
@@ -29,8 +30,10 @@ def test_bundled_label_sets_load_with_their_published_sizes():
 
 def test_collect_videos_expands_folders_globs_and_manifests(tmp_path, example_video):
     files = batch_folder(tmp_path / "v", example_video)
+    write_video(tmp_path / "v" / "sub" / "wave.GIF", seconds=1.0, codec="gif", pix_fmt="rgb8")
     found = vidsense.collect_videos([tmp_path / "v"])
-    assert [p.name for p in found] == ["bikes.mp4", "corrupt.mp4", "notes.mp4", "square.mp4"]
+    # Animated GIFs are videos too (any case of suffix); readme.txt is not.
+    assert [p.name for p in found] == ["bikes.mp4", "corrupt.mp4", "notes.mp4", "square.mp4", "wave.GIF"]
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,label\nv/bikes.mp4,biking\nv/missing.mp4,biking\n")
     # Duplicates (same file through a glob and the manifest) are dropped; a missing file is kept to be reported.

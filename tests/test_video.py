@@ -50,6 +50,16 @@ def test_one_frame_video(tmp_path):
     assert m.frames_at([0.0, 5.0]).shape[0] == 2
 
 
+def test_animated_gif_is_a_video(tmp_path):
+    # UCF-101 and HMDB demo clips often ship as animated GIFs.
+    m = Media.open(write_video(tmp_path / "a.gif", seconds=2.0, fps=10, codec="gif", pix_fmt="rgb8"))
+    assert m.info.has_video and not m.info.has_audio and m.info.codec == "gif"
+    assert abs(m.info.duration_s - 2.0) < 0.2 and m.info.n_frames == 20
+    frames = m.frames_at([0.05, 1.05])
+    assert frames.shape == (2, 120, 160, 3)
+    assert not np.array_equal(frames[0], frames[1])  # the square moved: both frames are decoded, not the first twice
+
+
 def _write(path, data):
     path.write_bytes(data)
     return path

@@ -25,8 +25,12 @@ from vidsense.services.errors import InputError, VidsenseError
 from vidsense.services.media.video import content_hash
 from vidsense.services.schema import read_manifest
 
-# What a directory scan picks up (lower-case suffixes).
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts"})
+# What a directory scan picks up (lower-case suffixes). Animated GIFs are
+# video to users (UCF-101 demo clips ship as .gif) and FFmpeg decodes them;
+# .mts/.m2ts are what camcorders write.
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts", ".mts", ".m2ts", ".gif"}
+)
 _GLOB_CHARS = frozenset("*?[")
 
 
