@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/routes.py --manifest ~/.cache/vidsense/eval-set/manifest.csv
     .venv/bin/python benchmarks/routes.py --manifest m.csv --routes fused cascade --save   # store the cost table for --budget
     .venv/bin/python benchmarks/routes.py --manifest m.csv --routes fused cascade --cascade-margin 0.3   # and the margin sweep up to 0.3
+    .venv/bin/python benchmarks/routes.py --routes cascade --action-rate 0 --out /tmp/spread.json   # a perception variant (benchmarks/variants_cv.py)
 
 Every video is described once (the perception cache serves the later routes);
 then each route classifies every row. Prints one line per route (top-1, top-5,
@@ -45,7 +46,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", action="store_true", help="store the measured cost table in $VIDSENSE_HOME/routes.json for --budget")
     ap.add_argument("--check", default=None, metavar="BASELINE.json", help="run the default route on the development set; exit 1 when a family fell")
     ap.add_argument("--save-baseline", default=None, metavar="BASELINE.json", help="run the default route on the development set and write the baseline")
+    ap.add_argument("--action-rate", type=float, default=None, metavar="FPS",
+                    help="the action recogniser reads its clips at this rate (0: spread over each group; default: the shipped 25)")
+    ap.add_argument("--action-group-s", type=float, default=None, metavar="S", help="the longest group of windows one action clip covers (default 10)")
     args = ap.parse_args(argv)
+    if args.action_rate is not None or args.action_group_s is not None:
+        if args.check or args.save_baseline:
+            ap.error("--check and --save-baseline measure the shipped recogniser: leave out --action-rate and --action-group-s")
+        # A variant to compare (benchmarks/variants_cv.py); its observations are cached under their own key.
+        from vidsense.services.perception.action import kinetics
+
+        if args.action_rate is not None:
+            kinetics.CLIP_RATE = args.action_rate or None
+        if args.action_group_s is not None:
+            kinetics.CLIP_GROUP_S = args.action_group_s
 
     pipe = vidsense.Pipeline(cascade_margin=args.cascade_margin)
     dev: list[devset.DevRow] = []

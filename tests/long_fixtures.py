@@ -16,7 +16,7 @@ class Brightness:
     """A clip model: each window's mean clip brightness; ``fail_at`` raises on the clip starting there."""
 
     card = ModelCard(name="brightness", version="1", modalities=("sight",))
-    clip_frames, group_s = 8, 10.0
+    clip_frames, group_s, clip_rate = 8, 10.0, None
 
     def __init__(self, fail_at: float | None = None):
         self.fail_at = fail_at
@@ -25,7 +25,7 @@ class Brightness:
         return {}
 
     def describe(self, media, windows):
-        return Perception(o for clip in motion_clips(media, windows, self.clip_frames, self.group_s) for o in self.describe_clip(clip))
+        return Perception(o for clip in motion_clips(media, windows, self.clip_frames, self.group_s, rate=self.clip_rate) for o in self.describe_clip(clip))
 
     def describe_clip(self, clip):
         if clip.start_s == self.fail_at:

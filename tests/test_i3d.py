@@ -159,9 +159,50 @@ def test_kinetics_actions_on_the_example_clip() -> None:
         obs = actions.describe(media, windows).observations
     from vidsense.services.perception.action.kinetics import kinetics_labels
 
-    assert sorted({o.window for o in obs}) == [w.index for w in windows]
+    # The clip is the middle 2.56 s: the windows it reaches, and only those, have classes.
+    assert sorted({o.window for o in obs}) == [1, 2, 3]
     assert all(o.kind == "action" and o.text in kinetics_labels() and 0 < o.score <= 1 for o in obs)
-    for w in windows:
+    for w in windows[1:4]:
         scores = [o.score for o in obs if o.window == w.index]
         assert 1 <= len(scores) <= 3 and scores == sorted(scores, reverse=True)
     assert "Kinetics-400" in actions.card.note
+
+
+def test_the_action_recogniser_reads_consecutive_frames_at_its_trained_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 10 s group is read as 64 consecutive frames at 25 frames/s around its middle, not spread
+    over 10 s; the windows those frames reach get classes, the others none."""
+    from media_fixtures import write_video
+
+    from vidsense.services.media.video import Media
+    from vidsense.services.perception.action.kinetics import KineticsActions, kinetics_labels
+    from vidsense.services.settings import load_settings
+    from vidsense.services.timeline import make_windows
+
+    class Runtime:  # the network's place: logits per temporal position (the slow test runs the real one)
+        def run(self, clip: np.ndarray) -> np.ndarray:
+            logits = np.zeros((clip.shape[2] // 8, i3d.NUM_CLASSES), np.float32)
+            logits[:, 7] = np.arange(len(logits))  # a different class wins at each position
+            logits[:, 9] = len(logits) / 2
+            return logits
+
+    actions = KineticsActions(load_settings(device="cpu").model_env())
+    assert actions.clip_rate == i3d.TRAINED_FPS and actions.params()["clip_rate"] == i3d.TRAINED_FPS
+    actions._runtime = Runtime()
+    seen = []
+    real = actions.describe_clip
+    monkeypatch.setattr(actions, "describe_clip", lambda clip: seen.append(clip.times) or real(clip))
+    media = Media.open(write_video(tmp_path / "a.mp4", seconds=10.0, fps=25))
+    windows = make_windows(media.info.duration_s)
+    obs = actions.describe(media, windows).observations
+    assert len(seen) == 1 and len(seen[0]) == 64
+    gaps = np.diff(seen[0])
+    assert np.allclose(gaps, 1 / i3d.TRAINED_FPS, atol=1e-3) and abs(np.mean(seen[0]) - 5.0) < 0.01
+    # 3.72-6.28 s: the first and last windows are not seen.
+    assert sorted({o.window for o in obs}) == [1, 2, 3]
+    best = {}
+    for o in obs:
+        if o.window not in best or o.score > best[o.window].score:
+            best[o.window] = o
+    # Each window reads its own positions: the first position alone in 2-4 s (class 9 beats
+    # class 7 there), the last alone in 6-8 s (class 7 wins).
+    assert best[1].text == kinetics_labels()[9] and best[3].text == kinetics_labels()[7]

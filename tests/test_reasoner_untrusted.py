@@ -82,7 +82,7 @@ def test_spoken_injection_over_a_real_clip(tmp_path, example_video):
     pipe = vidsense.Pipeline()
     tl = pipe.describe(video)
     assert any(o.modality == "speech" for o in tl.observations)
-    # The real clip's own evidence is weak (the recogniser says "pumping gas"), so the
+    # The real clip's own evidence is weak (the recogniser says "windsurfing"), so the
     # added audio may move the answer; what must not happen is the spoken answer winning.
     attacked = _qwen_reasoner().classify(tl, load_labels("ucf101"))
     assert attacked.label != "Archery"

@@ -117,6 +117,17 @@ def test_sample_times():
     assert sample_times(0, 2, 0) == []
 
 
+def test_clip_times_spread_over_the_group_or_run_at_a_rate_around_its_middle():
+    from vidsense.services.media.motion_clip import clip_times
+
+    assert clip_times(0, 10, 4) == sample_times(0, 10, 4)
+    at_rate = np.array(clip_times(0, 10, 64, rate=25.0))
+    # 64 frames at 25/s span 2.56 s, centred on the group's middle.
+    assert np.allclose(np.diff(at_rate), 0.04) and np.isclose(at_rate.mean(), 5.0) and at_rate[0] > 3.7
+    # A group shorter than the run is read whole, faster than the rate.
+    assert clip_times(0, 2, 64, rate=25.0) == sample_times(0, 2, 64)
+
+
 @pytest.fixture
 def decoded(monkeypatch):
     """The times of every decode through ``Media.frames_at``, in order."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from vidsense.services import perception
 from vidsense.services.errors import InputError, ProcessingError, VidsenseError
-from vidsense.services.media.motion_clip import ClipModel, MotionClips, group_windows, motion_clips
+from vidsense.services.media.motion_clip import ClipModel, MotionClips, clip_key, group_windows, motion_clips
 from vidsense.services.media.video import Media
 from vidsense.services.model_store import CorruptModelError
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig, PerceptionModel
@@ -320,7 +320,8 @@ class Perceiver:
         failed: dict[str, str] = {}
         try:
             t0 = time.perf_counter()
-            clips = shared.get(first.clip_frames, first.group_s) if shared is not None else motion_clips(media, windows, first.clip_frames, first.group_s)
+            key = clip_key(first)
+            clips = shared.get(key) if shared is not None else motion_clips(media, windows, key[0], key[1], rate=key[2])
             for i in range(len(clips)):
                 clip = clips.clip(i)
                 seconds[jobs[0].name] += time.perf_counter() - t0
@@ -385,14 +386,14 @@ class _SharedClips:
     def __init__(self, media: Media, windows: tuple[Window, ...]) -> None:
         self._media, self._windows = media, windows
         self._lock = threading.Lock()
-        self._clips: dict[tuple[int, float], MotionClips] = {}
+        self._clips: dict[tuple[int, float, float | None], MotionClips] = {}
 
-    def get(self, frames: int, group_s: float) -> MotionClips:
-        """The clips of ``frames`` frames per ``group_s`` group (the first caller decodes; others wait)."""
+    def get(self, key: tuple[int, float, float | None]) -> MotionClips:
+        """The clips of a :func:`clip_key` (the first caller decodes; others wait)."""
         with self._lock:
-            key = (frames, group_s)
             if key not in self._clips:
-                self._clips[key] = motion_clips(self._media, self._windows, frames, group_s, keep=True)
+                frames, group_s, rate = key
+                self._clips[key] = motion_clips(self._media, self._windows, frames, group_s, keep=True, rate=rate)
             return self._clips[key]
 
 
@@ -415,10 +416,10 @@ def _units(jobs: list[_Job], together: bool = True) -> list[tuple[_Job, ...]]:
     :meth:`Perceiver.describe`).
     """
     units: list[list[_Job]] = []
-    groups: dict[tuple[int, float], list[_Job]] = {}
+    groups: dict[tuple[int, float, float | None], list[_Job]] = {}
     for job in jobs:
         if together and isinstance(job.model, ClipModel):
-            clips = (job.model.clip_frames, job.model.group_s)
+            clips = clip_key(job.model)
             if clips in groups:
                 groups[clips].append(job)
                 continue

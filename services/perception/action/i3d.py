@@ -34,6 +34,8 @@ MODEL_NAME = "i3d-kinetics400"
 NUM_CLASSES = 400
 CROP = 224
 SHORT_SIDE = 256
+# The frame rate Kinetics was sampled at for I3D's training: its 64-frame clips span 2.56 s.
+TRAINED_FPS = 25.0
 BN_EPS = 1e-3  # Sonnet v1 BatchNorm, as in the checkpoint's training code
 SAFETENSORS_NAME = "i3d-kinetics-400.safetensors"
 

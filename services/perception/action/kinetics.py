@@ -1,10 +1,16 @@
 """Kinetics-400 action recognition per window with Inception-I3D.
 
-Each group of windows (:mod:`vidsense.services.media.motion_clip`) becomes one clip
-of 64 frames for I3D (:mod:`vidsense.services.perception.action.i3d`). The network's logits at
-each temporal position are averaged over the positions that fall inside a
-window, so a window gets the classes of its own part of the clip. The
-classes are Kinetics-400's, not the user's label set: the reasoning layer
+Each group of windows (at most 10 s, :mod:`vidsense.services.media.motion_clip`) becomes
+one clip for I3D (:mod:`vidsense.services.perception.action.i3d`): 64 consecutive frames
+at 25 frames/s, the rate it was trained at, centred on the group (2.56 s; all of a
+shorter group). Reading the same 64 frames spread over the whole group instead
+(6.4 frames/s for 10 s) cost 6 of 85 top-1 answers on the development set at the
+same cost (docs/routes-and-accuracy.md, "The action recogniser's frame rate");
+reading every 2-s window at 32 frames/s costs five runs per 10 s and was no better. The network's logits
+at each temporal position are averaged over the positions that fall inside a
+window, so a window gets the classes of its own part of the clip; a window the
+clip's frames do not reach gets no observation (on a 10-s group the first and
+last windows: the recogniser did not look there). The classes are Kinetics-400's, not the user's label set: the reasoning layer
 maps them, and the model card's note tells the evaluation that a
 Kinetics-trained recogniser contributed.
 """
@@ -24,6 +30,11 @@ from vidsense.services.model_store import ModelEnv
 from vidsense.services.perception import ModelCard, Perception, PerceptionConfig
 from vidsense.services.perception.action import i3d
 from vidsense.services.timeline import Observation, Window
+
+# How the registry's recogniser reads its clips (see the module's docstring); a benchmark sets
+# these to measure the alternatives (benchmarks/routes.py --action-rate / --action-group-s).
+CLIP_RATE: float | None = i3d.TRAINED_FPS
+CLIP_GROUP_S = GROUP_S
 
 # Frames per temporal logit position (three stride-2 stages) and where the first one is centred.
 POSITION_STRIDE = 8
@@ -52,8 +63,11 @@ def position_times(times: tuple[float, ...], n_positions: int) -> np.ndarray:
     return np.interp(idx, np.arange(len(times)), np.asarray(times))
 
 
-def window_logits(logits: np.ndarray, centres: np.ndarray, window: Window) -> np.ndarray:
-    """Mean logits of the positions centred inside ``window`` (the nearest one if none is)."""
+def window_logits(logits: np.ndarray, centres: np.ndarray, window: Window, times: tuple[float, ...]) -> np.ndarray | None:
+    """Mean logits of the positions centred inside ``window`` (the nearest one if none is), or
+    None when the clip's frames (``times``) do not reach the window: the recogniser did not see it."""
+    if not (times[0] < window.end_s and times[-1] >= window.start_s):
+        return None
     inside = (centres >= window.start_s) & (centres < window.end_s)
     if not inside.any():
         mid = (window.start_s + window.end_s) / 2
@@ -72,7 +86,7 @@ class KineticsActions:
 
     card: ClassVar[ModelCard] = ModelCard(
         name="action",
-        version="2",
+        version="3",
         modalities=("sight",),
         note="action: an Inception-I3D recogniser trained on Kinetics-400 contributed "
         "(results on Kinetics-400 itself are not zero-shot)",
@@ -80,7 +94,16 @@ class KineticsActions:
         heavy=True,
     )
 
-    def __init__(self, env: ModelEnv, top_k: int = 3, min_prob: float = 0.05, backend: str = "onnx", clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S):
+    def __init__(
+        self,
+        env: ModelEnv,
+        top_k: int = 3,
+        min_prob: float = 0.05,
+        backend: str = "onnx",
+        clip_frames: int = CLIP_FRAMES,
+        group_s: float = GROUP_S,
+        clip_rate: float | None = i3d.TRAINED_FPS,
+    ):
         """Remember where I3D is and how to run it; it loads on first use.
 
         Args:
@@ -88,7 +111,10 @@ class KineticsActions:
             top_k / min_prob: at most ``top_k`` classes per window, those at or above ``min_prob``
                 (always the best one).
             backend: ``onnx`` or ``torch`` (a CUDA device always uses torch).
-            clip_frames / group_s: the shared motion clips (see :mod:`vidsense.services.media.motion_clip`).
+            clip_frames / group_s: frames per clip and the longest group of windows a clip covers
+                (see :mod:`vidsense.services.media.motion_clip`).
+            clip_rate: the clip's frames per second, a run centred on its group; None spreads
+                them over the group, as pose and flow read them.
         """
         self.home = Path(env.home)
         self.device = env.device
@@ -98,12 +124,13 @@ class KineticsActions:
         self.backend = "torch" if env.device == "cuda" else backend
         self.clip_frames = clip_frames
         self.group_s = group_s
+        self.clip_rate = clip_rate
         self._runtime: i3d.Runtime | None = None
 
     @classmethod
     def from_config(cls, config: PerceptionConfig) -> "KineticsActions":
-        """The registry's ``action`` model."""
-        return cls(config.env)
+        """The registry's ``action`` model (its clips as :data:`CLIP_RATE` and :data:`CLIP_GROUP_S` say)."""
+        return cls(config.env, group_s=CLIP_GROUP_S, clip_rate=CLIP_RATE)
 
     def params(self) -> dict[str, Any]:
         from vidsense.services import model_store
@@ -114,6 +141,7 @@ class KineticsActions:
             "min_prob": self.min_prob,
             "clip_frames": self.clip_frames,
             "group_s": self.group_s,
+            "clip_rate": self.clip_rate,
             "crop": [i3d.SHORT_SIDE, i3d.CROP],
         }
 
@@ -129,7 +157,8 @@ class KineticsActions:
 
     def describe(self, media: Media, windows: tuple[Window, ...]) -> Perception:
         """Per window, one ``action`` observation per likely Kinetics class (text = class name, score = probability)."""
-        return Perception(o for clip in motion_clips(media, windows, self.clip_frames, self.group_s) for o in self.describe_clip(clip))
+        clips = motion_clips(media, windows, self.clip_frames, self.group_s, rate=self.clip_rate)
+        return Perception(o for clip in clips for o in self.describe_clip(clip))
 
     def describe_clip(self, clip: MotionClip) -> list[Observation]:
         """The ``action`` observations of one clip's windows."""
@@ -138,7 +167,10 @@ class KineticsActions:
         labels = kinetics_labels()
         out = []
         for w in clip.windows:
-            best = top_classes(softmax(window_logits(logits, centres, w)), labels, self.top_k, self.min_prob)
+            seen = window_logits(logits, centres, w, clip.times)
+            if seen is None:
+                continue  # outside the 2.56 s the clip covers: no reading rather than a neighbour's
+            best = top_classes(softmax(seen), labels, self.top_k, self.min_prob)
             # One observation per class, like every tagger: the renderer merges them into
             # "movement looks like: a 0.91, b 0.03" and the summary can count each class.
             out.extend(Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, name, round(p, 4), "action") for name, p in best)

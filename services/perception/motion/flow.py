@@ -210,6 +210,7 @@ class FlowDescriber:
     """Perception model ``flow``: camera motion and moving parts per window."""
 
     card: ClassVar[ModelCard] = ModelCard(name="flow", version="1", modalities=("sight",), cost=0.4)
+    clip_rate: ClassVar[float | None] = None  # the group's span: the clips pose reads too
 
     def __init__(self, pairs_per_s: float = 5.0, clip_frames: int = CLIP_FRAMES, group_s: float = GROUP_S, threads: int | None = None):
         """Flow needs no model file: only its sampling.

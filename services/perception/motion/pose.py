@@ -251,6 +251,7 @@ class PoseDescriber:
     """Perception model ``pose``: what the people in each window do with their bodies."""
 
     card: ClassVar[ModelCard] = ModelCard(name="pose", version="2", modalities=("sight",), cost=1.4)
+    clip_rate: ClassVar[float | None] = None  # the group's span: the clips flow reads too
 
     def __init__(
         self,
