@@ -11,7 +11,7 @@ A model that needs its frames at a given rate asks for ``rate``: its clip of
 a group is ``frames`` consecutive frames at that rate, centred on the group
 (the whole group when it is shorter). The action recogniser does: I3D reads
 motion at the 25 frames/s it was trained on, and the same 64 frames spread
-over a 10 s group (6.4 frames/s) cost it 6 of 85 top-1 answers on the
+over a 10 s group (6.4 frames/s) cost it 8 of 85 top-1 answers on the
 development set (docs/routes-and-accuracy.md). Clips at another rate are
 decoded apart from the shared ones.
 

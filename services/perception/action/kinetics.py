@@ -4,13 +4,14 @@ Each group of windows (at most 10 s, :mod:`vidsense.services.media.motion_clip`)
 one clip for I3D (:mod:`vidsense.services.perception.action.i3d`): 64 consecutive frames
 at 25 frames/s, the rate it was trained at, centred on the group (2.56 s; all of a
 shorter group). Reading the same 64 frames spread over the whole group instead
-(6.4 frames/s for 10 s) cost 6 of 85 top-1 answers on the development set at the
+(6.4 frames/s for 10 s) cost 8 of 85 top-1 answers on the development set at the
 same cost (docs/routes-and-accuracy.md, "The action recogniser's frame rate");
-reading every 2-s window at 32 frames/s costs five runs per 10 s and was no better. The network's logits
-at each temporal position are averaged over the positions that fall inside a
-window, so a window gets the classes of its own part of the clip; a window the
-clip's frames do not reach gets no observation (on a 10-s group the first and
-last windows: the recogniser did not look there). The classes are Kinetics-400's, not the user's label set: the reasoning layer
+reading every 2-s window at 32 frames/s costs five runs per 10 s and was no
+better. The network's logits at each temporal position are averaged over the
+positions that fall inside a window, so a window gets the classes of its own
+part of the clip; a window the clip's frames do not reach gets no observation
+(on a 10-s group, the first and last: the recogniser did not look there). The
+classes are Kinetics-400's, not the user's label set: the reasoning layer
 maps them, and the model card's note tells the evaluation that a
 Kinetics-trained recogniser contributed.
 """
