@@ -39,8 +39,11 @@ class _Row:
 
 def ranks_of(path: Path, route: str, n: int) -> list[float | None]:
     """The per-row ranks ``routes.py`` wrote for ``route`` (rows in the development set's order)."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    for r in data["routes"]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{path}: not a readable routes.py output ({exc.__class__.__name__}: {exc})") from None
+    for r in data.get("routes", []) if isinstance(data, dict) else []:
         if r["route"] == route and "ranks" in r:
             if len(r["ranks"]) != n:
                 raise SystemExit(f"{path}: {len(r['ranks'])} rows, the development set has {n}")
