@@ -6,7 +6,20 @@ STAMP := $(VENV)/.vidsense-installed
 MODELS_STAMP := $(VENV)/.vidsense-models
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # llama-cpp-python compiles llama.cpp; the multimodal part is not needed.
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# On x86-64, llama.cpp's default native build (-march=native) compiles its AMX kernels wherever the
+# CPU reports AMX, and some virtual machines report it without letting a process use it: the first
+# matrix product then dies (SIGSEGV in ldtilecfg, seen on a Sapphire Rapids VM under Firecracker).
+# So the build names the instruction sets this CPU reports, AMX left out; elsewhere it stays native.
+CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
+ARCH := $(shell uname -m)
+has = $(if $(filter $(1),$(CPU_FLAGS)),ON,OFF)
+GGML_X86 := -DGGML_NATIVE=OFF -DGGML_SSE42=$(call has,sse4_2) -DGGML_AVX=$(call has,avx) \
+	-DGGML_AVX2=$(call has,avx2) -DGGML_FMA=$(call has,fma) -DGGML_F16C=$(call has,f16c) \
+	-DGGML_BMI2=$(call has,bmi2) -DGGML_AVX_VNNI=$(call has,avx_vnni) \
+	-DGGML_AVX512=$(if $(filter-out $(CPU_FLAGS),avx512f avx512cd avx512vl avx512dq avx512bw),OFF,ON) \
+	-DGGML_AVX512_VBMI=$(call has,avx512vbmi) -DGGML_AVX512_VNNI=$(call has,avx512_vnni) \
+	-DGGML_AVX512_BF16=$(call has,avx512_bf16) -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF $(if $(filter x86_64,$(ARCH)),$(GGML_X86))
 
 .PHONY: demo test test-quick lint install models system-deps bench clean lock doctor
 

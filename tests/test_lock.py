@@ -8,7 +8,10 @@ environment equal to them.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -113,3 +116,36 @@ def test_the_environment_is_the_lock(locked) -> None:
         if Version(have) != Version(version):
             wrong.append(f"{name} {have} (lock: {version})")
     assert not wrong, "the environment differs from the lock (make install reinstalls it): " + "; ".join(wrong)
+
+
+def cmake_args(**make_vars: str) -> list[str]:
+    """The ``CMAKE_ARGS`` the Makefile hands llama-cpp-python's build, for the given make variables."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    env = {k: v for k, v in os.environ.items() if k != "CMAKE_ARGS"}
+    script = f'include {ROOT / "Makefile"}\nshow-cmake-args:\n\t@echo "$$CMAKE_ARGS"\n'
+    out = subprocess.run(
+        ["make", "-s", "-f", "-", "show-cmake-args", *(f"{k}={v}" for k, v in make_vars.items())],
+        input=script,
+        text=True,
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+        env=env,
+    )
+    return out.stdout.split()
+
+
+def test_llama_cpp_is_built_for_the_cpus_instruction_sets_without_amx() -> None:
+    # A native build compiled the AMX kernels on a VM that reports AMX but does not let a process
+    # use it: the first matrix product died (SIGSEGV), and make demo with it.
+    flags = "sse4_2 avx avx2 fma f16c bmi2 avx512f avx512cd avx512vl avx512dq avx512bw avx512_vnni amx_tile amx_int8 amx_bf16"
+    sapphire = cmake_args(ARCH="x86_64", CPU_FLAGS=flags)
+    assert "-DGGML_NATIVE=OFF" in sapphire and "-DLLAVA_BUILD=OFF" in sapphire
+    assert {"-DGGML_AVX2=ON", "-DGGML_AVX512=ON", "-DGGML_AVX512_VNNI=ON"} <= set(sapphire)
+    assert {"-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_BF16=OFF"} <= set(sapphire)
+    # An older CPU gets no instruction set it lacks (AVX-512 needs all five of its parts).
+    older = cmake_args(ARCH="x86_64", CPU_FLAGS="sse4_2 avx avx2 fma f16c avx512f")
+    assert {"-DGGML_AVX2=ON", "-DGGML_AVX512=OFF", "-DGGML_AVX_VNNI=OFF", "-DGGML_AVX512_VBMI=OFF"} <= set(older)
+    # Other architectures keep llama.cpp's own native build.
+    assert cmake_args(ARCH="aarch64", CPU_FLAGS=flags) == ["-DLLAVA_BUILD=OFF"]
