@@ -28,7 +28,7 @@ from typing import Sequence
 
 import devset
 import numpy as np
-from fusion_cv import family_folds, group_folds
+from fusion_cv import family_folds, footage_splits
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MARGINS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.01)
@@ -151,12 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = measure(dev, args.rerank)
     shells = [_case(r) for r in rows]
     report, verdicts = {}, {}
-    # Which clips share a fold can decide a close call on a few dozen rows: the k-fold split is shuffled.
-    splits = {"leave one family out": family_folds}
-    for seed in range(args.shuffles):
-        name = f"{args.k}-fold by footage" + (f", shuffle {seed + 1}/{args.shuffles}" if args.shuffles > 1 else "")
-        splits[name] = lambda c, seed=seed: group_folds(c, args.k, seed)
-    for title, split in splits.items():
+    for title, split in {"leave one family out": family_folds, **footage_splits(args.k, args.shuffles)}.items():
         folds = split(shells)
         results = {"fused (no LLM)": tally(rows, [(0.0, 1.0)] * len(rows))}
         for m in MARGINS[1:]:
