@@ -90,7 +90,11 @@ def fused_route(room: "Reasoner") -> ReasoningMethod:
 
 def cascade_route(room: "Reasoner") -> ReasoningMethod:
     """``cascade``: fused; the LLM re-ranks close calls (``cascade_margin``)."""
-    return CascadeReasoner(room.fused_method(), room.llm_method(hints=False, max_timeline_chars=COMPACT_TIMELINE_CHARS), margin=room.config.cascade_margin)
+    # The stage reads the fused candidates' names (no hints, no embedding shortlist), so it needs no
+    # label descriptions: generating them for a user's set would cost its first close call every
+    # label's LLM sentence (400 Kinetics labels in plain words: tens of minutes on 2 cores).
+    llm = room.llm_method(hints=False, max_timeline_chars=COMPACT_TIMELINE_CHARS, generate_descriptions=False)
+    return CascadeReasoner(room.fused_method(), llm, margin=room.config.cascade_margin)
 
 
 # name -> "module:attr" of a builder (room) -> ReasoningMethod (see services/registry.py); a
@@ -183,14 +187,17 @@ class Reasoner:
             return bundled_descriptions(labelset)
         return label_descriptions(labelset, self.env.home, llm=lambda: self.llm, encoder=lambda: self.encoder)
 
-    def llm_method(self, **options: Any) -> LLMReasoner:
+    def llm_method(self, generate_descriptions: bool = True, **options: Any) -> LLMReasoner:
         """A new :class:`~vidsense.agents.scoring.LLMReasoner` on this room's models.
 
         Args:
+            generate_descriptions: a user's set gets LLM-written label descriptions (see
+                :meth:`descriptions`); when False it is read by its names (bundled sets keep theirs).
             options: overrides of ``config.llm_options`` (for comparing variants).
         """
         kwargs = {**self.config.llm_options, **options}
-        return LLMReasoner(lambda: self.llm, self.index, self.descriptions, shortlist=self.config.shortlist, prior_dir=priors_dir(self.env.home), **kwargs)
+        descriptions = self.descriptions if generate_descriptions else functools.partial(self.descriptions, generate=False)
+        return LLMReasoner(lambda: self.llm, self.index, descriptions, shortlist=self.config.shortlist, prior_dir=priors_dir(self.env.home), **kwargs)
 
     def fused_method(self) -> FusedReasoner:
         """The fast route: every evidence scorer on this room's encoder, fused with the label set's weights

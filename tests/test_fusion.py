@@ -333,6 +333,30 @@ def test_the_fast_and_embedding_routes_never_load_the_llm_even_for_a_users_label
 
 
 @pytest.mark.slow
+def test_the_cascades_llm_stage_writes_no_descriptions_for_a_users_set(tmp_path):
+    from agents_fixtures import encoder
+
+    from vidsense.agents.describe_labels import cache_path
+    from vidsense.agents.reasoner import Reasoner, ReasonerConfig
+    from vidsense.services.model_store import ModelEnv
+
+    # The stage reads the fused candidates by name. Before, its first close call on a user's set
+    # had the LLM describe every label of the set (minutes for a few hundred labels).
+    llm = smollm()
+    generated = []
+    real = llm.generate
+    llm.generate = lambda *a, **kw: generated.append(a) or real(*a, **kw)
+    room = Reasoner(ReasonerConfig(cascade_margin=1.0), ModelEnv(tmp_path, "cpu", False), llm=llm, encoder=encoder())
+    mine = load_labels(["riding a bike", "riding a unicycle", "swimming", "cooking"])
+    pred = room.classify(timeline(CYCLING), mine, method="cascade")
+    assert pred.route == "llm" and pred.stats["prompt_tokens"] > 0
+    assert generated == [] and not cache_path(tmp_path, mine).exists()
+    # The llm route still describes a user's set (its shortlist and hints read the descriptions).
+    room.classify(timeline(CYCLING), mine, method="llm")
+    assert generated and cache_path(tmp_path, mine).exists()
+
+
+@pytest.mark.slow
 def test_a_users_generated_descriptions_do_not_change_the_routes_without_an_llm(tmp_path):
     import json
 
