@@ -84,8 +84,9 @@ SIGHT_GAP = 1.0
 # prompt tokens). So by default it does not run: the cascade answers with the fused route, and
 # the LLM re-ranks only when a margin is set (``cascade_margin``) or asked for (``--reasoner llm``).
 # Rerun on the 25-frames/s recogniser's observations (5 shuffles of the 5-fold split): the margin
-# chosen in each fold (0.05-0.1) gains one clip in five of six splits and none in the sixth, at
-# about 1 s a clip, so it stays 0 (docs/routes-and-accuracy.md).
+# chosen in each fold (0.05-0.1) gains one clip in five of six splits and none in the sixth, and
+# loses a plain-words HMDB-51 clip in every split, at about 1 s a clip, so it stays 0
+# (docs/routes-and-accuracy.md).
 MARGIN = 0.0
 # Fused candidates the LLM re-ranks.
 RERANK = 8
