@@ -15,6 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import confidence_cv  # noqa: E402
 import devset  # noqa: E402
 import fusion_cv  # noqa: E402
 import gate  # noqa: E402
@@ -80,6 +81,27 @@ def test_out_of_fold_fit_learns_the_source_that_is_right(tmp_path):
     t = fusion_cv.tally(cs, ws)
     assert t["all"] == {"n": 7, "top1": 7, "top5": 7} and t[fusion_cv.DOUBT]["n"] == 1
     assert fusion_cv.rank(cs[0], FusionWeights({"scene": 1.0})) == 1.5  # no evidence: the middle
+
+
+def test_a_sure_source_outvotes_an_unsure_one_when_weights_follow_confidence(tmp_path):
+    # The action recogniser is unsure and wrong (0.3 / 0.7), the objects sure and right (0.8 / 0.2):
+    # the prior's weights (1.0 against 0.3) answer label 1; scaled by confidence, label 0.
+    rows = _rows(tmp_path)
+    scores = (SourceScores("action", np.log([0.3, 0.7])), SourceScores("objects", np.log([0.8, 0.2])))
+    case = fusion_cv.Case(rows[0], FitExample(scores, 0), 2, 0.0)
+    median = {"action": 0.2, "objects": 0.2, "speech": 1e-3}
+    assert confidence_cv.rank(case, confidence_cv.PRIOR) == 2
+    assert confidence_cv.rank(case, ("negentropy", 1.0, np.inf, median)) == 1
+    # Softer only: the objects may not gain past the prior, and the action's loss alone is not enough here.
+    assert confidence_cv.rank(case, ("negentropy", 1.0, 1.0, median)) == 2
+    # Speech is never scaled: an almost flat transcript whose median confidence is tiny would get
+    # 7 times its weight and flip the answer; it keeps its bounded say.
+    spoken = fusion_cv.Case(rows[0], FitExample((*scores, SourceScores("speech", np.log([0.45, 0.55]))), 0), 2, 0.0)
+    assert confidence_cv.rank(spoken, ("negentropy", 1.0, np.inf, median)) == 1
+    # Chosen on training rows like it, the scaling is taken; where the prior is already right, the prior stays.
+    sure = fusion_cv.Case(rows[1], FitExample((SourceScores("action", np.log([0.9, 0.1])), SourceScores("objects", np.log([0.55, 0.45]))), 0), 2, 0.0)
+    assert confidence_cv.choose([case, sure, sure], ["negentropy"], np.inf)[1] > 0
+    assert confidence_cv.choose([_case(r, True) for r in rows], ["negentropy"], np.inf) == confidence_cv.PRIOR
 
 
 def test_gate_fails_only_when_a_family_falls_by_more_than_one_clip(tmp_path, capsys):
