@@ -61,7 +61,8 @@ PRIOR_WEIGHTS: dict[str, float] = {
 # (5 shuffles of the 5-fold split): the pull chosen in each fold holds with one family left out
 # (47 against 46) and in 4 shuffles, but in one it loses two UCF-101 clips (45). Any fixed pull of 3
 # or more gains one clip, an NTU pick-up second to a near tie, and does so at weights within 0.02 of
-# these (pull 30): that is a tie breaking, not a better weighting. Weights scaled by each source's
+# these (pull 30): that is a tie breaking, not a better weighting. Weights fitted per label set
+# lose eval-set clips in every shuffle. Weights scaled by each source's
 # own confidence (benchmarks/confidence_cv.py) gain a clip or two, names and plain words, but in
 # every split lose a free-text or an eval-set clip, so they are not used either. A user's own labelled
 # clips refit them per label set (``vidsense fusion fit``).

@@ -83,6 +83,34 @@ def test_out_of_fold_fit_learns_the_source_that_is_right(tmp_path):
     assert fusion_cv.rank(cs[0], FusionWeights({"scene": 1.0})) == 1.5  # no evidence: the middle
 
 
+def test_a_fit_per_label_set_learns_each_sets_own_right_source(tmp_path):
+    # On UCF-101 rows the action recogniser is right; on the user's label file the objects are.
+    def case(row: devset.DevRow) -> fusion_cv.Case:
+        right, wrong = np.log([0.9, 0.1]), np.log([0.1, 0.9])
+        ucf = row.labelset == "ucf101"
+        return fusion_cv.Case(row, FitExample((SourceScores("action", right if ucf else wrong), SourceScores("objects", wrong if ucf else right)), 0), 2, 0.0)
+
+    cs = [case(r) for r in _rows(tmp_path)]
+    fitted = fusion_cv.per_set(fusion_cv.fit_at(0.01))([c for c in cs if not c.row.doubt])
+    assert set(fitted) == {"ucf101", str(tmp_path / "other.txt")}
+    assert fitted["ucf101"].weights["action"] > fitted["ucf101"].weights["objects"]
+    assert fitted[str(tmp_path / "other.txt")].weights["objects"] > fitted[str(tmp_path / "other.txt")].weights["action"]
+    # Out of fold each row gets its own set's weights, or the prior where its fold held no row of that set.
+    folds = fusion_cv.group_folds(cs, k=3)
+    ws = fusion_cv.out_of_fold(cs, folds, fusion_cv.per_set(fusion_cv.fit_at(0.01)))
+    own = []
+    for fold in folds:
+        sets = {cs[i].row.labelset for i in fold.train}
+        for i in fold.test:
+            mine, other = ("action", "objects") if cs[i].row.labelset == "ucf101" else ("objects", "action")
+            own.append(cs[i].row.labelset in sets)
+            if own[-1]:
+                assert ws[i].weights[mine] > ws[i].weights[other], (cs[i].row.path.name, ws[i].weights)
+            else:
+                assert ws[i].weights == PRIOR_WEIGHTS
+    assert any(own) and not all(own)
+
+
 def test_a_sure_source_outvotes_an_unsure_one_when_weights_follow_confidence(tmp_path):
     # The action recogniser is unsure and wrong (0.3 / 0.7), the objects sure and right (0.8 / 0.2):
     # the prior's weights (1.0 against 0.3) answer label 1; scaled by confidence, label 0.
