@@ -191,7 +191,8 @@ def generate_descriptions(
         similarity: ``(texts, names) -> [len(texts), len(names)]`` similarities
             (sentence embeddings); when given, batch answers that fit another
             label of the batch better than their own are asked again alone.
-        progress: called with ``(labels described, labels to describe)`` after each label.
+        progress: called with ``(0, labels to describe)`` first, then ``(labels described, labels
+            to describe)`` after each label.
 
     Returns:
         ``{label: description}`` for every label, in label-set order.
@@ -209,6 +210,8 @@ def generate_descriptions(
     if similarity is not None:
         _review(llm, labelset, done, similarity)
     todo = [i for i, lab in enumerate(labelset.labels) if not done.get(lab)]
+    if progress is not None and todo:
+        progress(0, len(todo))  # a batch's labels come back together: say how many there are before the first
     for start in range(0, len(todo), batch):
         part = todo[start : start + batch]
         names = [labelset.readable[i] for i in part]
@@ -378,6 +381,7 @@ def label_descriptions(
     llm: Callable[[], LanguageModel] | None = None,
     encoder: TextEncoder | Callable[[], TextEncoder] | None = None,
     generate: bool = True,
+    progress: Counts | None = None,
 ) -> dict[str, str]:
     """Descriptions for ``labelset``: bundled, cached, or generated now and cached.
 
@@ -388,6 +392,7 @@ def label_descriptions(
         encoder: sentence encoder for the review of generated descriptions (none: no review), or a
             function returning it, called only when descriptions are generated.
         generate: when False (or without ``llm``), return only what exists (possibly ``{}``).
+        progress: called with ``(labels described, labels to describe)`` after each generated label.
 
     Returns:
         ``{label: description}``; labels without one are absent.
@@ -401,7 +406,7 @@ def label_descriptions(
     if encoder is not None and not hasattr(encoder, "encode"):
         encoder = encoder()  # type: ignore[operator]
     with _DIR_LOCK:
-        return describe_to_file(llm(), labelset, path, similarity=embedding_similarity(encoder) if encoder is not None else None)
+        return describe_to_file(llm(), labelset, path, similarity=embedding_similarity(encoder) if encoder is not None else None, progress=progress)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from vidsense.agents.shortlist import LabelIndex
 from vidsense.agents.vocabulary import transfer_vocabulary
 from vidsense.services.errors import InputError
 from vidsense.services.model_store import ModelEnv
+from vidsense.services.progress import Counts
 from vidsense.services.registry import resolve
 from vidsense.services.schema import LabelSet, Prediction
 from vidsense.services.settings import Settings
@@ -172,7 +173,7 @@ class Reasoner:
             lambda: LabelIndex(lambda: self.encoder, cache_dir=Path(self.env.home) / "label-index", name=name, vocabulary=transfer_vocabulary),
         )
 
-    def descriptions(self, labelset: LabelSet, generate: bool = True) -> dict[str, str]:
+    def descriptions(self, labelset: LabelSet, generate: bool = True, progress: Counts | None = None) -> dict[str, str]:
         """``{label: description}`` for ``labelset`` (a user set's are generated with the LLM once, then cached).
 
         Args:
@@ -180,12 +181,25 @@ class Reasoner:
                 loading the LLM: what the routes without an LLM read, so that their answer for a
                 user's set does not depend on whether the ``llm`` route generated descriptions
                 for it before (measured: those descriptions cost the fast route 2 of 85 top-1).
+            progress: called with ``(labels described, labels to describe)`` while they are generated.
         """
         if self._descriptions is not None:
             return self._descriptions(labelset)
         if not generate:
             return bundled_descriptions(labelset)
-        return label_descriptions(labelset, self.env.home, llm=lambda: self.llm, encoder=lambda: self.encoder)
+        return label_descriptions(labelset, self.env.home, llm=lambda: self.llm, encoder=lambda: self.encoder, progress=progress)
+
+    def prepare(self, labelset: LabelSet, method: str, progress: Counts | None = None) -> None:
+        """Do the one-time work route ``method`` needs on ``labelset`` before its first video.
+
+        The ``llm`` route reads a description of every label: a user's set is described by the LLM
+        once (a sentence a label, cached under ``env.home``), which
+        on a set of a few hundred labels takes minutes. Done here, a caller can show it
+        (``progress``: ``(labels described, labels to describe)``) instead of a first video that
+        seems to hang. The other routes need nothing and return at once, without loading a model.
+        """
+        if method == "llm":
+            self.descriptions(labelset, progress=progress)
 
     def llm_method(self, generate_descriptions: bool = True, **options: Any) -> LLMReasoner:
         """A new :class:`~vidsense.agents.scoring.LLMReasoner` on this room's models.

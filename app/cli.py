@@ -170,6 +170,10 @@ def _run_batch(pipe, paths, labelset, sink, *, fmt: str, workers: int, ordered: 
     counts = {"done": 0, "failed": 0, "skipped": len(skipped), "failed_in_file": 0}
     for p in skipped:
         err.print(printable(f"skip {p} (already in {sink.path})"), markup=False, highlight=False)
+    if todo:
+        # The llm route describes a user's label set once before its first video: shown apart, or the batch would seem to hang on it.
+        with bar("describing labels", quiet=quiet) as described:
+            pipe.prepare(labelset, reasoner=kwargs.get("reasoner"), budget=kwargs.get("budget"), progress=described.counts)
     t0 = time.perf_counter()
     interrupted = False
     warned: set[str] = set()

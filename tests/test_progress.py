@@ -80,10 +80,57 @@ def test_the_generators_report_once_per_label():
     labels = ["riding a bike", "swimming", "playing guitar"]
     seen: list[tuple[int, int]] = []
     out = generate_descriptions(_Describer(), load_labels(labels), existing={"swimming": "A swimmer crosses a pool, splashing loudly as the crowd cheers."}, batch=1, progress=lambda *c: seen.append(c))
-    assert set(out) == set(labels) and seen == [(1, 2), (2, 2)]  # the existing one is not described again
+    assert set(out) == set(labels) and seen == [(0, 2), (1, 2), (2, 2)]  # the existing one is not described again
     seen.clear()
     generate_bank(labels, None, lambda prompt: "- object: bicycle", progress=lambda *c: seen.append(c))
     assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+class _WordsEncoder:
+    """A fixed random unit vector per text (a fake at the boundary: the review of new descriptions only compares them)."""
+
+    name = "words"
+
+    def encode(self, texts):
+        import hashlib
+
+        import numpy as np
+
+        rows = [np.random.default_rng(int.from_bytes(hashlib.sha256(t.encode()).digest()[:4], "little")).normal(size=16) for t in texts]
+        return np.array([r / np.linalg.norm(r) for r in rows], dtype=np.float32)
+
+
+def test_the_llm_route_describes_a_users_set_once_before_its_first_video_counting_labels(tmp_path):
+    from vidsense import Pipeline
+    from vidsense.agents.describe_labels import cache_path
+    from vidsense.agents.labels import load_labels
+    from vidsense.agents.reasoner import Reasoner, ReasonerConfig
+
+    calls: list[int] = []
+
+    class Describer(_Describer):
+        def generate(self, messages, max_tokens=0, **kw):
+            calls.append(1)
+            return super().generate(messages, max_tokens, **kw)
+
+    pipe = Pipeline(home=str(tmp_path))
+    pipe.reasoner = Reasoner(ReasonerConfig.from_settings(pipe.settings), pipe.env, llm=Describer(), encoder=_WordsEncoder())
+    labels = ["riding a bike", "swimming", "playing guitar"]
+    seen: list[tuple[int, int]] = []
+    # The routes that read a user's set by its names need nothing first.
+    for route in ("cascade", "fused", "embedding"):
+        assert pipe.prepare(labels, reasoner=route, progress=lambda *c: seen.append(c)).labels == tuple(labels)
+    assert seen == [] and calls == [] and not cache_path(tmp_path, load_labels(labels)).exists()
+    # The llm route has every label described, counting each, and keeps them for the next run.
+    pipe.prepare(labels, reasoner="llm", progress=lambda *c: seen.append(c))
+    assert seen[0] == (0, 3) and seen[-1] == (3, 3) and [d for d, _ in seen] == sorted(d for d, _ in seen) and calls
+    assert set(json.loads(cache_path(tmp_path, load_labels(labels)).read_text())) == set(labels)
+    seen.clear(), calls.clear()
+    pipe.prepare(labels, reasoner="llm", progress=lambda *c: seen.append(c))
+    assert seen == [] and calls == []
+    # A bundled set ships its descriptions: nothing to write.
+    pipe.prepare("ucf101", reasoner="llm", progress=lambda *c: seen.append(c))
+    assert seen == [] and calls == []
 
 
 def test_eval_and_the_variant_comparison_count_rows(tmp_path):

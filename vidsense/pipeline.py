@@ -208,6 +208,7 @@ class Pipeline:
         mods = list(modalities) if modalities is not None else None
         reasoner, why = self.route(reasoner, budget)
         self.reasoner.method(reasoner)  # an unknown reasoner fails before the video is read
+        self.reasoner.prepare(labelset, reasoner, progress=None if progress is None else lambda done, total: progress(f"describing labels {done}/{total}", 0.0))
         t0 = time.perf_counter()
         timeline = self._perceive(video, mods, _part(progress, 0.0, 0.8))
         t1 = time.perf_counter()
@@ -241,6 +242,27 @@ class Pipeline:
             evidence=pred.evidence,
             failures=timeline.failures,
         )
+
+    def prepare(self, labels: LabelsArg, *, reasoner: str | None = None, budget: str | float | None = None, progress: Counts | None = None) -> LabelSet:
+        """Do the one-time work a route needs on a label set before its first video, and return the set.
+
+        The ``llm`` route has the LLM describe every label of a user's set once (cached under
+        ``settings.home``): minutes for a few hundred labels. :meth:`classify` does this itself (its
+        ``progress`` shows ``describing labels 12/400``); call this first to show it apart, e.g.
+        before :meth:`classify_many`, whose first video would otherwise seem to hang. Other routes
+        and bundled sets return at once.
+
+        Args:
+            labels: as for :meth:`classify`.
+            reasoner: the route (as for :meth:`classify`).
+            budget: pick the route by latency budget (as for :meth:`classify`).
+            progress: called with ``(labels described, labels to describe)`` after each label.
+        """
+        labelset = load_labels(labels)
+        method = self.route(reasoner, budget)[0]
+        self.reasoner.method(method)  # an unknown reasoner is an error here too
+        self.reasoner.prepare(labelset, method, progress=progress)
+        return labelset
 
     def route(self, reasoner: str | None = None, budget: str | float | None = None) -> tuple[str, str]:
         """The reasoning method a call uses and why: ``reasoner`` when named, else the route the
