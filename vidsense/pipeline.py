@@ -208,10 +208,11 @@ class Pipeline:
         mods = list(modalities) if modalities is not None else None
         reasoner, why = self.route(reasoner, budget)
         self.reasoner.method(reasoner)  # an unknown reasoner fails before the video is read
-        self.reasoner.prepare(labelset, reasoner, progress=None if progress is None else lambda done, total: progress(f"describing labels {done}/{total}", 0.0))
         t0 = time.perf_counter()
         timeline = self._perceive(video, mods, _part(progress, 0.0, 0.8))
         t1 = time.perf_counter()
+        # After the video is read, so that a bad file fails before minutes of describing labels.
+        self.reasoner.prepare(labelset, reasoner, progress=None if progress is None else lambda done, total: progress(f"describing labels {done}/{total}", 0.8))
         if progress is not None:
             progress("reasoning", 0.8)
         pred = self.reasoner.classify(timeline, labelset, method=reasoner, modalities=mods, top_k=top_k or self.settings.top_k)
