@@ -39,7 +39,7 @@ from typing import Callable, Sequence
 
 import devset
 import numpy as np
-from fusion_cv import Case, Fold, cases, cv_arguments, family_folds, footage_splits, print_table, ships
+from fusion_cv import Case, Fold, cases, cv_arguments, family_folds, footage_splits, print_table, ships, tally_ranks
 
 from vidsense.agents.evidence import SourceScores
 from vidsense.agents.fusion import PRIOR_WEIGHTS, UNTRUSTED, bounded_logp
@@ -124,19 +124,6 @@ def out_of_fold(named: Sequence[Case], plain: Sequence[Case], folds: Sequence[Fo
     return picks, [twin.get((c.row.path, c.row.family.removeprefix("plain ")), PRIOR) for c in plain], chosen
 
 
-def tally(cs: Sequence[Case], settings: Sequence[Setting]) -> dict[str, dict[str, float]]:
-    """``{family: {n, top1, top5}}`` as ``fusion_cv.tally`` counts them."""
-    out: dict[str, dict[str, float]] = {}
-    for c, s in zip(cs, settings):
-        r = rank(c, s)
-        for key in devset.tally_keys(c.row):
-            t = out.setdefault(key, {"n": 0, "top1": 0, "top5": 0})
-            t["n"] += 1
-            t["top1"] += r == 1
-            t["top5"] += r <= 5
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     args, rows = cv_arguments(
         __doc__, "confidence_cv.json", argv, lambda ap: ap.add_argument("--shuffles", type=int, default=5, help="shuffles of the k-fold split (a variant must hold under each)")
@@ -152,12 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     report, passes, choices = {}, {}, {}
     for title, split in {"leave one family out": family_folds, **footage_splits(args.k, args.shuffles)}.items():
         folds = split(named)
-        results = {"prior": tally(both, [PRIOR] * len(both))}
+        results = {"prior": tally_ranks(both, [rank(c, PRIOR) for c in both])}
         for name, (confs, cap) in variants.items():
             picks, plain_picks, chosen = out_of_fold(named, plain, folds, confs, cap)
-            results[name] = tally(both, [*picks, *plain_picks])
+            results[name] = tally_ranks(both, [rank(c, p) for c, p in zip(both, [*picks, *plain_picks])])
             choices.setdefault(title, {})[name] = chosen
-        print_table(f"{title} (top-1 / top-5 out of fold, names and plain words; rows in doubt apart)", results, 0.0)
+        print_table(f"{title} (top-1 / top-5 out of fold, names and plain words; rows in doubt apart)", results, float(np.mean([c.seconds for c in named])))
         report[title] = results
         passes[title] = {name: ships(results, name, plain=True) for name in variants}
     holding = [n for n in variants if all(p[n] for p in passes.values())]

@@ -189,9 +189,13 @@ def nested(split: Callable[[Sequence[Case]], list[Fold]], grid: Sequence[float] 
 
 def tally(cs: Sequence[Case], weights: Sequence[FusionWeights]) -> dict[str, dict[str, float]]:
     """``{family: {n, top1, top5}}`` (counts) over rows not in doubt, plus ``all`` and ``doubt`` (plain-words rows apart: :func:`devset.tally_keys`)."""
+    return tally_ranks(cs, [rank(c, w) for c, w in zip(cs, weights)])
+
+
+def tally_ranks(cs: Sequence[Case], ranks: Sequence[float]) -> dict[str, dict[str, float]]:
+    """:func:`tally` of the true labels' ranks however they were scored."""
     out: dict[str, dict[str, float]] = {}
-    for c, w in zip(cs, weights):
-        r = rank(c, w)
+    for c, r in zip(cs, ranks):
         for key in devset.tally_keys(c.row):
             t = out.setdefault(key, {"n": 0, "top1": 0, "top5": 0})
             t["n"] += 1
