@@ -10,7 +10,9 @@ lost on each of several families is a change). Rows in doubt are tallied apart
 from __future__ import annotations
 
 import json
+import platform
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
@@ -67,16 +69,42 @@ def format_tally(t: dict[str, Tally]) -> str:
     return "\n".join(f"{fam:<12} top1 {v.top1:>3} / {v.n:<3} top5 {v.top5:>3} / {v.n:<3}" for fam, v in t.items())
 
 
+# CPU features that change some models' outputs: ONNX Runtime's integer kernels (YAMNet) and the pose
+# model round differently with AVX-512 VNNI (measured: YAMNet's scores on seeded noise, and a gesture
+# or two per variant of benchmarks/gestures_real.py, moved between an AVX2 and an AVX-512 machine).
+INSTRUCTIONS = ("avx2", "avx512f", "avx512_vnni", "amx_tile")
+
+
+def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
+    """What the numbers were measured on: the CPU, the instruction sets in :data:`INSTRUCTIONS` it has, and the model runtimes."""
+    text = cpuinfo.read_text(encoding="utf-8", errors="replace") if cpuinfo.is_file() else ""
+    lines = text.splitlines()
+    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.processor() or platform.machine())
+    versions = {}
+    for dist in ("onnxruntime", "torch", "tflite-runtime", "ai-edge-litert"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"cpu": model, "instructions": [f for f in INSTRUCTIONS if f in flags], **versions}
+
+
 def save(path: Path, t: dict[str, Tally], rows: Sequence[DevRow], ranks: Sequence[float | None], about: dict) -> Path:
-    """Write the baseline: the tallies, every row's rank (to name what moved), and what produced them."""
+    """Write the baseline: the tallies, every row's rank (to name what moved), what produced them and on what machine."""
     per_row = [{"path": r.path.name, "label": r.label, "labelset": Path(r.labelset).name, "family": r.family, "rank": k} for r, k in zip(rows, ranks)]
-    path.write_text(json.dumps({**about, "families": {k: vars(v) for k, v in t.items()}, "rows": per_row}, indent=1) + "\n", encoding="utf-8")
+    out = {**about, "machine": machine(), "families": {k: vars(v) for k, v in t.items()}, "rows": per_row}
+    path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     return path
 
 
 def check(path: Path, t: dict[str, Tally], rows: Sequence[DevRow], ranks: Sequence[float | None]) -> list[str]:
     """What fell against the baseline at ``path`` (empty: the gate passes). Rows in doubt never gate."""
     base = json.loads(path.read_text(encoding="utf-8"))
+    then, now_on = base.get("machine", {}).get("instructions"), machine()["instructions"]
+    if then is not None and then != now_on:
+        print(f"  note: the baseline was measured on a CPU with {', '.join(then) or 'none of ' + ', '.join(INSTRUCTIONS)}, this one has "
+              f"{', '.join(now_on) or 'none of them'}: some models round differently there, so a clip may move without a change")
     failures = []
     for fam, b in base["families"].items():
         if fam.startswith(DOUBT):

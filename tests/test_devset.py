@@ -7,6 +7,7 @@ has none).
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -156,3 +157,19 @@ def test_gate_names_a_changed_set(tmp_path, dropped):
     fewer = [r for r in rows if r.path.name != dropped]
     failures = gate.check(base, gate.tally(fewer, [1.0] * len(fewer)), fewer, [1.0] * len(fewer))
     assert failures and "the set changed" in failures[0]
+
+
+def test_the_baseline_says_what_cpu_it_was_measured_on_and_the_gate_notes_another(tmp_path, capsys):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse avx avx2 avx512f avx512_vnni\n")
+    assert gate.machine(cpuinfo)["cpu"] == "Some CPU" and gate.machine(cpuinfo)["instructions"] == ["avx2", "avx512f", "avx512_vnni"]
+    rows = _rows(tmp_path)
+    ranks: list[float | None] = [1.0] * len(rows)
+    base = gate.save(tmp_path / "baseline.json", gate.tally(rows, ranks), rows, ranks, {"route": "cascade"})
+    saved = json.loads(base.read_text())
+    assert saved["machine"] == gate.machine()
+    assert gate.check(base, gate.tally(rows, ranks), rows, ranks) == [] and "note:" not in capsys.readouterr().out
+    saved["machine"]["instructions"] = ["amx_tile"]
+    base.write_text(json.dumps(saved))
+    assert gate.check(base, gate.tally(rows, ranks), rows, ranks) == []  # a note, never a failure
+    assert "the baseline was measured on a CPU with amx_tile" in capsys.readouterr().out
