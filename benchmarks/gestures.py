@@ -58,14 +58,14 @@ def run(path: Path, seconds: float, dense: bool, env) -> dict:
     decode_s = time.perf_counter() - t0
     detector = Stopwatch(describer.detector)
     describer._detector = detector
-    camera, rules = Stopwatch(flow.camera_path), Stopwatch(gestures.window_gestures)
-    flow.camera_path, gestures.window_gestures = camera, rules
+    camera, rules = Stopwatch(flow.camera_path), Stopwatch(gestures.clip_gestures)
+    flow.camera_path, gestures.clip_gestures = camera, rules
     try:
         t0 = time.perf_counter()
         obs = describer.describe(media, windows).observations
         total = time.perf_counter() - t0
     finally:
-        flow.camera_path, gestures.window_gestures = camera.fn, rules.fn
+        flow.camera_path, gestures.clip_gestures = camera.fn, rules.fn
     phrases = [(o.window, o.text) for o in obs if o.kind == "gesture"]
     return {
         "clip": path.name,

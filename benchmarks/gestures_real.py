@@ -61,6 +61,8 @@ CACHE = Path.home() / ".cache" / "vidsense" / "benchmarks" / "gestures_real"
 # Longer clips are cut here (vtest is 80 s of one pedestrian scene): more of the same footage
 # adds pose time, not new kinds of false alarm.
 MAX_SECONDS = 30.0
+# The windows the clips are read in: the product's default (settings.window_s).
+WINDOW_S = 2.0
 # The issue's budget: false gestures over all clips that show none.
 BUDGET = 2
 
@@ -204,7 +206,7 @@ def variant_clip(clip: Clip, variant: str) -> Clip:
 
 
 def pose_tracks(clip: Clip, env: Any) -> Tracks:
-    """Per window, the tracks :class:`PoseDescriber` hands to :func:`gestures.window_gestures` (cached)."""
+    """Per window, the tracks :class:`PoseDescriber` hands to the rules (:func:`gestures.window_gestures`; cached)."""
     from vidsense.services.media.video import Media
     from vidsense.services.perception.motion import pose
     from vidsense.services.timeline import make_windows
@@ -227,7 +229,7 @@ def pose_tracks(clip: Clip, env: Any) -> Tracks:
         return real(tracks)
 
     media = Media.open(clip.path)
-    windows = make_windows(min(media.info.duration_s, MAX_SECONDS), 2.0)
+    windows = make_windows(min(media.info.duration_s, MAX_SECONDS), WINDOW_S)
     # The describer calls the rules through the module, once per window in order: recording
     # there captures exactly the tracks the product's rules read.
     gestures.window_gestures = record
@@ -276,10 +278,21 @@ def constants(values: Mapping[str, float]) -> Iterator[None]:
             setattr(gestures, k, v)
 
 
+def groups(tracks: Tracks) -> list[list[list[Track]]]:
+    """The clip's windows in the motion clips :class:`PoseDescriber` read them in (people are numbered
+    within one; :func:`gestures.clip_gestures` reads across windows only there)."""
+    from vidsense.services.media.motion_clip import GROUP_S, group_windows
+    from vidsense.services.timeline import make_windows
+
+    sizes = [len(g) for g in group_windows(make_windows(WINDOW_S * len(tracks.windows), WINDOW_S), GROUP_S)]
+    starts = np.cumsum([0, *sizes])
+    return [tracks.windows[a:b] for a, b in zip(starts[:-1], starts[1:])]
+
+
 def named(tracks: Tracks, values: Mapping[str, float] | None = None) -> frozenset[str]:
     """Every gesture some window of the clip names, under ``values`` (the shipped constants when None)."""
     with constants(values or {}):
-        return frozenset(g.name for w in tracks.windows for g in gestures.window_gestures(w))
+        return frozenset(g.name for group in groups(tracks) for found in gestures.clip_gestures(group) for g in found)
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,28 @@ def test_sitting_down_and_standing_up() -> None:
     assert g.sitting_or_standing(track(down[::-1], FPS)).name == "standing up"
 
 
+def _person(frames: list[np.ndarray], start_s: float, person: int = 1) -> mw.Track:
+    return mw.Track(start_s + np.arange(len(frames)) / FPS, np.stack(frames), person)
+
+
+def test_standing_up_across_a_window_boundary_is_read_over_both_windows() -> None:
+    # The thigh unfolds at the end of one window and the hips rise at the start of the next: neither
+    # window alone shows the change (KARD's stand-up, as the development set films it).
+    first = _person([SEATED] * 9 + [HALF] * 3, 0.0)
+    second = _person([HALF] * 3 + [STANDING] * 9, 2.0)
+    assert "standing up" not in _names(g.window_gestures([first])) + _names(g.window_gestures([second]))
+    found = g.clip_gestures([[first], [second]])
+    assert found[0] == g.window_gestures([first]) and [x.phrase() for x in found[1]] == ["person 1 standing up"]
+    # Not across two people, nor a window named already, nor for gestures other than the posture changes.
+    assert g.clip_gestures([[first], [_person([HALF] * 3 + [STANDING] * 9, 2.0, person=2)]])[1] == []
+    whole = _person([SEATED] * 3 + [HALF] * 2 + [STANDING] * 7, 2.0)
+    assert _names(g.clip_gestures([[first], [whole]])[1]).count("standing up") == 1
+    jump = [body(hip_y=0.6 - 0.6 * T, l_ankle=(0, -0.6), r_ankle=(0, -0.6))]
+    hop_a, hop_b = _person([STANDING] * 11 + jump, 0.0), _person(jump + [STANDING] * 11, 2.0)
+    assert "jumping" in _names(g.person_gestures(g.joined(hop_a, hop_b), 1))
+    assert g.boundary_gestures([hop_a], [hop_b]) == []
+
+
 def test_a_squat_that_comes_back_up_or_walking_towards_the_camera_is_not_sitting() -> None:
     squat = [STANDING] * 3 + [SEATED] * 2 + [STANDING] * 3
     assert g.sitting_or_standing(track(squat, FPS)) is None

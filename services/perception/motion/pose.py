@@ -341,13 +341,13 @@ class PoseDescriber:
                 picks = sorted(set(picks) | set(extra))
                 times, tracks = people_at(picks)
         camera = flow.camera_path([clip.frames[i] for i in picks], times)
+        people = [window_tracks(tracks, times, w, camera) for w in clip.windows]
         out = []
-        for w in clip.windows:
-            people = window_tracks(tracks, times, w, camera)
-            text = people_text(people)
+        for w, seen, found in zip(clip.windows, people, gestures.clip_gestures(people)):
+            text = people_text(seen)
             if text:
                 out.append(Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, text, 1.0, "pose"))
-            for g in gestures.window_gestures(people):
+            for g in found:
                 out.append(Observation(w.index, w.start_s, w.end_s, "sight", self.card.name, g.phrase(), g.strength, "gesture"))
         return out
 
