@@ -248,10 +248,10 @@ class Pipeline:
         """Do the one-time work a route needs on a label set before its first video, and return the set.
 
         The ``llm`` route has the LLM describe every label of a user's set once (cached under
-        ``settings.home``): minutes for a few hundred labels. :meth:`classify` does this itself (its
-        ``progress`` shows ``describing labels 12/400``); call this first to show it apart, e.g.
-        before :meth:`classify_many`, whose first video would otherwise seem to hang. Other routes
-        and bundled sets return at once.
+        ``settings.home``): about 5 s a label on 2 cores, half an hour for 400. :meth:`classify`
+        does this itself (its ``progress`` shows ``describing labels 12/400``); call this first to
+        show it apart, e.g. before :meth:`classify_many`, whose first video would otherwise seem to
+        hang. Other routes and bundled sets return at once.
 
         Args:
             labels: as for :meth:`classify`.
