@@ -152,7 +152,15 @@ def test_standing_up_across_a_window_boundary_is_read_over_both_windows() -> Non
     jump = [body(hip_y=0.6 - 0.6 * T, l_ankle=(0, -0.6), r_ankle=(0, -0.6))]
     hop_a, hop_b = _person([STANDING] * 11 + jump, 0.0), _person(jump + [STANDING] * 11, 2.0)
     assert "jumping" in _names(g.person_gestures(g.joined(hop_a, hop_b), 1))
-    assert g.boundary_gestures([hop_a], [hop_b]) == []
+    assert g.span_gestures([[hop_a], [hop_b]]) == []
+
+
+def test_a_slow_sit_is_read_over_three_windows() -> None:
+    # Standing, half way down, seated: 6 s in all; no single window nor two neighbours hold the whole change.
+    windows = [[_person([frame] * 12, 2.0 * k)] for k, frame in enumerate((STANDING, HALF, SEATED))]
+    assert all(g.span_gestures(windows[k : k + 2]) == [] for k in range(2))
+    found = g.clip_gestures(windows)
+    assert [_names(f) for f in found] == [[], [], ["sitting down"]]
 
 
 def test_a_squat_that_comes_back_up_or_walking_towards_the_camera_is_not_sitting() -> None:

@@ -922,44 +922,49 @@ def window_gestures(tracks: Sequence[Track]) -> list[Gesture]:
     return found + pair_gestures(tracks, people)
 
 
-# Sitting down or standing up takes a second or two and so straddles the 2-s window grid about
-# half the time: each window's trunk then changes too little (KARD's stand-up: the thigh unfolds at
-# the end of one window, the hips rise at the start of the next). These gestures are also read
-# over each window joined with the next. Only these: over a 4-s span the repetition rules and
-# jumping name more of everything (a wave in salsa, claps in boxing, jumps in skateboarding, shot
-# put and dancing: benchmarks/gestures_real.py), while the posture changes named none on any clip.
+# Sitting down or standing up takes one to four seconds and so straddles the 2-s window grid more
+# often than not: each window's trunk then changes too little (KARD's stand-up: the thigh unfolds at
+# the end of one window, the hips rise at the start of the next). These gestures are also read over
+# spans of neighbouring windows joined: a change of up to one window's length lies whole in some
+# two neighbouring windows, one of up to two windows' length (KARD's slow sit-down, 4 s) in some
+# three, whatever the grid's phase. Only these: over a 4-s span the repetition rules and jumping
+# name more of everything (a wave in salsa, claps in boxing, jumps in skateboarding, shot put and
+# dancing: benchmarks/gestures_real.py), while the posture changes named none on any clip.
 ACROSS_WINDOWS = frozenset({"sitting down", "standing up"})
+SPANS = (2, 3)
 
 
-def joined(first: Track, second: Track) -> Track:
-    """One person's track over two neighbouring windows (their frames in order)."""
-    return Track(np.concatenate([first.times, second.times]), np.concatenate([first.keypoints, second.keypoints]), first.person)
+def joined(*parts: Track) -> Track:
+    """One person's track over neighbouring windows (their frames in order)."""
+    return Track(np.concatenate([t.times for t in parts]), np.concatenate([t.keypoints for t in parts]), parts[0].person)
 
 
-def boundary_gestures(first: Sequence[Track], second: Sequence[Track]) -> list[Gesture]:
-    """The :data:`ACROSS_WINDOWS` gestures of each person tracked through two neighbouring windows, read over both.
+def span_gestures(windows: Sequence[Sequence[Track]]) -> list[Gesture]:
+    """The :data:`ACROSS_WINDOWS` gestures of each person tracked through all of ``windows`` (neighbours), read over them joined.
 
     Every person rule runs on the joined track, so a rule that wins over these (a fall over a
     sit) still does; only the posture changes are kept.
     """
-    later = {t.person: t for t in second if t.person}
+    tracked = [{t.person: t for t in w if t.person} for w in windows]
     out = []
-    for a in first:
-        if a.person and a.person in later:
-            out += [g for g in person_gestures(joined(a, later[a.person]), a.person) if g.name in ACROSS_WINDOWS]
+    for person in sorted(set.intersection(*(set(w) for w in tracked))):
+        whole = joined(*(w[person] for w in tracked))
+        out += [g for g in person_gestures(whole, person) if g.name in ACROSS_WINDOWS]
     return out
 
 
 def clip_gestures(windows: Sequence[Sequence[Track]]) -> list[list[Gesture]]:
-    """Each window's gestures (:func:`window_gestures`), plus what :func:`boundary_gestures` reads
-    across it and the window before, where neither names it already (given to the later window).
+    """Each window's gestures (:func:`window_gestures`), plus what :func:`span_gestures` reads over
+    each :data:`SPANS` of neighbouring windows, given to the span's last window where no window of
+    the span (nor the one after: a shorter span may have placed it there) names it already.
 
     ``windows``: consecutive windows of one clip, people numbered alike in all of them.
     """
     out = [window_gestures(w) for w in windows]
-    for k in range(1, len(windows)):
-        named = {(g.name, g.people) for g in out[k - 1] + out[k]}
-        out[k] += [g for g in boundary_gestures(windows[k - 1], windows[k]) if (g.name, g.people) not in named]
+    for span in SPANS:
+        for k in range(span - 1, len(windows)):
+            named = {(g.name, g.people) for found in out[k - span + 1 : k + 2] for g in found}
+            out[k] += [g for g in span_gestures(windows[k - span + 1 : k + 1]) if (g.name, g.people) not in named]
     return out
 
 
